@@ -1,0 +1,3 @@
+from taskorg.cli.main import main
+
+raise SystemExit(main())

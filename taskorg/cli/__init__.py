@@ -1,0 +1,1 @@
+"""The `taskorg` command: services, cluster operations and the local cluster."""

@@ -1,0 +1,217 @@
+"""Cluster and node settings.
+
+One flat set of settings serves every service, so one file written by
+provisioning (or by `taskorg cluster up`) configures a whole node. Values come
+from, lowest first: the defaults below, a YAML file (`--config` or
+`TASKORG_CONFIG`), environment variables `TASKORG_<NAME>` and command-line
+overrides. Any unknown or mistyped setting is an error that names it: a typo
+in a config file must never be silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or has a bad value."""
+
+
+@dataclass(frozen=True)
+class Config:
+    # Identity of the cluster: containers and state carry it, so two clusters
+    # sharing one dockerd (tests, a dev machine) never touch each other.
+    cluster: str = "taskorg"
+    suffix: str = "taskorg.internal"
+    # Where the cluster DNS (dnsmasq) and the DNS service listen.
+    dns_address: str = "127.0.1.1"
+    dns_port: int = 53
+    # This node's own address; services bind to it. Empty = the DNS node's.
+    address: str = ""
+    state_dir: str = "/var/lib/taskorg"
+    secret_file: str = "/etc/taskorg/secret"
+    # Service ports (the original Task-Org ports).
+    dns_api_port: int = 23333
+    slave_port: int = 23334
+    master_port: int = 23335
+    node_port: int = 23336
+    webview_port: int = 23380
+    # Timing. Heartbeats renew the master's lease several times per lease.
+    heartbeat_interval: float = 0.15
+    lease_timeout: float = 0.6
+    lease_margin: float = 0.15
+    role_check_interval: float = 0.1
+    report_interval: float = 0.5
+    # A node whose heartbeats stop for this long is dead for placement.
+    node_dead_after: float = 1.5
+    # Standbys that must hold a change before a submission is acknowledged
+    # (when that many are alive), and how long to wait for them.
+    replication_acks: int = 1
+    replication_timeout: float = 2.0
+    # Node labels used by placement constraints (gpu, arch, ...).
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # Docker: the engine's local socket only; never TCP.
+    docker_socket: str = "unix:///var/run/docker.sock"
+    # dnsmasq: started by the DNS service unless systemd runs it.
+    manage_dnsmasq: bool = True
+    dnsmasq_binary: str = "dnsmasq"
+    dnsmasq_pid_file: str = "/run/dnsmasq/dnsmasq.pid"
+    # Cluster policy for risky specs.
+    allow_privileged: bool = False
+    allow_host_network: bool = False
+    allow_host_paths: bool = False
+    # Cluster-wide shared storage mounted into tasks (empty = none).
+    shared_dir: str = ""
+    log_level: str = "warning"
+
+    # ---- derived values -------------------------------------------------
+    @property
+    def node_address(self) -> str:
+        return self.address or self.dns_address
+
+    @property
+    def master_name(self) -> str:
+        return f"master.{self.suffix}"
+
+    def url(self, address: str, port: int) -> str:
+        return f"http://{address}:{port}"
+
+    @property
+    def dns_api_url(self) -> str:
+        return self.url(self.dns_address, self.dns_api_port)
+
+    def state_path(self, *parts: str) -> Path:
+        path = Path(self.state_dir).joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def replace(self, **changes: Any) -> "Config":
+        return load_config(base=self, overrides=changes)
+
+
+_FIELDS = {f.name: f for f in fields(Config)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a raw value (YAML scalar or environment string) into the field's type."""
+    default = _FIELDS[name].default
+    kind = type(default) if default is not dataclasses.MISSING else dict
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"setting '{name}': expected true or false, got {value!r}")
+    if kind in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"setting '{name}': expected a number, got {value!r}")
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"setting '{name}': expected a number, got {value!r}") from None
+        if number < 0:
+            raise ConfigError(f"setting '{name}': must not be negative, got {value!r}")
+        return number
+    if kind is dict:
+        if isinstance(value, str):
+            value = _parse_labels(name, value)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"setting '{name}': expected a mapping, got {value!r}")
+        return {str(k): str(v) for k, v in value.items()}
+    if not isinstance(value, (str, int, float)):
+        raise ConfigError(f"setting '{name}': expected text, got {value!r}")
+    return str(value)
+
+
+def _parse_labels(name: str, text: str) -> dict[str, str]:
+    """`gpu=true,arch=arm64` -> {'gpu': 'true', 'arch': 'arm64'}."""
+    labels: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"setting '{name}': expected key=value pairs, got {item!r}")
+        labels[key.strip()] = val.strip()
+    return labels
+
+
+def _validate(config: Config) -> None:
+    for name in ("dns_address",) + (("address",) if config.address else ()):
+        try:
+            ipaddress.ip_address(getattr(config, name))
+        except ValueError:
+            raise ConfigError(f"setting '{name}': not an IP address: {getattr(config, name)!r}") from None
+    for name in ("dns_port", "dns_api_port", "slave_port", "master_port", "node_port", "webview_port"):
+        if not 0 < getattr(config, name) < 65536:
+            raise ConfigError(f"setting '{name}': not a port number: {getattr(config, name)}")
+    if config.lease_margin <= 0 or config.lease_timeout <= 0:
+        raise ConfigError("settings 'lease_timeout' and 'lease_margin' must be positive")
+    if config.heartbeat_interval * 2 > config.lease_timeout:
+        raise ConfigError(
+            f"setting 'heartbeat_interval' ({config.heartbeat_interval}s) must be at most half of "
+            f"'lease_timeout' ({config.lease_timeout}s), or one lost heartbeat loses the lease"
+        )
+    if not config.suffix or config.suffix.startswith(".") or " " in config.suffix:
+        raise ConfigError(f"setting 'suffix': not a DNS domain: {config.suffix!r}")
+    if config.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"setting 'log_level': one of debug, info, warning, error; got {config.log_level!r}")
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML settings file; errors name the file."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+    return data
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    base: Config | None = None,
+) -> Config:
+    """Build a Config from defaults, file, environment and overrides, in that order."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = dataclasses.asdict(base) if base else {}
+    path = path or (environ.get("TASKORG_CONFIG") if base is None else None)
+    if path:
+        values.update(read_config_file(path))
+    if base is None:
+        for name in _FIELDS:
+            env_name = f"TASKORG_{name.upper()}"
+            if env_name in environ:
+                values[name] = environ[env_name]
+    for name, value in (overrides or {}).items():
+        if name not in _FIELDS:
+            raise ConfigError(f"unknown setting: {name}")
+        if value is not None:
+            values[name] = value
+    coerced = {name: _coerce(name, value) for name, value in values.items()}
+    config = Config(**coerced)
+    _validate(config)
+    return config
+
+
+def dump_config(config: Config) -> str:
+    """YAML text of every setting, as a config file for `--config`."""
+    return yaml.safe_dump(dataclasses.asdict(config), sort_keys=True)

@@ -1,0 +1,1 @@
+"""The DNS service: member registry, master lease arbiter, record publisher."""

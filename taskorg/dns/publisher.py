@@ -1,0 +1,77 @@
+"""Publishing the cluster's names to dnsmasq, and checking they took.
+
+One hosts file in dnsmasq's hostsdir is rewritten whole (write a dotfile,
+which dnsmasq ignores, then rename over the real one). dnsmasq documents
+hostsdir as add-only, so after each rewrite we ask it for `master.<suffix>`
+and send SIGHUP if it still answers anything but the new address alone.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from taskorg.config import Config
+from taskorg.dns.dnsmasq import Dnsmasq, hosts_dir
+from taskorg.logs import get_logger
+from taskorg.net.resolve import ResolveError, resolve_all
+
+log = get_logger("dns.publisher")
+
+
+def render_hosts(config: Config, master_address: str | None, nodes: dict[str, str]) -> str:
+    lines = [f"{config.dns_address} dns.{config.suffix}"]
+    if master_address:
+        lines.append(f"{master_address} {config.master_name}")
+    lines += [f"{address} {node}.{config.suffix}" for node, address in sorted(nodes.items())]
+    return "\n".join(lines) + "\n"
+
+
+class Publisher:
+    def __init__(self, config: Config, dnsmasq: Dnsmasq) -> None:
+        self.config = config
+        self.dnsmasq = dnsmasq
+        self.path = hosts_dir(config) / "cluster"
+        self.last_text: str | None = None
+        self.hups = 0
+
+    def publish(self, master_address: str | None, nodes: dict[str, str]) -> float:
+        """Rewrite the records; returns seconds until dnsmasq answered the new master."""
+        text = render_hosts(self.config, master_address, nodes)
+        started = time.monotonic()
+        if text != self.last_text:
+            self._write(text)
+            self.last_text = text
+        if master_address:
+            self.ensure_master(master_address)
+        return time.monotonic() - started
+
+    def ensure_master(self, master_address: str, wait: float = 0.3) -> bool:
+        """Check dnsmasq answers the master alone; SIGHUP it once if not."""
+        for attempt in range(2):
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                try:
+                    if resolve_all(self.config, self.config.master_name, timeout=0.2) == [master_address]:
+                        return True
+                except ResolveError:
+                    pass
+                time.sleep(0.01)
+            if attempt == 0 and self.dnsmasq.reload():
+                self.hups += 1
+                log.warning("dnsmasq kept a stale master record; sent SIGHUP",
+                            extra={"master_address": master_address})
+        log.error("dnsmasq does not answer the new master record",
+                  extra={"name": self.config.master_name, "expected": master_address})
+        return False
+
+    def _write(self, text: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # dnsmasq reads it as an unprivileged user
+        os.replace(tmp, self.path)

@@ -1,0 +1,340 @@
+"""A whole cluster on one machine: dnsmasq, the DNS service and N regular nodes.
+
+Each node gets its own loopback address (127.0.1.2, .3, ... after the DNS
+node's 127.0.1.1), its own state directory and one process per service,
+exactly as on separate machines, against this machine's dockerd (containers
+carry the cluster's label, so `stop` removes only ours). The cluster's
+processes, addresses and names are written to `cluster.json` in its
+directory, so a later `taskorg cluster down` stops exactly what was started.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from taskorg.client import Client
+from taskorg.config import Config, load_config
+from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
+from taskorg.net.resolve import ResolveError, resolve_all, resolve_master
+from taskorg.secret import write_secret
+
+NODE_SERVICES = ("node", "slave", "master", "webview")
+DEFAULT_DIR = Path(os.environ.get("TASKORG_CLUSTER_DIR", "/var/lib/taskorg/local-cluster"))
+
+
+class ClusterError(RuntimeError):
+    """The local cluster could not be started or reached."""
+
+
+class LocalCluster:
+    def __init__(self, workdir: Path = DEFAULT_DIR, nodes: int = 3, dns_address: str = "127.0.1.1",
+                 name: str | None = None, settings: dict[str, Any] | None = None, webview: bool = True) -> None:
+        if not 1 <= nodes <= 50:
+            raise ClusterError(f"--nodes must be between 1 and 50, got {nodes}")
+        address = ipaddress.ip_address(dns_address)
+        if not address.is_loopback:
+            raise ClusterError(f"a local cluster lives on loopback addresses (127.x.y.z), not {dns_address}")
+        if int(address) % 256 + nodes > 254:
+            raise ClusterError(f"{nodes} nodes do not fit after {dns_address} in its /24")
+        self.workdir = Path(workdir)
+        self.nodes = nodes
+        self.dns_address = dns_address
+        self.name = name or f"local-{secrets.token_hex(3)}"
+        self.settings = dict(settings or {})
+        self.webview = webview
+        self.pids: dict[str, int] = {}
+
+    # ---- addresses and configs ---------------------------------------------------------
+    def node_address(self, index: int) -> str:
+        return str(ipaddress.ip_address(self.dns_address) + index)
+
+    def webview_url(self, index: int) -> str:
+        return f"http://{self.node_address(index)}:{self.config.webview_port}"
+
+    @property
+    def secret_file(self) -> Path:
+        return self.workdir / "secret"
+
+    @property
+    def secret(self) -> str:
+        return self.secret_file.read_text().strip()
+
+    @property
+    def config(self) -> Config:
+        """Settings for a client of this cluster (the CLI, tests)."""
+        return load_config(self.client_config_path)
+
+    @property
+    def client_config_path(self) -> Path:
+        return self.workdir / "client.yaml"
+
+    def _settings(self, **extra: Any) -> dict[str, Any]:
+        return {"cluster": self.name, "dns_address": self.dns_address, "secret_file": str(self.secret_file),
+                **self.settings, **extra}
+
+    def _write_configs(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # dnsmasq drops to an unprivileged user and must reach its hosts dir.
+        self.workdir.chmod(0o755)
+        (self.workdir / "logs").mkdir(exist_ok=True)
+        if not self.secret_file.exists():
+            write_secret(self.secret_file)
+        self._write_yaml(self.client_config_path, self._settings(state_dir=str(self.workdir / "client")))
+        self._write_yaml(self.workdir / "dns" / "taskorg.yaml", self._settings(state_dir=str(self.workdir / "dns")))
+        for index in range(1, self.nodes + 1):
+            self._write_yaml(self._node_config(index), self._settings(
+                address=self.node_address(index), state_dir=str(self.workdir / f"node{index}")))
+
+    def _node_config(self, index: int) -> Path:
+        return self.workdir / f"node{index}" / "taskorg.yaml"
+
+    @staticmethod
+    def _write_yaml(path: Path, data: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(data, sort_keys=True))
+        load_config(path)  # fail now, naming the file, if a setting is bad
+
+    # ---- processes --------------------------------------------------------------------------
+    def _spawn(self, key: str, service: str, config_path: Path) -> None:
+        log = open(self.workdir / "logs" / f"{key.replace('/', '-')}.log", "ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "taskorg", service, "--config", str(config_path)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            env={**os.environ, "TASKORG_SECRET": ""})
+        log.close()
+        self.pids[key] = process.pid
+        self._save()
+
+    def _save(self) -> None:
+        state = {"name": self.name, "nodes": self.nodes, "dns_address": self.dns_address,
+                 "workdir": str(self.workdir), "settings": self.settings, "webview": self.webview,
+                 "pids": self.pids, "addresses": {f"node{i}": self.node_address(i) for i in range(1, self.nodes + 1)}}
+        tmp = self.workdir / ".cluster.json.tmp"
+        tmp.write_text(json.dumps(state, indent=2))
+        os.replace(tmp, self.workdir / "cluster.json")
+
+    @classmethod
+    def load(cls, workdir: Path = DEFAULT_DIR) -> "LocalCluster":
+        try:
+            state = json.loads((Path(workdir) / "cluster.json").read_text())
+        except FileNotFoundError:
+            raise ClusterError(f"no local cluster in {workdir} (start one with `taskorg cluster up`)") from None
+        cluster = cls(Path(state["workdir"]), state["nodes"], state["dns_address"], state["name"],
+                      state.get("settings"), state.get("webview", True))
+        cluster.pids = {k: int(v) for k, v in state["pids"].items()}
+        return cluster
+
+    def _is_ours(self, pid: int) -> bool:
+        """The pid is still a taskorg process of this cluster (pids get reused)."""
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return False
+        return "taskorg" in cmdline and str(self.workdir) in cmdline
+
+    def _signal(self, keys: Iterable[str], sig: int) -> None:
+        for key in keys:
+            pid = self.pids.get(key)
+            if pid and self._is_ours(pid):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+
+    def _reap(self, keys: Iterable[str], timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        for key in list(keys):
+            pid = self.pids.get(key)
+            while pid and self._is_ours(pid) and time.monotonic() < deadline:
+                try:
+                    if os.waitpid(pid, os.WNOHANG)[0]:
+                        break
+                except ChildProcessError:
+                    pass
+                time.sleep(0.02)
+            if pid and self._is_ours(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    def node_keys(self, index: int) -> list[str]:
+        return [f"node{index}/{s}" for s in NODE_SERVICES if f"node{index}/{s}" in self.pids]
+
+    # ---- lifecycle ------------------------------------------------------------------------------------
+    def start(self, timeout: float = 60.0) -> None:
+        if (self.workdir / "cluster.json").exists():
+            previous = LocalCluster.load(self.workdir)
+            if previous.running():
+                raise ClusterError(f"a local cluster already runs from {self.workdir} "
+                                   "(`taskorg cluster down` stops it)")
+        self._write_configs()
+        self.start_dns()
+        for index in range(1, self.nodes + 1):
+            self.start_node(index, wait_registered=True)
+        self.wait_ready(timeout)
+
+    def start_dns(self) -> None:
+        self._spawn("dns", "dns", self.workdir / "dns" / "taskorg.yaml")
+        self._wait(lambda: self._dns_answers(), 20, "the DNS service and dnsmasq to answer")
+
+    def start_node(self, index: int, wait_registered: bool = False) -> None:
+        identity = self.workdir / f"node{index}" / "node.json"
+        self._spawn(f"node{index}/node", "node", self._node_config(index))
+        if wait_registered:
+            # One at a time, so node N gets the name nodeN.
+            self._wait(lambda: identity.exists(), 20, f"node{index} to register")
+        for service in NODE_SERVICES[1:]:
+            if service == "webview" and not self.webview:
+                continue
+            self._spawn(f"node{index}/{service}", service, self._node_config(index))
+
+    def kill_node(self, index: int, sig: int = signal.SIGKILL, containers: bool = True) -> None:
+        """Power loss: every process of the node, and (by default) its containers."""
+        self._signal(self.node_keys(index), sig)
+        if containers and sig == signal.SIGKILL:
+            self._docker_containers(kill_only=True, node=self.node_name(index))
+
+    def pause_node(self, index: int) -> None:
+        self._signal(self.node_keys(index), signal.SIGSTOP)
+
+    def resume_node(self, index: int) -> None:
+        self._signal(self.node_keys(index), signal.SIGCONT)
+
+    def restart_node(self, index: int) -> None:
+        keys = self.node_keys(index)
+        self._signal(keys, signal.SIGKILL)
+        self._reap(keys, 2)
+        self.start_node(index)
+
+    def restart_dns(self, sig: int = signal.SIGKILL) -> None:
+        self._signal(["dns"], sig)
+        self._reap(["dns"], 3)
+        self.start_dns()
+
+    def node_name(self, index: int) -> str:
+        data = json.loads((self.workdir / f"node{index}" / "node.json").read_text())
+        return str(data["node"])
+
+    def index_of(self, address: str) -> int:
+        return int(ipaddress.ip_address(address)) - int(ipaddress.ip_address(self.dns_address))
+
+    def running(self) -> bool:
+        return any(self._is_ours(pid) for pid in self.pids.values())
+
+    def stop(self) -> None:
+        keys = list(self.pids)
+        self._signal(keys, signal.SIGCONT)  # a paused process cannot die of SIGTERM
+        self._signal(keys, signal.SIGTERM)
+        self._reap(keys)
+        self._stop_dnsmasq()
+        self._docker_containers(kill_only=False)
+
+    def _stop_dnsmasq(self) -> None:
+        pid_file = self.workdir / "dns" / "dns" / "dnsmasq.pid"
+        try:
+            pid = int(pid_file.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError):
+            return
+        if "dnsmasq" in cmdline and str(self.workdir) in cmdline:
+            os.kill(pid, signal.SIGTERM)
+
+    def _docker_containers(self, kill_only: bool, node: str | None = None) -> int:
+        import docker
+
+        client = docker.from_env()
+        labels = [f"taskorg.cluster={self.name}"] + ([f"taskorg.node={node}"] if node else [])
+        found = client.containers.list(all=True, filters={"label": labels})
+        for container in found:
+            try:
+                if kill_only:
+                    if container.status == "running":
+                        container.kill()
+                else:
+                    container.remove(force=True)
+            except docker.errors.APIError:
+                pass
+        client.close()
+        return len(found)
+
+    # ---- readiness -------------------------------------------------------------------------------------------
+    @staticmethod
+    def _wait(check: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return
+            except Exception:
+                pass
+            time.sleep(0.05)
+        raise ClusterError(f"timed out after {timeout:g} s waiting for {what}")
+
+    def _dns_answers(self) -> bool:
+        config = self.config
+        dns = ServiceClient(config.dns_api_url, self.secret, timeout=1)
+        try:
+            dns.get("/v1/master")
+        finally:
+            dns.close()
+        return resolve_all(config, f"dns.{config.suffix}", timeout=0.3) == [self.dns_address]
+
+    def wait_master(self, timeout: float = 15.0) -> str:
+        """The address of an active master that answers the API."""
+        found: list[str] = []
+
+        def active() -> bool:
+            address = resolve_master(self.config, timeout=0.3)
+            client = ServiceClient(f"http://{address}:{self.config.master_port}", self.secret, timeout=1)
+            try:
+                if client.get("/v1/status")["active"]:
+                    found.append(address)
+                    return True
+            finally:
+                client.close()
+            return False
+
+        self._wait(active, timeout, "an active master")
+        return found[-1]
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Every node registered and alive, a master active, every slave reporting."""
+        self.wait_master(timeout)
+
+        def reporting() -> bool:
+            members = self.client().members()["members"]
+            return len(members) >= self.nodes and all(m["alive"] and m["telemetry"] for m in members)
+
+        self._wait(reporting, timeout, "every node to report to the master")
+
+    def client(self, **kwargs: Any) -> Client:
+        return Client(self.config, self.secret, **kwargs)
+
+    def summary(self) -> dict[str, Any]:
+        config = self.config
+        try:
+            master = resolve_master(config)
+        except ResolveError:
+            master = None
+        try:
+            members = self.client(failover_wait=2).dns_members()["members"]
+        except (ServiceError, ServiceUnavailable):
+            members = []
+        return {
+            "name": self.name, "workdir": str(self.workdir), "dns": self.dns_address,
+            "suffix": config.suffix, "master": master,
+            "api": f"http://{config.master_name}:{config.master_port}" if master else None,
+            "members": [{"node": m["node"], "address": m["address"], "role": m["role"], "alive": m["alive"],
+                         "webview": f"http://{m['address']}:{config.webview_port}" if self.webview else None}
+                        for m in members],
+            "client_config": str(self.client_config_path),
+        }

@@ -1,0 +1,1 @@
+"""The master service: task state, placement, reconciliation, replication."""

@@ -1,0 +1,157 @@
+"""The master service's HTTP API (docs/api.md, "Master service")."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+from taskorg.master.engine import Engine, NotMaster
+from taskorg.master.replication import apply_on_standby
+from taskorg.master.store import GapError
+from taskorg.master.views import member_rows, status_counts, task_detail, task_summaries
+from taskorg.net.client import ServiceError, ServiceUnavailable
+from taskorg.net.server import ApiError, create_service_app, json_body
+from taskorg.spec import SpecError, SpecPolicy, job_from_dict, parse_spec_text
+
+MAX_SPEC_BYTES = 1024 * 1024
+
+
+def create_app(engine: Engine) -> Flask:
+    app = create_service_app("master", engine.secret)
+    app.config["MAX_CONTENT_LENGTH"] = 16 * MAX_SPEC_BYTES
+    policy = SpecPolicy(allow_privileged=engine.config.allow_privileged,
+                        allow_host_network=engine.config.allow_host_network,
+                        allow_host_paths=engine.config.allow_host_paths)
+
+    @app.errorhandler(NotMaster)
+    def _not_master(exc: NotMaster) -> Any:
+        role = engine.role
+        return jsonify(error=str(exc), master=role.master, address=role.master_address), 409
+
+    @app.errorhandler(KeyError)
+    def _unknown(exc: KeyError) -> Any:
+        return jsonify(error=f"no such task: {exc.args[0]}"), 404
+
+    def parse_submission() -> Any:
+        source = request.args.get("source") or "<request>"
+        if request.is_json:
+            data = request.get_json(silent=True)
+            if not isinstance(data, dict):
+                raise ApiError(400, f"{source}: expected a JSON object (a task or a job)")
+            return job_from_dict(data, source=source, policy=policy)
+        text = request.get_data(as_text=True)
+        if len(text.encode()) > MAX_SPEC_BYTES:
+            raise ApiError(413, f"{source}: the spec is larger than {MAX_SPEC_BYTES // 1024} KiB")
+        return parse_spec_text(text, source=source, policy=policy)
+
+    @app.post("/v1/jobs")
+    def submit() -> Any:
+        try:
+            job = parse_submission()
+        except SpecError as exc:
+            return jsonify(error=str(exc), problems=[dataclasses.asdict(p) for p in exc.problems]), 400
+        if request.args.get("dry_run") in ("1", "true", "yes"):
+            engine.require_active()
+            return jsonify(job=job.name, placements=engine.preview(job))
+        answer = engine.submit(job, request.args.get("source") or "<request>")
+        if not answer["replicated"]:
+            return jsonify(error="the submission is stored on the master but no standby confirmed it in time; "
+                                 "it may be lost if the master dies now", **answer), 503
+        return jsonify(answer), 201
+
+    @app.get("/v1/tasks")
+    def tasks() -> Any:
+        engine.require_active()
+        filters = {key: request.args.get(key) for key in ("state", "node", "name", "job")}
+        return jsonify(tasks=task_summaries(engine.store, **filters))
+
+    @app.get("/v1/tasks/<task_id>")
+    def task(task_id: str) -> Any:
+        engine.require_active()
+        return jsonify(task_detail(engine.store, task_id))
+
+    @app.delete("/v1/tasks/<task_id>")
+    def cancel(task_id: str) -> Any:
+        return jsonify(engine.cancel(task_id))
+
+    @app.post("/v1/tasks/<task_id>/restart")
+    def restart(task_id: str) -> Any:
+        return jsonify(engine.restart(task_id))
+
+    @app.get("/v1/tasks/<task_id>/logs")
+    def logs(task_id: str) -> Any:
+        engine.require_active()
+        index_text, tail_text = request.args.get("index", "0"), request.args.get("tail", "200")
+        if not index_text.isdigit() or not tail_text.isdigit():
+            raise ApiError(400, "index and tail must be whole numbers")
+        inst = engine.store.row("SELECT * FROM instances WHERE task_id = ? AND idx = ?", (task_id, int(index_text)))
+        if inst is None:
+            engine.task_row(task_id)
+            raise ApiError(404, f"task {task_id} has no instance {index_text}")
+        if not inst["node"]:
+            return jsonify(id=task_id, index=int(index_text), node=None, logs="")
+        try:
+            text = engine.slave_logs(inst["node"], task_id, int(index_text), int(tail_text))
+        except (ServiceError, ServiceUnavailable) as exc:
+            raise ApiError(502, f"could not fetch logs from {inst['node']}: {exc}") from None
+        return jsonify(id=task_id, index=int(index_text), node=inst["node"], logs=text)
+
+    @app.get("/v1/members")
+    def members() -> Any:
+        engine.members.refresh()
+        return jsonify(members=member_rows(engine), master=engine.members.view.get("master"),
+                       epoch=engine.members.view.get("epoch"))
+
+    @app.get("/v1/status")
+    def status() -> Any:
+        epoch, seq = engine.store.position()
+        return jsonify(active=engine.role.valid(), master=engine.role.master, epoch=engine.role.epoch,
+                       node=engine.role.node, seq=seq, counts=status_counts(engine.store),
+                       replicas=engine.replicator.positions())
+
+    # ---- cluster-internal ------------------------------------------------------------------
+    @app.post("/v1/reports")
+    def reports() -> Any:
+        body = json_body(("node", "containers"))
+        if not engine.role.valid():
+            raise NotMaster(engine.not_master_message())
+        stop = engine.on_report(str(body["node"]), list(body["containers"]), body.get("telemetry"))
+        return jsonify(epoch=engine.role.epoch, stop=stop)
+
+    @app.post("/v1/role")
+    def role() -> Any:
+        body = json_body(("active", "epoch"))
+        engine.set_role(bool(body["active"]), int(body["epoch"]), float(body.get("lease_until_monotonic") or 0),
+                        body.get("master"), body.get("master_address"), body.get("node"))
+        return jsonify(active=engine.role.valid(), seq=engine.store.position()[1])
+
+    @app.get("/v1/replica")
+    def replica() -> Any:
+        epoch, seq = engine.store.position()
+        return jsonify(epoch=epoch, seq=seq)
+
+    @app.post("/v1/replica/apply")
+    def replica_apply() -> Any:
+        body = json_body(("epoch",))
+        epoch = int(body["epoch"])
+        if epoch < engine.store.fence_epoch() or (engine.role.valid() and epoch <= engine.role.epoch):
+            raise ApiError(409, f"fenced: changes from epoch {epoch}, this replica has seen epoch "
+                                f"{max(engine.store.fence_epoch(), engine.role.epoch)}")
+        if engine.role.active:
+            engine.set_role(False, engine.role.epoch, 0.0, None, None, engine.role.node)
+        engine.store.raise_fence(epoch)
+        try:
+            position = apply_on_standby(engine.store, body)
+        except GapError as exc:
+            return jsonify(error=f"gap: {exc}", gap=True, seq=engine.store.position()[1]), 409
+        return jsonify(epoch=position[0], seq=position[1])
+
+    @app.get("/v1/state")
+    def state() -> Any:
+        """The whole state (debugging and tests): the same as a replication snapshot."""
+        return Response(json.dumps(engine.store.snapshot()), mimetype="application/json")
+
+    return app

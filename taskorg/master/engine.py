@@ -1,0 +1,495 @@
+"""The active master's work: submissions, placement, slave reports, restarts, recovery.
+
+All state changes go through `commit`, which refuses once the lease has run
+out (the master fences itself) and hands the change to the replicator. Slave
+commands run on a thread pool outside the lock; their answers come back in
+as container states, exactly like reports, so there is one path for truth.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from taskorg.config import Config
+from taskorg.logs import get_logger
+from taskorg.master import placement
+from taskorg.master.members import MemberCache
+from taskorg.master.replication import Replicator
+from taskorg.master.states import TERMINAL, restart_decision, task_status
+from taskorg.master.store import TABLES, Change, Store
+from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
+from taskorg.spec import JobSpec
+
+log = get_logger("master")
+# A container missing from a report is "lost" only after this long in its
+# state: a report listed before a start finished must not count against it.
+START_GRACE = 10.0
+RUNNING_GRACE = 5.0
+
+
+class NotMaster(Exception):
+    """This master service is not (or no longer) the active master."""
+
+
+@dataclass
+class Role:
+    active: bool = False
+    epoch: int = 0
+    lease_until: float = 0.0
+    master: str | None = None
+    master_address: str | None = None
+    node: str | None = None
+
+    def valid(self) -> bool:
+        return self.active and time.monotonic() < self.lease_until
+
+
+class Engine:
+    def __init__(self, config: Config, secret: str, store: Store) -> None:
+        self.config = config
+        self.secret = secret
+        self.store = store
+        self.role = Role()
+        self.lock = threading.RLock()
+        self.members = MemberCache(config, secret)
+        self.replicator = Replicator(config, secret, store, self.members)
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="slave-cmd")
+        self.telemetry: dict[str, dict[str, Any]] = {}
+        self.activated_epoch = 0
+        self.kick = threading.Event()
+
+    # ---- role --------------------------------------------------------------------------
+    def set_role(self, active: bool, epoch: int, lease_until: float, master: str | None,
+                 master_address: str | None, node: str | None) -> None:
+        with self.lock:
+            if epoch < self.store.fence_epoch() and active:
+                active = False  # an old lease: never act on it
+            self.role = Role(active, epoch, lease_until, master, master_address, node)
+            needs_activation = active and epoch > self.activated_epoch
+            if not active and self.replicator.running:
+                self.replicator.stop()
+        if needs_activation:
+            self.activate(epoch)
+
+    def require_active(self) -> None:
+        if not self.role.valid():
+            raise NotMaster(self.not_master_message())
+
+    def not_master_message(self) -> str:
+        role = self.role
+        if role.master and role.master_address and role.master != role.node:
+            return f"not the master: the master is {role.master}.{self.config.suffix} ({role.master_address})"
+        return "not the master: no master is active right now (an election may be under way)"
+
+    def commit(self, changes: list[Change]) -> int:
+        if not changes:
+            return self.store.position()[1]
+        with self.lock:
+            self.require_active()
+            seq = self.store.commit(changes, self.role.epoch)
+        self.replicator.notify()
+        return seq
+
+    # ---- activation (recovery) -----------------------------------------------------------
+    def activate(self, epoch: int) -> None:
+        """Become the active master of `epoch`: fence the old one, then reconcile."""
+        started = time.monotonic()
+        with self.lock:
+            self.activated_epoch = epoch
+            self.store.raise_fence(epoch)
+            self.commit([self.history_row(None, None, "master_activated", self.role.node, f"epoch {epoch}")])
+        self.members.refresh()
+        living = self.members.alive_nodes()
+        for node in living:
+            self.pool.submit(self._fence_slave, node, epoch)
+        futures = {node: self.pool.submit(self._slave_call, node, "GET", "/v1/containers") for node in living}
+        for node, future in futures.items():
+            try:
+                answer = future.result(timeout=2)
+            except Exception:
+                continue
+            if answer:
+                self.on_report(node, answer.get("containers", []), None)
+        self.replicator.start(epoch)
+        log.warning("master active", extra={"epoch": epoch, "node": self.role.node,
+                                            "reconciled_in": round(time.monotonic() - started, 3)})
+        self.kick.set()
+
+    def _fence_slave(self, node: str, epoch: int) -> None:
+        try:
+            self._slave_call(node, "POST", "/v1/epoch", {"epoch": epoch})
+        except Exception:
+            pass
+
+    # ---- submissions and actions --------------------------------------------------------------
+    def submit(self, job: JobSpec, source: str) -> dict[str, Any]:
+        now = time.time()
+        job_id = f"j-{secrets.token_hex(4)}"
+        seed = job.seed if job.seed is not None else int.from_bytes(secrets.token_bytes(4), "big")
+        changes: list[Change] = [("jobs", {"id": job_id, "name": job.name, "seed": seed,
+                                           "source": source, "submitted_at": now})]
+        created = []
+        for task in job.tasks:
+            task_id = f"t-{secrets.token_hex(4)}"
+            spec = task.to_dict()
+            status = "waiting" if spec.get("after") else "pending"
+            changes.append(("tasks", {"id": task_id, "job": job_id, "name": task.name, "spec": json.dumps(spec),
+                                      "desired": "running", "status": status, "reason": None, "result": None,
+                                      "created_at": now, "updated_at": now}))
+            for index in range(task.instance_count):
+                changes.append(("instances", new_instance(task_id, index, status, now)))
+            changes.append(self.history_row(task_id, None, "submitted", None, f"job {job.name} ({job_id})"))
+            created.append({"id": task_id, "name": task.name, "instances": task.instance_count})
+        seq = self.commit(changes)
+        replicated = self.replicator.wait_for(seq, self.config.replication_timeout)
+        self.kick.set()
+        return {"job": job_id, "name": job.name, "seed": seed, "tasks": created, "seq": seq,
+                "replicated": replicated}
+
+    def cancel(self, task_id: str) -> dict[str, Any]:
+        with self.lock:
+            self.require_active()
+            task = self.task_row(task_id)
+            if task["desired"] == "cancelled":
+                return {"id": task_id, "status": task["status"]}
+            now = time.time()
+            changes: list[Change] = []
+            for inst in self.instance_rows(task_id):
+                if inst["status"] not in TERMINAL:
+                    changes.append(("instances", {**inst, "status": "cancelled", "finished_at": now, "updated_at": now}))
+            status = "cancelled" if changes or task["status"] not in TERMINAL else task["status"]
+            changes.append(("tasks", {**task, "desired": "cancelled", "status": status, "updated_at": now}))
+            changes.append(self.history_row(task_id, None, "cancelled", None, "cancelled by a user"))
+            self.commit(changes)
+            nodes = {i["node"] for i in self.instance_rows(task_id) if i["node"]}
+        for node in nodes:
+            self.pool.submit(self._stop_task_on, node, task_id)
+        return {"id": task_id, "status": status}
+
+    def restart(self, task_id: str) -> dict[str, Any]:
+        with self.lock:
+            self.require_active()
+            task = self.task_row(task_id)
+            now = time.time()
+            status = "waiting" if json.loads(task["spec"]).get("after") else "pending"
+            changes: list[Change] = [("tasks", {**task, "desired": "running", "status": status, "reason": None,
+                                                "updated_at": now})]
+            for inst in self.instance_rows(task_id):
+                fresh = new_instance(task_id, inst["idx"], status, now)
+                changes.append(("instances", {**fresh, "attempt": inst["attempt"]}))
+            changes.append(self.history_row(task_id, None, "restarted", None, "restarted by a user"))
+            self.commit(changes)
+            nodes = {i["node"] for i in self.instance_rows(task_id) if i["node"]}
+        for node in nodes:
+            self.pool.submit(self._stop_task_on, node, task_id)
+        self.kick.set()
+        return {"id": task_id, "status": status}
+
+    def _stop_task_on(self, node: str, task_id: str) -> None:
+        try:
+            self._slave_call(node, "POST", "/v1/containers/stop", {"epoch": self.role.epoch, "task_id": task_id})
+        except Exception as exc:
+            log.info("could not stop task on node (its report will)", extra={"node": node, "error": str(exc)})
+
+    def preview(self, job: JobSpec) -> dict[str, list[str | None]]:
+        self.members.refresh()
+        nodes = self.node_views()
+        placements: dict[str, list[str | None]] = {}
+        for task in job.tasks:
+            spec = task.to_dict()
+            chosen = []
+            for _ in range(task.instance_count):
+                node, reason = placement.choose(f"preview-{task.name}", spec, nodes)
+                chosen.append(node.name if node else None)
+            placements[task.name] = chosen
+        return placements
+
+    # ---- slave reports -------------------------------------------------------------------------
+    def on_report(self, node: str, containers: list[dict[str, Any]],
+                  telemetry: dict[str, Any] | None) -> list[str]:
+        """Fold a slave's containers into the state; the ids it must stop."""
+        if telemetry:
+            self.telemetry[node] = {**telemetry, "received": time.monotonic()}
+        with self.lock:
+            if not self.role.valid():
+                return []
+            now = time.time()
+            stop: list[str] = []
+            changes: list[Change] = []
+            seen: set[tuple[str, int, int]] = set()
+            instances = {(i["task_id"], i["idx"]): i for i in self.store.rows(
+                "SELECT i.*, t.spec, t.desired FROM instances i JOIN tasks t ON t.id = i.task_id "
+                "WHERE i.node = ? OR i.task_id IN (SELECT value FROM json_each(?))",
+                (node, json.dumps(sorted({c["task_id"] for c in containers}))))}
+            for container in containers:
+                key = (container["task_id"], int(container["index"]))
+                inst = instances.get(key)
+                seen.add((key[0], key[1], int(container.get("attempt") or 0)))
+                verdict = self._judge(node, container, inst, now)
+                if verdict == "stop":
+                    stop.append(container["container_id"])
+                elif isinstance(verdict, list):
+                    changes += verdict
+            changes += self._lost_instances(node, instances.values(), seen, now)
+            self._commit_with_task_status(changes)
+        return stop
+
+    def _judge(self, node: str, container: dict[str, Any], inst: dict[str, Any] | None,
+               now: float) -> str | list[Change] | None:
+        """What one reported container means: 'stop', changes, or nothing."""
+        if inst is None or inst["desired"] == "cancelled":
+            return "stop"
+        attempt = int(container.get("attempt") or 0)
+        if inst["node"] != node or attempt != inst["attempt"]:
+            return "stop"  # a duplicate (healed partition) or an older attempt
+        status = container["status"]
+        if inst["status"] in TERMINAL or inst["status"] == "pending":
+            return None if status != "running" else "stop"
+        row = strip(inst)
+        if status == "running":
+            if inst["status"] != "running" or inst["container_id"] != container["container_id"]:
+                row.update(status="running", container_id=container["container_id"], error=None,
+                           started_at=now, updated_at=now)
+                return [("instances", row),
+                        self.history_row(inst["task_id"], inst["idx"], "running", node, f"attempt {attempt}")]
+            return None
+        if status in ("exited", "dead", "error"):
+            spec = json.loads(inst["spec"])
+            exit_code = container.get("exit_code")
+            error = container.get("error")
+            decision = restart_decision(spec, exit_code, error, inst["restarts"])
+            row.update(container_id=container["container_id"], exit_code=exit_code, error=error,
+                       finished_at=now, updated_at=now)
+            if decision.restart:
+                row.update(status="pending", node=None, restarts=inst["restarts"] + 1,
+                           not_before=now + decision.delay)
+            else:
+                row.update(status=decision.final_status)
+            return [("instances", row),
+                    self.history_row(inst["task_id"], inst["idx"], decision.event, node, decision.detail)]
+        return None
+
+    def _lost_instances(self, node: str, instances: Any, seen: set[tuple[str, int, int]],
+                        now: float) -> list[Change]:
+        changes: list[Change] = []
+        for inst in instances:
+            if inst["node"] != node or inst["status"] not in ("starting", "running"):
+                continue
+            if (inst["task_id"], inst["idx"], inst["attempt"]) in seen:
+                continue
+            grace = START_GRACE if inst["status"] == "starting" else RUNNING_GRACE
+            if now - (inst["updated_at"] or 0) < grace:
+                continue
+            row = strip(inst)
+            row.update(status="pending", node=None, container_id=None, updated_at=now)
+            changes += [("instances", row),
+                        self.history_row(inst["task_id"], inst["idx"], "lost", node,
+                                         "its container disappeared; starting it again")]
+        return changes
+
+    # ---- the scheduling tick ---------------------------------------------------------------------
+    def tick(self) -> None:
+        if not self.role.valid():
+            return
+        if not self.members.refresh():
+            return  # the DNS service is unreachable: nobody is declared dead meanwhile
+        starts: list[dict[str, Any]] = []
+        with self.lock:
+            if not self.role.valid():
+                return
+            now = time.time()
+            changes: list[Change] = []
+            nodes = self.node_views()
+            by_name = {n.name: n for n in nodes}
+            alive = set(self.members.alive_nodes())
+            draining = self.members.draining_nodes()
+            rows = self.store.rows(
+                "SELECT i.*, t.spec, t.job, t.name, t.desired FROM instances i JOIN tasks t ON t.id = i.task_id "
+                "WHERE i.status IN ('waiting', 'pending', 'starting', 'running') ORDER BY t.created_at, i.idx")
+            task_states = self._dependency_states(rows)
+            for inst in rows:
+                status, node = inst["status"], inst["node"]
+                if status == "waiting":
+                    changes += self._check_dependencies(inst, task_states, now)
+                elif status in ("starting", "running") and (node not in alive or node in draining):
+                    why = "drained" if node in draining and node in alive else "dead"
+                    row = strip(inst)
+                    row.update(status="pending", node=None, container_id=None, updated_at=now)
+                    changes += [("instances", row), self.history_row(
+                        inst["task_id"], inst["idx"], "rescheduled", node, f"node {node} {why}: placing again")]
+                    inst = {**inst, **row}
+                if inst["status"] == "pending" and (inst["not_before"] or 0) <= now:
+                    spec = json.loads(inst["spec"])
+                    chosen, reason = placement.choose(inst["task_id"], spec, nodes)
+                    if chosen is None:
+                        changes += self._note_reason(inst["task_id"], reason)
+                        continue
+                    row = strip(inst)
+                    row.update(status="starting", node=chosen.name, attempt=inst["attempt"] + 1,
+                               exit_code=None, error=None, container_id=None, updated_at=now)
+                    changes += [("instances", row), self.history_row(
+                        inst["task_id"], inst["idx"], "placed", chosen.name, f"attempt {row['attempt']}")]
+                    starts.append(self._start_order(inst, row, spec, by_name[chosen.name].address))
+            self._commit_with_task_status(changes)
+        for order in starts:
+            self.pool.submit(self._start, order)
+
+    def _dependency_states(self, rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+        jobs = {r["job"] for r in rows if r["status"] == "waiting"}
+        if not jobs:
+            return {}
+        found = self.store.rows("SELECT job, name, status FROM tasks WHERE job IN (SELECT value FROM json_each(?))",
+                                (json.dumps(sorted(jobs)),))
+        return {(r["job"], r["name"]): r["status"] for r in found}
+
+    def _check_dependencies(self, inst: dict[str, Any], states: dict[tuple[str, str], str],
+                            now: float) -> list[Change]:
+        spec = json.loads(inst["spec"])
+        after = spec.get("after") or []
+        failed = [d for d in after if states.get((inst["job"], d)) in ("failed", "cancelled")]
+        row = strip(inst)
+        if failed:
+            row.update(status="failed", error=f"dependency {failed[0]} {states[(inst['job'], failed[0])]}",
+                       finished_at=now, updated_at=now)
+            return [("instances", row),
+                    self.history_row(inst["task_id"], inst["idx"], "failed", None, row["error"])]
+        if all(states.get((inst["job"], d)) == "succeeded" for d in after):
+            row.update(status="pending", updated_at=now)
+            return [("instances", row)]
+        return []
+
+    def _note_reason(self, task_id: str, reason: str) -> list[Change]:
+        task = self.task_row(task_id)
+        if task["reason"] == reason:
+            return []
+        return [("tasks", {**task, "reason": reason, "updated_at": time.time()})]
+
+    def _start_order(self, inst: dict[str, Any], row: dict[str, Any], spec: dict[str, Any],
+                     address: str) -> dict[str, Any]:
+        job = self.store.row("SELECT seed FROM jobs WHERE id = ?", (inst["job"],)) or {}
+        count = max(spec.get("replicas", 1), spec.get("parallel", 1))
+        return {"node": row["node"], "address": address, "epoch": self.role.epoch, "task_id": inst["task_id"],
+                "index": inst["idx"], "attempt": row["attempt"], "job": inst["job"], "spec": spec,
+                "env": {"TASKORG_INDEX": str(inst["idx"]), "TASKORG_COUNT": str(count),
+                        "TASKORG_SEED": str(job.get("seed") or 0), "TASKORG_JOB_ID": inst["job"]}}
+
+    def _start(self, order: dict[str, Any]) -> None:
+        node = order.pop("node")
+        address = order.pop("address")
+        client = self._slave_client(address)
+        try:
+            state = client.post("/v1/containers", order, timeout=30)
+        except ServiceError as exc:
+            if exc.status == 409:
+                log.warning("a slave fenced us: a newer master exists", extra={"node": node, "error": exc.message})
+                return
+            state = {"task_id": order["task_id"], "index": order["index"], "attempt": order["attempt"],
+                     "status": "error", "error": exc.message, "container_id": ""}
+        except ServiceUnavailable as exc:
+            self._start_failed(node, order, str(exc))
+            return
+        finally:
+            client.close()
+        self.on_report(node, [state], None)
+        self.kick.set()
+
+    def _start_failed(self, node: str, order: dict[str, Any], error: str) -> None:
+        with self.lock:
+            inst = self.store.row("SELECT * FROM instances WHERE task_id = ? AND idx = ?",
+                                  (order["task_id"], order["index"]))
+            if not inst or inst["node"] != node or inst["attempt"] != order["attempt"] or inst["status"] != "starting":
+                return
+            now = time.time()
+            row = {**inst, "status": "pending", "node": None, "not_before": now + 1.0, "updated_at": now}
+            try:
+                self._commit_with_task_status([("instances", row), self.history_row(
+                    inst["task_id"], inst["idx"], "start_failed", node, f"slave unreachable: {error}")])
+            except NotMaster:
+                pass
+
+    # ---- helpers ------------------------------------------------------------------------------------
+    def _commit_with_task_status(self, changes: list[Change]) -> None:
+        """Commit instance changes plus the status of every task they touch."""
+        if not changes:
+            return
+        touched = {row["task_id"] for table, row in changes if table == "instances"}
+        pending = {(row["task_id"], row["idx"]): row for table, row in changes if table == "instances"}
+        now = time.time()
+        for task_id in touched:
+            task = self.task_row(task_id)
+            rows = [pending.get((i["task_id"], i["idx"]), i) for i in self.instance_rows(task_id)]
+            status = task_status([r["status"] for r in rows])
+            if status != task["status"]:
+                reason = None if status not in ("pending",) else task["reason"]
+                changes.append(("tasks", {**task, "status": status, "reason": reason, "updated_at": now}))
+        self.commit(changes)
+
+    def node_views(self) -> list[placement.NodeView]:
+        """Placeable nodes (alive, active, reporting) with what is already reserved on them."""
+        views = {}
+        for member in self.members.placeable():
+            tele = self.telemetry.get(member["node"])
+            if not tele:
+                continue
+            views[member["node"]] = placement.NodeView(
+                name=member["node"], address=member["address"], labels=member.get("labels") or {},
+                cpus=float(tele.get("cpu_count") or 1), memory=int(tele.get("memory_total") or 0),
+                speed=float(tele.get("speed") or 1.0), load=float(tele.get("cpu_percent") or 0) / 100)
+        for inst in self.store.rows("SELECT i.task_id, i.node, t.spec FROM instances i JOIN tasks t "
+                                    "ON t.id = i.task_id WHERE i.status IN ('starting', 'running')"):
+            view = views.get(inst["node"])
+            if view:
+                view.reserve(inst["task_id"], json.loads(inst["spec"]))
+        return list(views.values())
+
+    def task_row(self, task_id: str) -> dict[str, Any]:
+        task = self.store.row("SELECT * FROM tasks WHERE id = ?", (task_id,))
+        if task is None:
+            raise KeyError(task_id)
+        return task
+
+    def instance_rows(self, task_id: str) -> list[dict[str, Any]]:
+        return self.store.rows("SELECT * FROM instances WHERE task_id = ? ORDER BY idx", (task_id,))
+
+    def history_row(self, task_id: str | None, index: int | None, event: str, node: str | None,
+                    detail: str) -> Change:
+        return ("history", {"id": self.store.history_id(), "task_id": task_id, "idx": index,
+                            "time": time.time(), "event": event, "node": node, "detail": detail})
+
+    def _slave_client(self, address: str) -> ServiceClient:
+        return ServiceClient(self.config.url(address, self.config.slave_port), self.secret, timeout=5)
+
+    def _slave_call(self, node: str, method: str, path: str, body: Any = None) -> Any:
+        address = self.members.address(node)
+        if not address:
+            return None
+        client = self._slave_client(address)
+        try:
+            return client.request(method, path, json=body, timeout=3)
+        finally:
+            client.close()
+
+    def slave_logs(self, node: str, task_id: str, index: int, tail: int) -> str:
+        return self._slave_call(node, "GET", f"/v1/containers/{task_id}/{index}/logs?tail={tail}") or ""
+
+    def close(self) -> None:
+        self.replicator.stop()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def new_instance(task_id: str, index: int, status: str, now: float) -> dict[str, Any]:
+    return {"task_id": task_id, "idx": index, "node": None, "status": status, "attempt": 0, "restarts": 0,
+            "exit_code": None, "container_id": None, "error": None, "started_at": None, "finished_at": None,
+            "not_before": None, "updated_at": now}
+
+
+def strip(inst: dict[str, Any]) -> dict[str, Any]:
+    """Only the instance table's own columns (queries join task columns in)."""
+    return {key: inst.get(key) for key in TABLES["instances"]}
+

@@ -1,0 +1,99 @@
+"""Choosing a node for one task instance: pure logic, no I/O.
+
+Hard rules first (node constraints, labels, free CPU and memory, free host
+ports), then a score: spread replicas of one task, then prefer nodes that are
+measured faster and less loaded. When nothing fits, the reason names every
+node and why, so a pending task explains itself.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+# What an instance reserves when its spec sets no resources.
+DEFAULT_CPUS = 0.1
+DEFAULT_MEMORY = 32 * 1024 * 1024
+MiB = 1024 * 1024
+
+
+@dataclass
+class NodeView:
+    name: str
+    address: str
+    labels: dict[str, str]
+    cpus: float
+    memory: int
+    speed: float = 1.0
+    load: float = 0.0  # 0..1, measured CPU use
+    cpus_used: float = 0.0
+    memory_used: int = 0
+    ports_used: set[tuple[int, str]] = field(default_factory=set)
+    tasks: Counter[str] = field(default_factory=Counter)
+
+    def reserve(self, task_id: str, spec: dict[str, Any]) -> None:
+        cpus, memory = reservation(spec)
+        self.cpus_used += cpus
+        self.memory_used += memory
+        self.ports_used |= host_ports(spec)
+        self.tasks[task_id] += 1
+
+
+def reservation(spec: dict[str, Any]) -> tuple[float, int]:
+    resources = spec.get("resources") or {}
+    return (resources.get("cpus") or DEFAULT_CPUS, resources.get("memory") or DEFAULT_MEMORY)
+
+
+def host_ports(spec: dict[str, Any]) -> set[tuple[int, str]]:
+    return {(p["host"], p.get("protocol", "tcp")) for p in spec.get("ports") or [] if p.get("host")}
+
+
+def why_not(node: NodeView, spec: dict[str, Any]) -> str | None:
+    """None when the instance may run on the node, else the reason in words."""
+    constraints = spec.get("constraints") or {}
+    wanted_nodes = constraints.get("nodes") or []
+    if wanted_nodes and node.name not in wanted_nodes:
+        return f"not one of the nodes {', '.join(wanted_nodes)}"
+    for key, value in (constraints.get("labels") or {}).items():
+        if node.labels.get(key) != str(value):
+            have = node.labels.get(key)
+            return f"label {key}={value} wanted, node has {key}={have}" if have else f"no label {key}={value}"
+    cpus, memory = reservation(spec)
+    if node.cpus - node.cpus_used < cpus - 1e-9:
+        return f"not enough CPU (needs {cpus:g}, {max(0.0, node.cpus - node.cpus_used):g} free)"
+    if node.memory - node.memory_used < memory:
+        return (f"not enough memory (needs {memory // MiB} MiB, "
+                f"{max(0, node.memory - node.memory_used) // MiB} MiB free)")
+    clash = host_ports(spec) & node.ports_used
+    if clash:
+        return "host port(s) in use: " + ", ".join(f"{p}/{proto}" for p, proto in sorted(clash))
+    return None
+
+
+def score(node: NodeView, task_id: str, spec: dict[str, Any]) -> tuple[float, ...]:
+    """Higher is better: spread first, then speed on the free share of the node."""
+    cpus, _ = reservation(spec)
+    free_share = max(0.0, (node.cpus - node.cpus_used - cpus) / node.cpus) if node.cpus else 0.0
+    return (-node.tasks[task_id], node.speed * (1.0 - min(node.load, 1.0)) * (0.5 + free_share), -_number(node.name))
+
+
+def choose(task_id: str, spec: dict[str, Any], nodes: list[NodeView]) -> tuple[NodeView | None, str]:
+    """The best node (reserved on it), or None and the reason for each node."""
+    fitting, reasons = [], []
+    for node in nodes:
+        reason = why_not(node, spec)
+        if reason is None:
+            fitting.append(node)
+        else:
+            reasons.append(f"{node.name}: {reason}")
+    if not fitting:
+        return None, "no node fits: " + ("; ".join(reasons) if reasons else "no living node")
+    best = max(fitting, key=lambda n: score(n, task_id, spec))
+    best.reserve(task_id, spec)
+    return best, ""
+
+
+def _number(name: str) -> int:
+    digits = "".join(ch for ch in name if ch.isdigit())
+    return int(digits) if digits else 0

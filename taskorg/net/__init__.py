@@ -1,0 +1,1 @@
+"""Authenticated HTTP between services: server helpers, client, master lookup."""

@@ -1,0 +1,62 @@
+"""A thin authenticated JSON client for talking to taskorg services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+
+class ServiceError(Exception):
+    """A service answered with an error status; `message` is its own words."""
+
+    def __init__(self, status: int, message: str, payload: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{message} (HTTP {status})")
+        self.status = status
+        self.message = message
+        self.payload = payload or {}
+
+
+class ServiceUnavailable(Exception):
+    """The service could not be reached at all (refused, timed out)."""
+
+
+class ServiceClient:
+    def __init__(self, base_url: str, secret: str, timeout: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {secret}"
+        # Cluster traffic is LAN-local: never route it through a proxy.
+        self.session.trust_env = False
+
+    def request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> Any:
+        url = f"{self.base_url}{path}"
+        try:
+            response = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise ServiceUnavailable(f"{url}: {type(exc).__name__}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                payload = response.json()
+            except ValueError:
+                payload = {"error": response.text.strip()[:500]}
+            message = payload.get("error", "error") if isinstance(payload, dict) else str(payload)
+            raise ServiceError(response.status_code, message, payload if isinstance(payload, dict) else None)
+        if not response.content:
+            return None
+        if response.headers.get("Content-Type", "").startswith("application/json"):
+            return response.json()
+        return response.text
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self.request("POST", path, json=json, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", path, **kwargs)
+
+    def close(self) -> None:
+        self.session.close()

@@ -1,0 +1,1 @@
+"""The node service: registration, heartbeats, and the role loop."""

@@ -1,0 +1,171 @@
+"""The node service process: register, heartbeat, follow the master record.
+
+The local master service is *enabled* (active) only while both hold:
+`master.<suffix>` resolves to this node's address, and this node holds an
+unexpired lease from the DNS service, counted from when the renewal was
+*sent*. The master service receives the lease deadline on every renewal and
+fences itself when it passes, even if this process dies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask, jsonify
+
+from taskorg.config import Config
+from taskorg.logs import get_logger
+from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
+from taskorg.net.resolve import ResolveError, resolve_master
+from taskorg.net.server import create_service_app, serve
+from taskorg.node.identity import node_identity
+from taskorg.secret import read_secret
+
+log = get_logger("node")
+
+
+@dataclass
+class RoleState:
+    epoch: int = 0
+    lease_until: float = 0.0  # monotonic; valid only while we hold the lease
+    dns_master: str | None = None
+    arbiter_master: str | None = None
+    active: bool = False
+
+
+class NodeService:
+    def __init__(self, config: Config, secret: str) -> None:
+        self.config = config
+        self.secret = secret
+        self.address = config.node_address
+        self.identity = node_identity(self.address)
+        self.node: str | None = None
+        self.fqdn: str | None = None
+        self.role = RoleState()
+        self.lock = threading.Lock()
+        self.dns = ServiceClient(config.dns_api_url, secret, timeout=max(0.3, config.lease_timeout / 2))
+        self.master = ServiceClient(config.url(self.address, config.master_port), secret, timeout=0.3)
+        self.replica = {"epoch": 0, "seq": 0}
+        self.scheduler = BackgroundScheduler(daemon=True)
+
+    # ---- registration ---------------------------------------------------------
+    def register(self, wait: bool = True) -> None:
+        delay = 0.2
+        while True:
+            try:
+                answer = self.dns.post("/v1/register", {"identity": self.identity, "address": self.address,
+                                                        "labels": dict(self.config.labels)})
+                break
+            except (ServiceUnavailable, ServiceError) as exc:
+                if not wait:
+                    raise
+                log.warning("cannot register yet", extra={"dns": self.config.dns_api_url, "error": str(exc)})
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.node, self.fqdn = answer["node"], answer["fqdn"]
+        identity = {"node": self.node, "number": answer["number"], "fqdn": self.fqdn,
+                    "address": self.address, "identity": self.identity}
+        path = self.config.state_path("node.json")
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(identity))
+        os.replace(tmp, path)
+        log.info("registered", extra=identity)
+
+    # ---- periodic work ----------------------------------------------------------
+    def start(self) -> None:
+        self.register()
+        self.scheduler.add_job(self.heartbeat, "interval", seconds=self.config.heartbeat_interval,
+                               max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.check_role, "interval", seconds=self.config.role_check_interval,
+                               max_instances=1, coalesce=True)
+        self.scheduler.start()
+
+    def heartbeat(self) -> None:
+        try:
+            self.replica = self.master.get("/v1/replica", timeout=0.2)
+        except (ServiceUnavailable, ServiceError):
+            pass  # the master service restarting: report the last known position
+        sent_at = time.monotonic()
+        try:
+            answer = self.dns.post("/v1/heartbeat", {"node": self.node, "address": self.address,
+                                                     "replica": self.replica})
+        except ServiceError as exc:
+            if exc.status == 404:
+                self.register(wait=False)
+            return
+        except ServiceUnavailable:
+            return
+        lease = answer["lease"]
+        with self.lock:
+            self.role.arbiter_master = answer.get("master")
+            if lease["holder"] and lease["valid_for"] > 0:
+                self.role.epoch = lease["epoch"]
+                self.role.lease_until = sent_at + lease["valid_for"]
+            else:
+                self.role.epoch = max(self.role.epoch, answer["epoch"])
+                self.role.lease_until = 0.0
+            # The record is rewritten just before a new holder hears of it: look again.
+            stale = lease["holder"] != (self.role.dns_master == self.address)
+        self.check_role(resolve=stale)
+
+    def check_role(self, resolve: bool = True) -> None:
+        if resolve:
+            try:
+                dns_master = resolve_master(self.config, timeout=0.3)
+            except ResolveError:
+                dns_master = None
+            with self.lock:
+                self.role.dns_master = dns_master
+        with self.lock:
+            active = self.role.dns_master == self.address and time.monotonic() < self.role.lease_until
+            changed = active != self.role.active
+            self.role.active = active
+            message = {"active": active, "epoch": self.role.epoch, "lease_until_monotonic": self.role.lease_until,
+                       "master": self.role.arbiter_master, "master_address": self.role.dns_master, "node": self.node}
+        if changed:
+            log.warning("role changed", extra={"role": "master" if active else "standby", "epoch": message["epoch"]})
+        try:
+            self.master.post("/v1/role", message)
+        except (ServiceUnavailable, ServiceError):
+            pass
+
+    def wake(self) -> None:
+        threading.Thread(target=self.heartbeat, daemon=True).start()
+
+    def role_view(self) -> dict[str, Any]:
+        with self.lock:
+            return {"node": self.node, "role": "master" if self.role.active else "standby",
+                    "epoch": self.role.epoch, "dns_master": self.role.dns_master,
+                    "lease_valid_for": max(0.0, round(self.role.lease_until - time.monotonic(), 3))}
+
+
+def create_app(service: NodeService) -> Flask:
+    app = create_service_app("node", service.secret)
+
+    @app.get("/v1/identity")
+    def identity() -> Any:
+        return jsonify(node=service.node, fqdn=service.fqdn, address=service.address, identity=service.identity)
+
+    @app.get("/v1/role")
+    def role() -> Any:
+        return jsonify(service.role_view())
+
+    @app.post("/v1/wake")
+    def wake() -> Any:
+        service.wake()
+        return jsonify(ok=True)
+
+    return app
+
+
+def run(config: Config) -> None:
+    service = NodeService(config, read_secret(config))
+    app = create_app(service)
+    threading.Thread(target=service.start, daemon=True, name="node-start").start()
+    serve(app, service.address, config.node_port)
