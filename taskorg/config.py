@@ -54,7 +54,7 @@ class Config:
     # Standbys that must hold a change before a submission is acknowledged
     # (when that many are alive), and how long to wait for them.
     replication_acks: int = 1
-    replication_timeout: float = 2.0
+    replication_timeout: float = 5.0
     # Node labels used by placement constraints (gpu, arch, ...).
     labels: Mapping[str, str] = field(default_factory=dict)
     # Docker: the engine's local socket only; never TCP.

@@ -39,7 +39,8 @@ class ClusterError(RuntimeError):
 
 class LocalCluster:
     def __init__(self, workdir: Path = DEFAULT_DIR, nodes: int = 3, dns_address: str = "127.0.1.1",
-                 name: str | None = None, settings: dict[str, Any] | None = None, webview: bool = True) -> None:
+                 name: str | None = None, settings: dict[str, Any] | None = None, webview: bool = True,
+                 node_labels: dict[int, dict[str, str]] | None = None) -> None:
         if not 1 <= nodes <= 50:
             raise ClusterError(f"--nodes must be between 1 and 50, got {nodes}")
         address = ipaddress.ip_address(dns_address)
@@ -53,6 +54,7 @@ class LocalCluster:
         self.name = name or f"local-{secrets.token_hex(3)}"
         self.settings = dict(settings or {})
         self.webview = webview
+        self.node_labels = {int(k): dict(v) for k, v in (node_labels or {}).items()}
         self.pids: dict[str, int] = {}
 
     # ---- addresses and configs ---------------------------------------------------------
@@ -93,8 +95,9 @@ class LocalCluster:
         self._write_yaml(self.client_config_path, self._settings(state_dir=str(self.workdir / "client")))
         self._write_yaml(self.workdir / "dns" / "taskorg.yaml", self._settings(state_dir=str(self.workdir / "dns")))
         for index in range(1, self.nodes + 1):
+            extra = {"labels": self.node_labels[index]} if index in self.node_labels else {}
             self._write_yaml(self._node_config(index), self._settings(
-                address=self.node_address(index), state_dir=str(self.workdir / f"node{index}")))
+                address=self.node_address(index), state_dir=str(self.workdir / f"node{index}"), **extra))
 
     def _node_config(self, index: int) -> Path:
         return self.workdir / f"node{index}" / "taskorg.yaml"
@@ -119,6 +122,7 @@ class LocalCluster:
     def _save(self) -> None:
         state = {"name": self.name, "nodes": self.nodes, "dns_address": self.dns_address,
                  "workdir": str(self.workdir), "settings": self.settings, "webview": self.webview,
+                 "node_labels": self.node_labels,
                  "pids": self.pids, "addresses": {f"node{i}": self.node_address(i) for i in range(1, self.nodes + 1)}}
         tmp = self.workdir / ".cluster.json.tmp"
         tmp.write_text(json.dumps(state, indent=2))
@@ -131,7 +135,7 @@ class LocalCluster:
         except FileNotFoundError:
             raise ClusterError(f"no local cluster in {workdir} (start one with `taskorg cluster up`)") from None
         cluster = cls(Path(state["workdir"]), state["nodes"], state["dns_address"], state["name"],
-                      state.get("settings"), state.get("webview", True))
+                      state.get("settings"), state.get("webview", True), state.get("node_labels"))
         cluster.pids = {k: int(v) for k, v in state["pids"].items()}
         return cluster
 

@@ -28,8 +28,8 @@ def create_app(engine: Engine) -> Flask:
 
     @app.errorhandler(NotMaster)
     def _not_master(exc: NotMaster) -> Any:
-        role = engine.role
-        return jsonify(error=str(exc), master=role.master, address=role.master_address), 409
+        node, address = engine.current_master()
+        return jsonify(error=str(exc), master=node, address=address), 409
 
     @app.errorhandler(KeyError)
     def _unknown(exc: KeyError) -> Any:
@@ -141,7 +141,8 @@ def create_app(engine: Engine) -> Flask:
             raise ApiError(409, f"fenced: changes from epoch {epoch}, this replica has seen epoch "
                                 f"{max(engine.store.fence_epoch(), engine.role.epoch)}")
         if engine.role.active:
-            engine.set_role(False, engine.role.epoch, 0.0, None, None, engine.role.node)
+            role = engine.role
+            engine.set_role(False, role.epoch, 0.0, role.master, role.master_address, role.node)
         engine.store.raise_fence(epoch)
         try:
             position = apply_on_standby(engine.store, body)

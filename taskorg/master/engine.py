@@ -24,6 +24,7 @@ from taskorg.master.replication import Replicator
 from taskorg.master.states import TERMINAL, restart_decision, task_status
 from taskorg.master.store import TABLES, Change, Store
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
+from taskorg.net.resolve import ResolveError, resolve_master
 from taskorg.spec import JobSpec
 
 log = get_logger("master")
@@ -72,19 +73,38 @@ class Engine:
                 active = False  # an old lease: never act on it
             self.role = Role(active, epoch, lease_until, master, master_address, node)
             needs_activation = active and epoch > self.activated_epoch
+            # The same lease again after a lapse (a slow heartbeat): resume streaming.
+            resume = active and not needs_activation and not self.replicator.running
             if not active and self.replicator.running:
                 self.replicator.stop()
         if needs_activation:
             self.activate(epoch)
+        elif resume:
+            self.replicator.start(epoch)
+            self.kick.set()
 
     def require_active(self) -> None:
         if not self.role.valid():
             raise NotMaster(self.not_master_message())
 
-    def not_master_message(self) -> str:
+    def current_master(self) -> tuple[str | None, str | None]:
+        """(node, address) of the master as far as this standby knows, else as DNS says now."""
         role = self.role
         if role.master and role.master_address and role.master != role.node:
-            return f"not the master: the master is {role.master}.{self.config.suffix} ({role.master_address})"
+            return role.master, role.master_address
+        try:
+            address = resolve_master(self.config, timeout=0.3)
+        except ResolveError:
+            return None, None
+        if address == self.config.node_address:
+            return None, None
+        node = next((m["node"] for m in self.members.members() if m["address"] == address), None)
+        return node, address
+
+    def not_master_message(self) -> str:
+        node, address = self.current_master()
+        if node and address:
+            return f"not the master: the master is {node}.{self.config.suffix} ({address})"
         return "not the master: no master is active right now (an election may be under way)"
 
     def commit(self, changes: list[Change]) -> int:

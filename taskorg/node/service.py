@@ -72,7 +72,7 @@ class NodeService:
         identity = {"node": self.node, "number": answer["number"], "fqdn": self.fqdn,
                     "address": self.address, "identity": self.identity}
         path = self.config.state_path("node.json")
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f".node.json.{threading.get_ident()}")
         tmp.write_text(json.dumps(identity))
         os.replace(tmp, path)
         log.info("registered", extra=identity)
@@ -87,6 +87,8 @@ class NodeService:
         self.scheduler.start()
 
     def heartbeat(self) -> None:
+        if self.node is None:
+            return  # not registered yet (a wake-up can come first)
         try:
             self.replica = self.master.get("/v1/replica", timeout=0.2)
         except (ServiceUnavailable, ServiceError):
@@ -112,9 +114,10 @@ class NodeService:
                 self.role.lease_until = 0.0
             # The record is rewritten just before a new holder hears of it: look again.
             stale = lease["holder"] != (self.role.dns_master == self.address)
-        self.check_role(resolve=stale)
+        self.check_role(resolve=stale, push=True)
 
-    def check_role(self, resolve: bool = True) -> None:
+    def check_role(self, resolve: bool = True, push: bool = False) -> None:
+        """Decide the role; tell the master service on a change or a lease renewal (`push`)."""
         if resolve:
             try:
                 dns_master = resolve_master(self.config, timeout=0.3)
@@ -130,6 +133,8 @@ class NodeService:
                        "master": self.role.arbiter_master, "master_address": self.role.dns_master, "node": self.node}
         if changed:
             log.warning("role changed", extra={"role": "master" if active else "standby", "epoch": message["epoch"]})
+        if not (changed or push):
+            return
         try:
             self.master.post("/v1/role", message)
         except (ServiceUnavailable, ServiceError):

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Prepare this machine for taskorg's local cluster and tests. Idempotent:
+# installs only what is missing, starts dockerd only when none answers, and
+# rebuilds the virtualenv only when the requirements change.
+#   TASKORG_SETUP_EXTRAS="test"  also installs what the test tiers need.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$repo/.venv"
+extras="${TASKORG_SETUP_EXTRAS:-}"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "taskorg setup: run as root (it installs packages, starts dockerd, binds DNS on port 53)" >&2
+  exit 2
+fi
+
+# ---- Debian packages --------------------------------------------------------------
+packages=(docker.io dnsmasq-base dnsutils busybox-static python3 python3-venv python3-pip iproute2 procps ca-certificates)
+if [[ " $extras " == *" test "* ]]; then
+  packages+=(debootstrap ansible ansible-lint openssh-client chromium)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # --no-install-recommends keeps it small; docker.io's recommends are not needed.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ---- dockerd -------------------------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+  say "starting dockerd"
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    systemctl start docker
+  else
+    nohup dockerd >/var/log/taskorg-dockerd.log 2>&1 &
+  fi
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not start: see /var/log/taskorg-dockerd.log" >&2; exit 1; }
+fi
+
+# ---- virtualenv ------------------------------------------------------------------------
+stamp="$venv/.taskorg-requirements"
+want="$(cat "$repo/requirements.txt" "$repo/requirements-dev.txt" "$repo/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "preparing the virtualenv in $venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$repo/requirements-dev.txt"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$repo"
+  echo "$want" > "$stamp"
+fi
+
+# ---- the task image (busybox-static, built locally, cached by content) -----------------------
+"$venv/bin/taskorg" image build >/dev/null

@@ -1,0 +1,182 @@
+"""Push this node's containers and telemetry to the active master.
+
+Every `report_interval`, and at once when docker says one of this node's
+containers died, the slave posts `{node, address, containers, telemetry}` to
+whoever `master.<suffix>` names right now (resolved on every report, no
+cache). The master answers `{epoch, stop}`; the stop list is obeyed only when
+that epoch passes the fence.
+
+When the master cannot be reached the slave does nothing: a network blip or a
+failover must never kill running tasks. Only a master removes containers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import requests
+from apscheduler.schedulers.background import BackgroundScheduler
+from docker.errors import DockerException
+
+from taskorg import labels
+from taskorg.config import Config
+from taskorg.logs import get_logger
+from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
+from taskorg.net.resolve import ResolveError, resolve_master
+from taskorg.slave import telemetry
+from taskorg.slave.fence import EpochFence, Fenced
+from taskorg.slave.runner import DockerRunner
+
+log = get_logger("slave.reporter")
+# apscheduler warns whenever a tick is skipped because the previous report is
+# still waiting for a slow master; that is the intended behaviour, not news.
+_scheduler_log = get_logger("slave.reporter.scheduler")
+_scheduler_log.setLevel(logging.ERROR)
+
+
+class Reporter:
+    def __init__(self, config: Config, secret: str, runner: DockerRunner, fence: EpochFence,
+                 collect: Callable[[str], dict[str, Any]] = telemetry.collect,
+                 resolve: Callable[[Config], str] = resolve_master) -> None:
+        self.config = config
+        self.secret = secret
+        self.runner = runner
+        self.fence = fence
+        self.collect = collect
+        self.resolve = resolve
+        self._clients: dict[str, ServiceClient] = {}
+        self._send_lock = threading.Lock()
+        self._pending = threading.Event()
+        self._stopped = threading.Event()
+        self._events: Any = None
+        self._scheduler: BackgroundScheduler | None = None
+        self._watcher: threading.Thread | None = None
+        self._docker_down = False
+
+    # ---- lifecycle ---------------------------------------------------------
+    def start(self) -> None:
+        self._scheduler = BackgroundScheduler(daemon=True, timezone=timezone.utc, logger=_scheduler_log)
+        self._scheduler.add_job(self.report_now, "interval", seconds=self.config.report_interval,
+                                id="report", max_instances=1, coalesce=True, misfire_grace_time=None,
+                                next_run_time=datetime.now(timezone.utc))
+        self._scheduler.start()
+        self._watcher = threading.Thread(target=self._watch_deaths, name="slave-docker-events", daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._scheduler:
+            self._scheduler.shutdown(wait=False)
+        if self._events is not None:
+            try:
+                self._events.close()
+            except Exception:  # the stream may already be gone
+                pass
+        for client in self._clients.values():
+            client.close()
+
+    # ---- reporting ---------------------------------------------------------
+    def report_now(self) -> None:
+        """Send a report now; if one is in flight, send another right after it.
+
+        The tick and the docker-event thread both call this; reports never
+        overlap and a request made during a report is never lost.
+        """
+        self._pending.set()
+        while self._pending.is_set():
+            if not self._send_lock.acquire(blocking=False):
+                return  # the sender holding the lock will see _pending
+            try:
+                while self._pending.is_set() and not self._stopped.is_set():
+                    self._pending.clear()
+                    self._report_safely()
+            finally:
+                self._send_lock.release()
+            if self._stopped.is_set():
+                return
+
+    def _report_safely(self) -> None:
+        try:
+            self.report_once()
+        except Exception:  # never let one bad report stop the reporting
+            log.exception("report failed")
+
+    def report_once(self) -> bool:
+        """One report; True when the master answered."""
+        try:
+            address = self.resolve(self.config)
+        except ResolveError as exc:
+            log.debug("no master to report to", extra={"error": str(exc)})
+            return False
+        try:
+            containers = self.runner.list()
+        except (DockerException, requests.RequestException) as exc:
+            # No report at all: an empty list would tell the master our tasks are gone.
+            if not self._docker_down:
+                log.warning("docker engine unreachable; not reporting", extra={"error": str(exc)})
+            self._docker_down = True
+            return False
+        if self._docker_down:
+            log.warning("docker engine reachable again")
+            self._docker_down = False
+        body = {
+            "node": self.runner.node,
+            "address": self.config.node_address,
+            "containers": containers,
+            "telemetry": self.collect(self.runner.node),
+        }
+        try:
+            answer = self._client(address).post("/v1/reports", json=body)
+        except (ServiceUnavailable, ServiceError) as exc:
+            log.debug("report not delivered", extra={"master": address, "error": str(exc)})
+            return False
+        self._obey(answer if isinstance(answer, dict) else {}, address)
+        return True
+
+    def _obey(self, answer: dict[str, Any], address: str) -> None:
+        epoch = answer.get("epoch")
+        stop = [cid for cid in answer.get("stop") or [] if isinstance(cid, str)]
+        try:
+            self.fence.check(epoch)  # type: ignore[arg-type]
+        except Fenced as exc:
+            log.warning("ignoring a stale master", extra={"master": address, "epoch": exc.epoch,
+                                                          "highest": exc.highest})
+            return
+        except ValueError:
+            log.warning("master answer without a valid epoch", extra={"master": address, "epoch": epoch})
+            return
+        if stop:
+            removed = self.runner.stop(stop)
+            log.info("stopped on master's request", extra={"epoch": epoch, "removed": len(removed)})
+
+    def _client(self, address: str) -> ServiceClient:
+        url = self.config.url(address, self.config.master_port)
+        if url not in self._clients:
+            timeout = min(5.0, max(1.0, 4 * self.config.report_interval))
+            self._clients[url] = ServiceClient(url, self.secret, timeout=timeout)
+        return self._clients[url]
+
+    # ---- docker events -----------------------------------------------------
+    def _watch_deaths(self) -> None:
+        """Report as soon as one of our containers dies (reconnects if dockerd restarts)."""
+        filters = {"type": "container", "event": "die",
+                   "label": [f"{labels.CLUSTER}={self.runner.cluster}", f"{labels.NODE}={self.runner.node}"]}
+        backoff = 0.5
+        while not self._stopped.is_set():
+            try:
+                self._events = self.runner.client.events(decode=True, filters=filters)
+                backoff = 0.5
+                for event in self._events:
+                    if self._stopped.is_set():
+                        return
+                    log.debug("container died", extra={"container": event.get("Actor", {}).get("ID", "")[:12]})
+                    self.report_now()
+            except Exception as exc:  # dockerd restarted or unreachable: retry
+                if self._stopped.is_set():
+                    return
+                log.debug("docker events interrupted", extra={"error": str(exc)})
+            self._stopped.wait(backoff)
+            backoff = min(backoff * 2, 10.0)

@@ -1,0 +1,172 @@
+"""The slave service (port 23334): the master's hands on this node.
+
+Endpoints are those of docs/api.md's slave section. Commands carry the
+master's epoch and pass the fence first, so a cut-off old master cannot undo
+the new master's work. On start-up the slave only lists and reports its
+labelled containers: what survived a restart is adopted, never restarted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import requests
+from docker.errors import DockerException
+from flask import Flask, Response, jsonify, request
+
+from taskorg.config import Config, ConfigError
+from taskorg.logs import get_logger
+from taskorg.net.server import ApiError, create_service_app, json_body, serve
+from taskorg.secret import read_secret
+from taskorg.slave import telemetry
+from taskorg.slave.fence import EpochFence, Fenced
+from taskorg.slave.reporter import Reporter
+from taskorg.slave.runner import DockerRunner, OrderError
+
+log = get_logger("slave")
+
+IDENTITY_FILE = "node.json"
+DOCKER_TIMEOUT = 30
+
+
+def create_app(config: Config, secret: str, runner: DockerRunner, fence: EpochFence) -> Flask:
+    app = create_service_app("slave", secret)
+
+    def check_epoch(data: dict[str, Any]) -> int:
+        epoch = data.get("epoch")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ApiError(400, f"field 'epoch': expected a non-negative integer, got {epoch!r}")
+        try:
+            return fence.check(epoch)
+        except Fenced as exc:
+            raise ApiError(409, str(exc), epoch=exc.highest) from None
+
+    @app.get("/v1/containers")
+    def list_containers() -> Any:
+        return jsonify(node=runner.node, epoch=fence.highest, containers=runner.list())
+
+    @app.post("/v1/containers")
+    def start_container() -> Any:
+        data = json_body(("epoch", "task_id", "index", "attempt", "spec"))
+        check_epoch(data)
+        try:
+            state = runner.start(data)
+        except OrderError as exc:
+            raise ApiError(400, str(exc)) from None
+        # 201 when a container exists; a start that failed (status "error") is 200.
+        return jsonify(state), 200 if state["status"] == "error" else 201
+
+    @app.post("/v1/containers/stop")
+    def stop_containers() -> Any:
+        data = json_body(("epoch",))
+        check_epoch(data)
+        ids, task_id = data.get("container_ids"), data.get("task_id")
+        if ids is not None:
+            if not isinstance(ids, list) or not all(isinstance(cid, str) for cid in ids):
+                raise ApiError(400, "field 'container_ids': expected a list of container ids")
+            return jsonify(removed=runner.stop(ids))
+        if isinstance(task_id, str) and task_id:
+            return jsonify(removed=runner.stop_task(task_id))
+        raise ApiError(400, "expected 'container_ids' (a list) or 'task_id'")
+
+    @app.get("/v1/containers/<task_id>/<int:index>/logs")
+    def container_logs(task_id: str, index: int) -> Any:
+        tail = request.args.get("tail", "200")
+        if not tail.isdigit():
+            raise ApiError(400, f"query 'tail': expected a number of lines, got {tail!r}")
+        try:
+            text = runner.logs(task_id, index, int(tail))
+        except LookupError as exc:
+            raise ApiError(404, str(exc)) from None
+        return Response(text, mimetype="text/plain")
+
+    @app.get("/v1/telemetry")
+    def get_telemetry() -> Any:
+        return jsonify(telemetry.collect(runner.node))
+
+    @app.post("/v1/epoch")
+    def raise_epoch() -> Any:
+        return jsonify(epoch=check_epoch(json_body(("epoch",))))
+
+    def docker_unavailable(exc: Exception) -> Any:
+        log.warning("docker engine error", extra={"error": str(exc)})
+        return jsonify(error=f"docker engine error on {runner.node}: {exc}"), 503
+
+    app.register_error_handler(DockerException, docker_unavailable)
+    app.register_error_handler(requests.ConnectionError, docker_unavailable)
+    return app
+
+
+def docker_client(socket: str) -> docker.DockerClient:
+    """A client for the local engine; TCP is refused (the Docker API is never on the network)."""
+    url = socket if "://" in socket else f"unix://{socket}"
+    if not url.startswith("unix://"):
+        raise ConfigError(f"setting 'docker_socket': only a local unix socket is allowed "
+                          f"(unix:///var/run/docker.sock), got {socket!r}: the Docker API is never exposed on TCP")
+    return docker.DockerClient(base_url=url, timeout=DOCKER_TIMEOUT)
+
+
+def wait_for_identity(config: Config, poll: float = 0.2, say_every: float = 5.0) -> dict[str, Any]:
+    """This node's identity, written by the node service once it has registered."""
+    path = Path(config.state_dir) / IDENTITY_FILE
+    started = last_said = time.monotonic()
+    while True:
+        identity = read_identity(path)
+        if identity:
+            return identity
+        now = time.monotonic()
+        if now - last_said >= say_every:
+            log.warning("waiting for the node service to register this node",
+                        extra={"file": str(path), "waited": round(now - started)})
+            last_said = now
+        time.sleep(poll)
+
+
+def wait_for_docker(client: docker.DockerClient, say_every: float = 5.0) -> None:
+    """Block until the engine answers (dockerd may start after us at boot)."""
+    started = last_said = time.monotonic()
+    while True:
+        try:
+            client.ping()
+            return
+        except (DockerException, requests.RequestException) as exc:
+            now = time.monotonic()
+            if now - last_said >= say_every:
+                log.warning("waiting for the docker engine", extra={"error": str(exc), "waited": round(now - started)})
+                last_said = now
+        time.sleep(1.0)
+
+
+def read_identity(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):  # not yet, or being written
+        return None
+    return data if isinstance(data, dict) and data.get("node") else None
+
+
+def run(config: Config) -> None:
+    """Run the slave service until the process is stopped."""
+    secret = read_secret(config)
+    identity = wait_for_identity(config)
+    node = identity["node"]
+    client = docker_client(config.docker_socket)
+    wait_for_docker(client)
+    fence = EpochFence(config.state_path("slave", "epoch"))
+    runner = DockerRunner(client, config.cluster, node, address=config.node_address)
+    telemetry.prime()
+    reporter = Reporter(config, secret, runner, fence)
+    reporter.start()
+    app = create_app(config, secret, runner, fence)
+    log.info("slave service ready", extra={"node": node, "address": config.node_address,
+                                            "port": config.slave_port, "epoch": fence.highest,
+                                            "containers": len(runner.list())})
+    try:
+        serve(app, config.node_address, config.slave_port)
+    finally:
+        reporter.stop()
+        client.close()

@@ -1,0 +1,157 @@
+"""What the master needs to place tasks well: load, memory, sensors, GPUs, speed.
+
+`speed` is measured, not configured: a short single-core hashing benchmark run
+once per process, normalised so the development machine scores about 1.0. A
+Raspberry Pi scores lower, a fast desktop higher; placement prefers higher.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import psutil
+
+from taskorg.logs import get_logger
+
+log = get_logger("slave.telemetry")
+
+# Chained sha256 rounds per second on the reference (development) machine.
+REFERENCE_RATE = 4.8e6
+GPU_CACHE_SECONDS = 5.0
+_GPU_QUERY = ["--query-gpu=name,memory.total,utilization.gpu", "--format=csv,noheader,nounits"]
+_gpu_cache: tuple[float, list[dict[str, Any]]] | None = None
+_gpu_lock = threading.Lock()
+
+
+def collect(node: str) -> dict[str, Any]:
+    """One telemetry sample (cheap: safe to call on every report)."""
+    memory = psutil.virtual_memory()
+    return {
+        "node": node,
+        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "cpu_count": psutil.cpu_count() or os.cpu_count() or 1,
+        # Non-blocking: the usage since the previous call (prime() starts the clock).
+        "cpu_percent": psutil.cpu_percent(interval=None),
+        "load1": _load1(),
+        "memory_total": memory.total,
+        "memory_available": memory.available,
+        "temperatures": temperatures(),
+        "gpus": gpus(),
+        "speed": measure_speed(),
+    }
+
+
+def prime() -> None:
+    """Start the cpu_percent clock and run the benchmark before the first report."""
+    psutil.cpu_percent(interval=None)
+    measure_speed()
+
+
+@functools.cache
+def measure_speed(duration: float = 0.05) -> float:
+    """A CPU score: the best of a few short bursts of chained sha256, so one
+    scheduling hiccup does not make a node look slow."""
+    bursts = 5
+    best = max(_hash_rate(duration / bursts) for _ in range(bursts))
+    return round(best / REFERENCE_RATE, 3)
+
+
+def _hash_rate(seconds: float) -> float:
+    digest = b"taskorg"
+    rounds = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(64):
+            digest = hashlib.sha256(digest).digest()
+        rounds += 64
+        now = time.perf_counter()
+        if now >= deadline:
+            return rounds / (now - start)
+
+
+def _load1() -> float:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return 0.0
+
+
+def temperatures() -> dict[str, float]:
+    """`{"coretemp/Package id 0": 47.0, ...}`; empty where the machine has no sensors."""
+    reader = getattr(psutil, "sensors_temperatures", None)
+    if reader is None:
+        return {}
+    try:
+        chips = reader()
+    except (OSError, RuntimeError) as exc:
+        log.debug("no temperature sensors", extra={"error": str(exc)})
+        return {}
+    return flatten_temperatures(chips)
+
+
+def flatten_temperatures(chips: dict[str, list[Any]]) -> dict[str, float]:
+    result: dict[str, float] = {}
+    for chip, readings in chips.items():
+        for number, reading in enumerate(readings):
+            if reading.current is None:
+                continue
+            key = f"{chip}/{reading.label}" if reading.label else chip
+            if key in result:
+                key = f"{key}#{number}"
+            result[key] = round(float(reading.current), 1)
+    return result
+
+
+def gpus() -> list[dict[str, Any]]:
+    """NVIDIA GPUs via nvidia-smi when installed (cached a few seconds: it is slow)."""
+    global _gpu_cache
+    binary = shutil.which("nvidia-smi")
+    if not binary:
+        return []
+    with _gpu_lock:
+        if _gpu_cache and time.monotonic() - _gpu_cache[0] < GPU_CACHE_SECONDS:
+            return _gpu_cache[1]
+        try:
+            result = subprocess.run([binary, *_GPU_QUERY], capture_output=True, text=True, timeout=3, check=False)
+            found = parse_nvidia_smi(result.stdout) if result.returncode == 0 else []
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.debug("nvidia-smi failed", extra={"error": str(exc)})
+            found = []
+        _gpu_cache = (time.monotonic(), found)
+        return found
+
+
+def parse_nvidia_smi(text: str) -> list[dict[str, Any]]:
+    """Parse `name, memory.total [MiB], utilization.gpu [%]` CSV lines.
+
+    memory_total is in bytes (like the node's memory_total); "[N/A]" is None.
+    """
+    found = []
+    for line in text.splitlines():
+        parts = [part.strip() for part in line.rsplit(",", 2)]
+        if len(parts) != 3 or not parts[0]:
+            continue
+        name, memory, utilization = parts
+        mib = _number(memory)
+        found.append({
+            "name": name,
+            "memory_total": int(mib * 1024 * 1024) if mib is not None else None,
+            "utilization": _number(utilization),
+        })
+    return found
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None

@@ -1,0 +1,149 @@
+"""The public entry points: spec text, file or mapping in, JobSpec out.
+
+A file holds one task or a job of several. Everything is checked before
+anything is returned: the result is either a complete, valid JobSpec or a
+SpecError listing every problem, never something half-parsed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from typing import Any
+
+from .errors import SpecError, SpecProblem, describe
+from .fields import check_keys, optional, required, to_name, to_seed
+from .graph import dependency_order, find_cycles
+from .model import JobSpec, SpecPolicy, TaskSpec
+from .report import Reporter
+from .source import load_text
+from .task import NAME_EXAMPLE, TASK_FIELDS, check_task
+
+JOB_FIELDS = ("job", "seed", "tasks")
+JOB_HINTS = {name: "task fields go inside a task, in the tasks list" for name in TASK_FIELDS}
+JOB_HINTS["name"] = "a job is named with job: NAME"
+MAX_LISTED_NAMES = 10
+
+
+def parse_spec_text(text: str, source: str = "<input>", policy: SpecPolicy | None = None) -> JobSpec:
+    """Validate a spec written in YAML or JSON. Raises SpecError."""
+    loaded = load_text(text, source)
+    rep = Reporter(source, loaded.lines, list(loaded.problems))
+    return _build_job(loaded.data, rep, policy or SpecPolicy())
+
+
+def load_spec_file(path: str | os.PathLike[str], policy: SpecPolicy | None = None) -> JobSpec:
+    """Read and validate a spec file; problems name the path as given. Raises SpecError."""
+    source = os.fspath(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as error:
+        raise SpecError([SpecProblem(source, "", None,
+                                     f"cannot read the spec: {error.strerror or error}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise SpecError([SpecProblem(source, "", None,
+                                     f"not UTF-8 text (bad byte at offset {error.start})")]) from None
+    return parse_spec_text(text, source, policy)
+
+
+def job_from_dict(data: Any, source: str = "<input>", policy: SpecPolicy | None = None) -> JobSpec:
+    """Validate an already-parsed spec (JSON, or a canonical `to_dict`). Raises SpecError."""
+    return _build_job(data, Reporter(source), policy or SpecPolicy())
+
+
+def _build_job(data: Any, rep: Reporter, policy: SpecPolicy) -> JobSpec:
+    if not isinstance(data, dict):
+        hint = " (several tasks go in a job: job: NAME, tasks: [...])" if isinstance(data, list) else ""
+        rep.add("the top level must be a mapping: a task (name, image, ...) "
+                f"or a job (job, tasks), got {describe(data)}{hint}")
+        rep.raise_if_any()
+    job = _job(data, rep, policy) if "job" in data or "tasks" in data else _single_task(data, rep, policy)
+    rep.raise_if_any()
+    return job
+
+
+def _single_task(data: dict[Any, Any], rep: Reporter, policy: SpecPolicy) -> JobSpec:
+    """A file with one task is a job of that task, named after it."""
+    task = check_task(data, rep, policy)
+    assert task is not None  # data is a mapping
+    return JobSpec(name=task.name, tasks=_link([data], [task], [rep], rep), seed=None)
+
+
+def _job(data: dict[Any, Any], rep: Reporter, policy: SpecPolicy) -> JobSpec:
+    check_keys(data, JOB_FIELDS, rep, JOB_HINTS)
+    name = required(data, "job", rep, to_name, "", NAME_EXAMPLE.replace("web", "nightly"))
+    seed = optional(data, "seed", rep, to_seed, None)
+    items = _task_items(data.get("tasks"), rep.at("tasks"))
+    reps = [rep.at("tasks", index) for index in range(len(items))]
+    tasks = [check_task(item, item_rep, policy) for item, item_rep in zip(items, reps)]
+    return JobSpec(name=name, tasks=_link(items, tasks, reps, rep), seed=seed)
+
+
+def _task_items(value: Any, rep: Reporter) -> list[Any]:
+    if value is None:
+        rep.add("is required (a list of tasks)")
+    elif not isinstance(value, list):
+        rep.add(f"must be a list of tasks, got {describe(value)}")
+    elif not value:
+        rep.add("must hold at least one task")
+    else:
+        return value
+    return []
+
+
+def _link(items: list[Any], tasks: list[TaskSpec | None], reps: list[Reporter],
+          rep: Reporter) -> tuple[TaskSpec, ...]:
+    """Check names and dependencies across the job; return the tasks in start order."""
+    names = _unique_names(items, reps)
+    _check_dependencies_exist(items, reps, names)
+    valid = {name: task for name, index in names.items()
+             if (task := tasks[index]) is not None and task.name == name}
+    deps = {name: task.after for name, task in valid.items()}
+    order = [name for name in names if name in valid]
+    for cycle in find_cycles(order, deps):
+        reps[names[cycle[0]]].at("after").add(f"dependency cycle: {' -> '.join(cycle)}")
+    if rep.count:  # the job is refused anyway; an order needs an acyclic graph
+        return ()
+    return tuple(valid[name] for name in dependency_order(order, deps))
+
+
+def _unique_names(items: list[Any], reps: list[Reporter]) -> dict[str, int]:
+    """Task name -> index of the task that has it, reporting repeated names."""
+    names: dict[str, int] = {}
+    for index, item in enumerate(items):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in names:
+            reps[index].at("name").add(f"duplicate task name {name!r} (already used by tasks[{names[name]}])")
+        else:
+            names[name] = index
+    return names
+
+
+def _check_dependencies_exist(items: list[Any], reps: list[Reporter], names: dict[str, int]) -> None:
+    for item, rep in zip(items, reps):
+        after = item.get("after") if isinstance(item, dict) else None
+        if isinstance(after, str):
+            entries = [(rep.at("after"), after)]
+        elif isinstance(after, list):
+            entries = [(rep.at("after", j), dep) for j, dep in enumerate(after) if isinstance(dep, str)]
+        else:
+            continue
+        for dep_rep, dep in entries:
+            if dep not in names:
+                dep_rep.add(_unknown_task(dep, list(names)))
+
+
+def _unknown_task(name: str, known: list[str]) -> str:
+    message = f"unknown task {name!r}"
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"{message} (did you mean {close[0]!r}?)"
+    if not known:
+        return message
+    listed = ", ".join(known[:MAX_LISTED_NAMES]) + (", ..." if len(known) > MAX_LISTED_NAMES else "")
+    return f"{message} (tasks in this job: {listed})"

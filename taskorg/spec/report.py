@@ -1,0 +1,39 @@
+"""A problem collector that knows where it stands in the spec.
+
+Validators receive a `Reporter` positioned at the field they check and call
+`add(message)`; the reporter turns that into a SpecProblem with the full path
+and the line. Sharing one list between reporters lets every problem of a file
+be collected before anything fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import Path, PathPart, SpecError, SpecProblem, format_path
+from .source import LineMap
+
+
+@dataclass
+class Reporter:
+    source: str
+    lines: LineMap = field(default_factory=LineMap)
+    problems: list[SpecProblem] = field(default_factory=list)
+    path: Path = ()
+
+    def at(self, *parts: PathPart) -> "Reporter":
+        """A reporter for a field below this one, sharing the same problem list."""
+        return Reporter(self.source, self.lines, self.problems, self.path + parts)
+
+    def add(self, message: str) -> None:
+        self.problems.append(SpecProblem(self.source, format_path(self.path),
+                                         self.lines.line(self.path), message))
+
+    @property
+    def count(self) -> int:
+        return len(self.problems)
+
+    def raise_if_any(self) -> None:
+        """Raise SpecError with every problem so far, in file order."""
+        if self.problems:
+            raise SpecError(sorted(self.problems, key=lambda p: p.line or 0))
