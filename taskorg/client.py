@@ -12,6 +12,7 @@ Every call resolves `master.<suffix>` afresh. While a failover is under way
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from taskorg.config import Config
@@ -50,7 +51,9 @@ class Client:
                 finally:
                     client.close()
             except ServiceError as exc:
-                if exc.status != 409 or "not the master" not in exc.message:
+                # A standby, or a master whose standbys have not confirmed yet: try again.
+                retriable = (exc.status == 409 and "not the master" in exc.message) or exc.status == 503
+                if not retriable:
                     raise
                 last: Exception = exc
             except (ServiceUnavailable, ResolveError) as exc:
@@ -67,8 +70,9 @@ class Client:
         params = {"source": source}
         if dry_run:
             params["dry_run"] = "1"
-        return self.call("POST", "/v1/jobs", params=params, data=text.encode(),
-                         headers={"Content-Type": "application/yaml"})
+        # One key for every retry of this submission: the master stores it once.
+        headers = {"Content-Type": "application/yaml", "Idempotency-Key": uuid.uuid4().hex}
+        return self.call("POST", "/v1/jobs", params=params, data=text.encode(), headers=headers)
 
     def tasks(self, **filters: str | None) -> list[dict[str, Any]]:
         params = {k: v for k, v in filters.items() if v}

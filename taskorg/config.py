@@ -70,6 +70,9 @@ class Config:
     # Cluster-wide shared storage mounted into tasks (empty = none).
     shared_dir: str = ""
     log_level: str = "warning"
+    # Append every lease this node holds (epoch, node, from, until on the
+    # monotonic clock) to this file; tests check no two leases overlap.
+    lease_log: str = ""
 
     # ---- derived values -------------------------------------------------
     @property

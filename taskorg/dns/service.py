@@ -16,7 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask, jsonify, request
 
 from taskorg.config import Config
-from taskorg.dns.arbiter import Arbiter, Election
+from taskorg.dns.arbiter import Arbiter, Election, Liveness
 from taskorg.dns.dnsmasq import Dnsmasq
 from taskorg.dns.publisher import Publisher
 from taskorg.dns.registry import Registry
@@ -38,6 +38,11 @@ class DnsService:
         epoch, master = self.registry.election()
         self.arbiter = Arbiter(config.lease_timeout, config.lease_margin, time.monotonic, epoch=epoch, master=master)
         self.arbiter.ineligible = {m.node for m in self.registry.members(include_left=True) if m.state != "active"}
+        # After a restart we do not know who is alive: give every member the
+        # benefit of the doubt until its first heartbeat (or the dead timeout),
+        # so a DNS service restart never makes a master reschedule everything.
+        for member in self.registry.members():
+            self.arbiter.members[member.node] = Liveness(time.monotonic(), (0, 0), member.address)
         self.dnsmasq = Dnsmasq(config)
         self.publisher = Publisher(config, self.dnsmasq)
         self.dead: set[str] = set()

@@ -56,7 +56,10 @@ def create_app(engine: Engine) -> Flask:
         if request.args.get("dry_run") in ("1", "true", "yes"):
             engine.require_active()
             return jsonify(job=job.name, placements=engine.preview(job))
-        answer = engine.submit(job, request.args.get("source") or "<request>")
+        request_id = request.headers.get("Idempotency-Key") or None
+        if request_id and len(request_id) > 200:
+            raise ApiError(400, "Idempotency-Key: at most 200 characters")
+        answer = engine.submit(job, request.args.get("source") or "<request>", request_id)
         if not answer["replicated"]:
             return jsonify(error="the submission is stored on the master but no standby confirmed it in time; "
                                  "it may be lost if the master dies now", **answer), 503

@@ -124,6 +124,8 @@ class Engine:
             self.activated_epoch = epoch
             self.store.raise_fence(epoch)
             self.commit([self.history_row(None, None, "master_activated", self.role.node, f"epoch {epoch}")])
+        # Stream first: submissions are accepted (and must be replicated) while we reconcile.
+        self.replicator.start(epoch)
         self.members.refresh()
         living = self.members.alive_nodes()
         for node in living:
@@ -136,7 +138,6 @@ class Engine:
                 continue
             if answer:
                 self.on_report(node, answer.get("containers", []), None)
-        self.replicator.start(epoch)
         log.warning("master active", extra={"epoch": epoch, "node": self.role.node,
                                             "reconciled_in": round(time.monotonic() - started, 3)})
         self.kick.set()
@@ -148,12 +149,17 @@ class Engine:
             pass
 
     # ---- submissions and actions --------------------------------------------------------------
-    def submit(self, job: JobSpec, source: str) -> dict[str, Any]:
+    def submit(self, job: JobSpec, source: str, request_id: str | None = None) -> dict[str, Any]:
+        """Store a job; a retried request (same `request_id`) gets the first answer again."""
+        if request_id:
+            known = self.store.row("SELECT * FROM jobs WHERE request_id = ?", (request_id,))
+            if known:
+                return self._submitted(known)
         now = time.time()
         job_id = f"j-{secrets.token_hex(4)}"
         seed = job.seed if job.seed is not None else int.from_bytes(secrets.token_bytes(4), "big")
-        changes: list[Change] = [("jobs", {"id": job_id, "name": job.name, "seed": seed,
-                                           "source": source, "submitted_at": now})]
+        changes: list[Change] = [("jobs", {"id": job_id, "name": job.name, "seed": seed, "source": source,
+                                           "submitted_at": now, "request_id": request_id})]
         created = []
         for task in job.tasks:
             task_id = f"t-{secrets.token_hex(4)}"
@@ -171,6 +177,13 @@ class Engine:
         self.kick.set()
         return {"job": job_id, "name": job.name, "seed": seed, "tasks": created, "seq": seq,
                 "replicated": replicated}
+
+    def _submitted(self, job: dict[str, Any]) -> dict[str, Any]:
+        tasks = self.store.rows("SELECT t.id, t.name, (SELECT COUNT(*) FROM instances i WHERE i.task_id = t.id) "
+                                "AS instances FROM tasks t WHERE t.job = ? ORDER BY t.created_at", (job["id"],))
+        seq = self.store.position()[1]
+        return {"job": job["id"], "name": job["name"], "seed": job["seed"], "tasks": tasks, "seq": seq,
+                "replicated": self.replicator.wait_for(seq, self.config.replication_timeout), "repeated": True}
 
     def cancel(self, task_id: str) -> dict[str, Any]:
         with self.lock:

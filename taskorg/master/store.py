@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 TABLES: dict[str, tuple[str, ...]] = {
-    "jobs": ("id", "name", "seed", "source", "submitted_at"),
+    "jobs": ("id", "name", "seed", "source", "submitted_at", "request_id"),
     "tasks": ("id", "job", "name", "spec", "desired", "status", "reason", "result", "created_at", "updated_at"),
     "instances": ("task_id", "idx", "node", "status", "attempt", "restarts", "exit_code", "container_id",
                   "error", "started_at", "finished_at", "not_before", "updated_at"),
@@ -25,7 +25,9 @@ TABLES: dict[str, tuple[str, ...]] = {
 KEYS = {"jobs": "id", "tasks": "id", "instances": "task_id, idx", "history": "id"}
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, name TEXT, seed INTEGER, source TEXT, submitted_at REAL);
+CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, name TEXT, seed INTEGER, source TEXT, submitted_at REAL,
+    request_id TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_request ON jobs(request_id);
 CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, job TEXT, name TEXT, spec TEXT, desired TEXT,
     status TEXT, reason TEXT, result TEXT, created_at REAL, updated_at REAL);
 CREATE INDEX IF NOT EXISTS tasks_by_job ON tasks(job);

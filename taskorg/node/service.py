@@ -109,12 +109,18 @@ class NodeService:
             if lease["holder"] and lease["valid_for"] > 0:
                 self.role.epoch = lease["epoch"]
                 self.role.lease_until = sent_at + lease["valid_for"]
+                self._log_lease(sent_at)
             else:
                 self.role.epoch = max(self.role.epoch, answer["epoch"])
                 self.role.lease_until = 0.0
             # The record is rewritten just before a new holder hears of it: look again.
             stale = lease["holder"] != (self.role.dns_master == self.address)
         self.check_role(resolve=stale, push=True)
+
+    def _log_lease(self, sent_at: float) -> None:
+        if self.config.lease_log:
+            with open(self.config.lease_log, "a") as handle:
+                handle.write(f"{self.role.epoch} {self.node} {sent_at:.6f} {self.role.lease_until:.6f}\n")
 
     def check_role(self, resolve: bool = True, push: bool = False) -> None:
         """Decide the role; tell the master service on a change or a lease renewal (`push`)."""

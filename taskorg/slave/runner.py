@@ -71,6 +71,10 @@ class DockerRunner:
         """
         order = _check_order(order)
         name = self.container_name(order["task_id"], order["index"], order["attempt"])
+        try:
+            args = self._create_args(order, name)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise OrderError(f"order field 'spec': cannot use it: {type(exc).__name__}: {exc}") from None
         with self._lock_for(name):
             existing = self._get(name)
             if existing is not None:
@@ -80,14 +84,14 @@ class DockerRunner:
             problem = self._ensure_image(image)
             if problem:
                 return self._error_state(order, name, problem)
-            return self._create_and_start(order, name)
+            return self._create_and_start(order, name, args)
 
     def _lock_for(self, name: str) -> threading.Lock:
         return self._locks[zlib.crc32(name.encode()) % len(self._locks)]
 
-    def _create_and_start(self, order: dict[str, Any], name: str) -> dict[str, Any]:
+    def _create_and_start(self, order: dict[str, Any], name: str, args: dict[str, Any]) -> dict[str, Any]:
         try:
-            container = self.client.containers.create(**self._create_args(order, name))
+            container = self.client.containers.create(**args)
         except APIError as exc:
             if exc.status_code == 409:  # created meanwhile by someone else: same attempt
                 existing = self._get(name)

@@ -119,9 +119,9 @@ class Constraints:
 class RestartPolicy:
     """When a finished instance starts again.
 
-    `max_attempts` (on-failure only) counts starts, the first one included:
-    with 3, an instance that keeps failing runs 3 times, then it is failed
-    for good.
+    `max_attempts` (on-failure only) is how many times a failed instance is
+    restarted, as in Docker's on-failure:N: with 3, an instance that keeps
+    failing runs 4 times in all, then it is failed for good.
     """
 
     policy: str = "on-failure"

@@ -12,7 +12,8 @@ import os
 from typing import Any
 
 from .errors import SpecError, SpecProblem, describe
-from .fields import check_keys, optional, required, to_name, to_seed
+from .checks import check_keys, optional, required
+from .fields import to_name, to_seed
 from .graph import dependency_order, find_cycles
 from .model import JobSpec, SpecPolicy, TaskSpec
 from .report import Reporter

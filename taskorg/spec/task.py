@@ -11,10 +11,12 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from .errors import describe
-from .fields import (NAME_RULE, check_keys, optional, required, to_absolute_path, to_after,
-                     to_argv, to_bool, to_constraints, to_count, to_env, to_image, to_name,
-                     to_network, to_ports, to_resources, to_restart, to_result_file, to_user,
-                     to_volumes)
+from .checks import check_keys, optional, required, to_bool
+from .fields import (NAME_RULE, to_absolute_path, to_after, to_argv, to_constraints, to_count,
+                     to_env, to_image, to_name, to_network, to_resources, to_restart,
+                     to_result_file, to_user)
+from .ports import to_ports
+from .volumes import to_volumes
 from .model import Constraints, Resources, RestartPolicy, SpecPolicy, TaskSpec
 from .report import Reporter
 

@@ -1,0 +1,165 @@
+"""Bounded chaos on a real local cluster, with submissions in flight.
+
+Each round does one of: power loss of the master node (SIGKILL of its
+processes and its containers), power loss of another node, a hang of the
+master node (SIGSTOP for longer than the lease, then SIGCONT), or a restart
+of the DNS service. After each round settles it checks what the user was
+promised: every acknowledged task runs (or finished) exactly as many times
+as it should, none is missing, `master.<suffix>` names a living node; and at
+the end, from the nodes' lease log, that no two masters ever held a valid
+lease at the same moment.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from taskorg.localcluster import LocalCluster
+from taskorg.net.resolve import resolve_all
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.cluster
+
+ROUNDS = 32
+TIME_CAP = 600.0  # seconds for the whole loop; it stops by itself
+SETTLE = 30.0
+ACTIONS = ("kill_master", "kill_other", "hang_master", "restart_dns")
+
+
+class Submitter(threading.Thread):
+    """Submits tasks until told to stop (bounded); remembers what was acknowledged."""
+
+    def __init__(self, cluster: LocalCluster, limit: int) -> None:
+        super().__init__(daemon=True)
+        self.client = cluster.client(failover_wait=15)
+        self.limit = limit
+        self.stop = threading.Event()
+        self.acked: dict[str, dict[str, Any]] = {}
+        self.errors: list[str] = []
+        self.random = random.Random(7)
+
+    def run(self) -> None:
+        for number in range(self.limit):
+            if self.stop.wait(0.4):
+                return
+            long_running = number % 3 == 0
+            replicas = 2 if number % 6 == 0 else 1
+            spec = (f"name: svc-{number}\nimage: taskorg/busybox:latest\ncommand: sleep 3600\n"
+                    f"restart: always\nreplicas: {replicas}\nresources: {{cpus: 0.05, memory: 8M}}\n"
+                    if long_running else
+                    f"name: batch-{number}\nimage: taskorg/busybox:latest\ncommand: sh -c 'sleep 0.5'\n"
+                    f"restart: on-failure\nresources: {{cpus: 0.05, memory: 8M}}\n")
+            try:
+                answer = self.client.submit(spec, source=f"chaos-{number}.yaml")
+            except Exception as exc:  # not acknowledged: nothing was promised
+                self.errors.append(f"{number}: {exc}")
+                continue
+            for task in answer["tasks"]:
+                self.acked[task["id"]] = {"long": long_running, "replicas": replicas}
+
+
+def running_containers(cluster: LocalCluster) -> dict[str, int]:
+    client = docker.from_env()
+    counts: dict[str, int] = defaultdict(int)
+    # sparse: no per-container inspect, which races with containers being removed.
+    for container in client.containers.list(sparse=True, filters={"label": f"taskorg.cluster={cluster.name}"}):
+        counts[container.attrs["Labels"]["taskorg.task"]] += 1
+    client.close()
+    return counts
+
+
+def settled(cluster: LocalCluster, acked: dict[str, dict[str, Any]]) -> tuple[bool, str]:
+    """Every acknowledged task is where it should be; else what is not, in words."""
+    tasks = {t["id"]: t for t in cluster.client(failover_wait=2).tasks()}
+    containers = running_containers(cluster)
+    for task_id, promise in list(acked.items()):
+        task = tasks.get(task_id)
+        if task is None:
+            return False, f"acknowledged task {task_id} is missing from the master state"
+        if promise["long"]:
+            if task["status"] != "running" or containers.get(task_id, 0) != promise["replicas"]:
+                return False, (f"{task_id} should run {promise['replicas']}x: status {task['status']}, "
+                               f"{containers.get(task_id, 0)} containers running")
+        elif task["status"] not in ("succeeded",):
+            return False, f"{task_id} should have finished: {task['status']}"
+    return True, "ok"
+
+
+def check_leases(path: Path) -> tuple[int, list[str]]:
+    """Leases by epoch: each epoch's last moment must come before the next epoch's first."""
+    spans: dict[int, list[float]] = {}
+    holders: dict[int, set[str]] = defaultdict(set)
+    for line in path.read_text().splitlines():
+        epoch_text, node, start_text, until_text = line.split()
+        epoch, start, until = int(epoch_text), float(start_text), float(until_text)
+        holders[epoch].add(node)
+        span = spans.setdefault(epoch, [start, until])
+        span[0], span[1] = min(span[0], start), max(span[1], until)
+    problems = [f"epoch {e} held by {sorted(n)}" for e, n in holders.items() if len(n) > 1]
+    epochs = sorted(spans)
+    for older, newer in zip(epochs, epochs[1:]):
+        if spans[older][1] > spans[newer][0]:
+            problems.append(f"epoch {older} lease ran until {spans[older][1]:.3f}, "
+                            f"epoch {newer} lease began at {spans[newer][0]:.3f}")
+    return len(epochs), problems
+
+
+def test_chaos_rounds_lose_nothing_and_never_split_the_brain(cluster_factory: Any, tmp_path: Path) -> None:
+    lease_log = Path("/tmp") / f"taskorg-leases-{tmp_path.name}.log"
+    lease_log.unlink(missing_ok=True)
+    cluster: LocalCluster = cluster_factory(3, settings={"lease_log": str(lease_log)})
+    config = cluster.config
+    submitter = Submitter(cluster, limit=120)
+    submitter.start()
+    rng = random.Random(2026)
+    started = time.monotonic()
+    done = []
+    try:
+        for round_number in range(ROUNDS):
+            if time.monotonic() - started > TIME_CAP:
+                break
+            action = ACTIONS[round_number % len(ACTIONS)]
+            master = cluster.wait_master(timeout=20)
+            master_index = cluster.index_of(master)
+            if action == "kill_master":
+                cluster.kill_node(master_index)
+                time.sleep(rng.uniform(1.0, 2.5))
+                cluster.start_node(master_index)
+            elif action == "kill_other":
+                other = rng.choice([i for i in (1, 2, 3) if i != master_index])
+                cluster.kill_node(other)
+                time.sleep(rng.uniform(2.0, 3.0))
+                cluster.start_node(other)
+            elif action == "hang_master":
+                cluster.pause_node(master_index)
+                time.sleep(config.lease_timeout * 3 + rng.uniform(0, 1.5))
+                cluster.resume_node(master_index)
+            else:
+                cluster.restart_dns()
+            wait_until(lambda: settled(cluster, dict(submitter.acked))[0], SETTLE,
+                       f"round {round_number} ({action}) to settle: "
+                       f"{settled(cluster, dict(submitter.acked))[1]}", interval=0.3)
+            living = {cluster.node_address(i) for i in (1, 2, 3)}
+            assert resolve_all(config, config.master_name)[0] in living
+            done.append(action)
+    finally:
+        submitter.stop.set()
+        submitter.join(20)
+    ok, why = settled(cluster, dict(submitter.acked))
+    assert ok, why
+    epochs, problems = check_leases(lease_log)
+    print(f"\nchaos: {len(done)} rounds ({', '.join(f'{a}={done.count(a)}' for a in ACTIONS)}) in "
+          f"{time.monotonic() - started:.0f} s; {len(submitter.acked)} acknowledged tasks; "
+          f"{len(submitter.errors)} submissions not acknowledged; {epochs} epochs")
+    assert len(done) >= 30
+    assert not problems, problems
+    assert len(submitter.acked) >= 30
