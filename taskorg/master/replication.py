@@ -113,8 +113,9 @@ class Replicator:
                     time.sleep(0.2)
                     continue
                 with self.cond:
-                    self.acked[node] = acked
-                    self.cond.notify_all()
+                    if self.acked.get(node) != acked:
+                        self.acked[node] = acked
+                        self.cond.notify_all()  # only on progress: senders share this condition
                     if self.store.position()[1] <= acked and self._current(generation):
                         self.cond.wait(0.2)
         finally:
