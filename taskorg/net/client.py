@@ -30,7 +30,8 @@ class ServiceClient:
         # Cluster traffic is LAN-local: never route it through a proxy.
         self.session.trust_env = False
 
-    def request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> Any:
+    def request(self, method: str, path: str, *, timeout: float | tuple[float, float] | None = None,
+                **kwargs: Any) -> Any:
         url = f"{self.base_url}{path}"
         try:
             response = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)

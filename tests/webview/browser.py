@@ -1,0 +1,47 @@
+"""Helpers for the browser tests: headless Chromium through Playwright.
+
+Debian's `chromium` package is the browser (`playwright install` cannot
+download one here); Playwright drives it over CDP.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from playwright.sync_api import Browser, Page, Playwright
+
+CHROMIUM = os.environ.get("TASKORG_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LAPTOP = {"width": 1366, "height": 800}
+PHONE = {"width": 390, "height": 844}
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+
+def launch(playwright: Playwright) -> Browser:
+    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
+        raise RuntimeError(f"the browser tests need Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def log_in(page: Page, base_url: str, secret: str) -> None:
+    page.goto(base_url + "/")
+    page.wait_for_selector("#secret")
+    page.fill("#secret", secret)
+    page.click("form button[type=submit]")
+    page.wait_for_selector("#members-title")
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """A full-page screenshot under artifacts/screenshots/ (git-ignored)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}-{page.viewport_size['width']}.png"  # type: ignore[index]
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def horizontal_overflow(page: Page) -> int:
+    """How many pixels the page is wider than the window (0 when it fits)."""
+    return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))

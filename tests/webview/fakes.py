@@ -1,0 +1,119 @@
+"""A stand-in for the cluster, for the pure-logic unit tests only.
+
+The browser tests run against a real local cluster; this fake exists so the
+pages' logic (login, CSRF, escaping, error display) is tested in milliseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from taskorg.net.client import ServiceError
+from webview.cluster import DnsUnavailable, MasterUnavailable, SubmitResult
+
+TELEMETRY = {"cpu_count": 4, "cpu_percent": 12.5, "load1": 0.4, "memory_total": 8 * 2**30,
+             "memory_available": 5 * 2**30, "temperatures": {"coretemp/Package id 0": 47.0}, "gpus": [],
+             "speed": 1.02}
+
+
+class FakeCluster:
+    """Three nodes, node1 master at epoch 2; flags make the master or DNS vanish."""
+
+    def __init__(self) -> None:
+        self.master = "node1"
+        self.epoch = 2
+        self.master_down = False
+        self.dns_down = False
+        self.calls: list[tuple[str, Any]] = []
+        self.problems: list[dict[str, Any]] = []
+        self.tasks_by_id: dict[str, dict[str, Any]] = {
+            "t-0000aaaa": self._task("t-0000aaaa", "hello", "running"),
+        }
+
+    @staticmethod
+    def _task(task_id: str, name: str, status: str) -> dict[str, Any]:
+        now = time.time()
+        return {"id": task_id, "job": "j-11110000", "job_name": name, "name": name, "status": status, "desired": "running",
+                "replicas": 1, "created_at": now - 60, "updated_at": now - 5,
+                "spec": {"name": name, "image": "taskorg/busybox:latest", "command": ["sleep", "60"]},
+                "instances": [{"index": 0, "node": "node2", "status": status, "attempt": 1, "exit_code": None,
+                               "container_id": "c0ffee", "started_at": now - 50, "finished_at": None, "error": None}],
+                "history": [{"id": 1, "task_id": task_id, "idx": 0, "time": now - 55, "event": "placed",
+                             "node": "node2", "detail": "spread"}],
+                "result": None}
+
+    def _need_master(self) -> None:
+        if self.master_down:
+            raise MasterUnavailable("master changing over, retrying (test)")
+
+    def dns_members(self) -> dict[str, Any]:
+        if self.dns_down:
+            raise DnsUnavailable("the DNS service at 127.0.9.1 does not answer (test)")
+        members = [{"node": f"node{n}", "number": n, "fqdn": f"node{n}.test", "address": f"127.0.9.{n + 1}",
+                    "labels": {"arch": "amd64"}, "alive": True, "last_seen_ago": 0.12, "state": "active",
+                    "replica": [self.epoch, 10], "role": "master" if f"node{n}" == self.master else "standby"}
+                   for n in (1, 2, 3)]
+        return {"members": members, "master": self.master, "epoch": self.epoch}
+
+    def status(self) -> dict[str, Any]:
+        self._need_master()
+        counts: dict[str, int] = {}
+        for task in self.tasks_by_id.values():
+            counts[task["status"]] = counts.get(task["status"], 0) + 1
+        return {"master": self.master, "epoch": self.epoch, "active": True, "seq": 10, "counts": counts}
+
+    def members(self) -> dict[str, Any]:
+        self._need_master()
+        view = self.dns_members()
+        for member in view["members"]:
+            member["telemetry"] = dict(TELEMETRY, node=member["node"])
+            member["running"] = 1 if member["node"] == "node2" else 0
+        return view
+
+    def tasks(self, **filters: str) -> list[dict[str, Any]]:
+        self._need_master()
+        self.calls.append(("tasks", filters))
+        return [t for t in self.tasks_by_id.values()
+                if (not filters.get("state") or t["status"] == filters["state"])
+                and (not filters.get("name") or filters["name"] in t["name"])]
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        self._need_master()
+        if task_id not in self.tasks_by_id:
+            raise ServiceError(404, f"no task {task_id}")
+        return self.tasks_by_id[task_id]
+
+    def logs(self, task_id: str, index: int, tail: int = 200) -> dict[str, Any]:
+        self._need_master()
+        return {"id": task_id, "index": index, "node": "node2", "logs": "hello <b>world</b>\n"}
+
+    def submit(self, text: str, source: str, dry_run: bool = False) -> SubmitResult:
+        self._need_master()
+        self.calls.append(("submit", (text, source, dry_run)))
+        if self.problems:
+            return SubmitResult(False, {"error": "invalid spec", "problems": self.problems}, 400)
+        if dry_run:
+            return SubmitResult(True, {"job": None, "placements": {"hello": ["node2"]}}, 200)
+        self.tasks_by_id["t-0000bbbb"] = self._task("t-0000bbbb", "hello", "pending")
+        return SubmitResult(True, {"job": "j-22220000", "tasks": [{"id": "t-0000bbbb", "name": "hello", "replicas": 1}]},
+                            201)
+
+    def cancel(self, task_id: str) -> dict[str, Any]:
+        self._need_master()
+        self.calls.append(("cancel", task_id))
+        self.tasks_by_id[task_id]["status"] = "cancelled"
+        return {"id": task_id, "status": "cancelled"}
+
+    def restart(self, task_id: str) -> dict[str, Any]:
+        self._need_master()
+        self.calls.append(("restart", task_id))
+        return {"id": task_id}
+
+    def drain(self, node: str) -> dict[str, Any]:
+        self.calls.append(("drain", node))
+        return {"node": node, "state": "draining"}
+
+    def activate(self, node: str) -> dict[str, Any]:
+        self.calls.append(("activate", node))
+        return {"node": node, "state": "active"}

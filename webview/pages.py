@@ -1,0 +1,92 @@
+"""The HTML pages: dashboard, task list, task, submit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+
+from taskorg.net.client import ServiceError
+from webview import views
+from webview.cluster import ClusterApi, MasterUnavailable
+from webview.submit import SpecInputError, annotate, read_spec
+
+bp = Blueprint("pages", __name__)
+
+
+def _api() -> ClusterApi:
+    return current_app.extensions["taskorg_api"]  # type: ignore[no-any-return]
+
+
+def _index_arg() -> int:
+    value = request.args.get("index", "0")
+    return int(value) if value.isdigit() else 0
+
+
+@bp.get("/")
+def dashboard() -> Any:
+    return render_template("dashboard.html", **views.dashboard_model(_api()))
+
+
+@bp.get("/tasks")
+def tasks() -> Any:
+    return render_template("tasks.html", **views.tasks_model(_api(), views.task_filters(request.args)))
+
+
+@bp.get("/tasks/<task_id>")
+def task(task_id: str) -> Any:
+    if not views.TASK_ID.match(task_id):
+        abort(404)
+    model = views.task_model(_api(), task_id, _index_arg())
+    return render_template("task.html", **model), (200 if model["found"] else 404)
+
+
+@bp.route("/submit", methods=["GET", "POST"])
+def submit() -> Any:
+    """Paste or upload a spec; preview where it would run, or submit it."""
+    model: dict[str, Any] = {"page": "submit", "cluster": views.cluster_header(_api(), ask_master=False),
+                             "spec": "", "source": "", "annotated": None, "error": "", "placements": None,
+                             "maybe_applied": False}
+    if request.method == "GET":
+        return render_template("submit.html", **model)
+    dry_run = request.form.get("action") == "preview"
+    try:
+        text, source = read_spec(request.form, request.files)
+    except SpecInputError as exc:
+        model["error"] = str(exc)
+        return render_template("submit.html", **model), 400
+    model.update(spec=text, source=source)
+    if not text.strip():
+        model["error"] = "The spec is empty: paste YAML or choose a file."
+        return render_template("submit.html", **model), 400
+    try:
+        result = _api().submit(text, source, dry_run=dry_run)
+    except MasterUnavailable as exc:
+        model.update(error=exc.message, maybe_applied=exc.maybe_applied)
+        return render_template("submit.html", **model), 503
+    except ServiceError as exc:
+        if exc.status == 503 and exc.payload.get("tasks"):
+            # Stored on the master, not yet on a standby: accepted, with a caveat.
+            flash(f"Warning: {exc.message}", "error")
+            return _after_submit(exc.payload)
+        model["error"] = f"The master refused the spec: {exc.message}"
+        return render_template("submit.html", **model), 502 if exc.status >= 500 else 400
+    if not result.ok:
+        model["error"] = result.body.get("error") or "The spec is not valid."
+        model["annotated"] = annotate(text, list(result.body.get("problems") or []), source)
+        return render_template("submit.html", **model), 400
+    if dry_run:
+        model["placements"] = result.body.get("placements") or {}
+        return render_template("submit.html", **model)
+    return _after_submit(result.body)
+
+
+def _after_submit(body: dict[str, Any]) -> Any:
+    """Go where the user wants to look next: the task, or the job's tasks."""
+    created = body.get("tasks") or []
+    job = body.get("job") or ""
+    names = ", ".join(str(t.get("name")) for t in created) or "no tasks"
+    flash(f"Submitted job {job}: {names}.", "ok")
+    if len(created) == 1 and created[0].get("id"):
+        return redirect(url_for("pages.task", task_id=created[0]["id"]))
+    return redirect(url_for("pages.tasks", job=job) if job else url_for("pages.tasks"))

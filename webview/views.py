@@ -1,0 +1,175 @@
+"""View models: what each page shows, built from the cluster's APIs.
+
+A page renders its model whole; the JSON endpoint the page polls renders the
+same model's fragments, so the first paint and every live update come from
+one template each. Nothing here raises on a failover: an unreachable master
+or DNS service becomes a notice in the model.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from taskorg.net.client import ServiceError
+from webview.cluster import ClusterApi, DnsUnavailable, MasterUnavailable
+
+TASK_STATES = ("pending", "starting", "running", "succeeded", "failed", "cancelled")
+FINISHED_STATES = {"succeeded", "failed", "cancelled"}
+TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+DNS_DOWN = ("The DNS node does not answer: no master can be elected until it is back. "
+            "Containers that run keep running.")
+CHANGING = "Master changing over, retrying…"
+
+# Which partial template fills which live region of each page.
+FRAGMENTS: dict[str, dict[str, str]] = {
+    "dashboard": {"summary": "_summary.html", "members": "_members.html"},
+    "tasks": {"tasks": "_tasks.html"},
+    "task": {"task-head": "_task_head.html", "instances": "_instances.html",
+             "history": "_history.html", "logs": "_logs.html"},
+}
+
+
+def cluster_header(api: ClusterApi, ask_master: bool = True) -> dict[str, Any]:
+    """Master, epoch and health of the control plane, for the banner on every page.
+
+    Membership and the master's name come from the DNS service, which answers
+    even while no master is active, so the header survives a failover.
+    `ask_master=False` skips the master (pages that do not need its counts).
+    """
+    header: dict[str, Any] = {"state": "ok", "master": None, "epoch": None, "master_address": None,
+                              "message": "", "counts": None, "dns": None}
+    try:
+        dns = api.dns_members()
+        header["dns"] = dns
+        header["master"], header["epoch"] = dns.get("master"), dns.get("epoch")
+        header["master_address"] = next((m.get("address") for m in dns.get("members", [])
+                                         if m.get("node") == header["master"]), None)
+    except DnsUnavailable:
+        header.update(state="dns-down", message=DNS_DOWN)
+    if not ask_master:
+        return header
+    try:
+        status = api.status()
+    except MasterUnavailable:
+        if header["state"] == "ok":
+            header.update(state="changing", message=CHANGING)
+        return header
+    except ServiceError as exc:
+        header.update(state="changing", message=f"The master answered with an error: {exc.message}")
+        return header
+    if header["master"] is None:
+        header["master"], header["epoch"] = status.get("master"), status.get("epoch")
+    if status.get("active") is False and header["state"] == "ok":
+        header.update(state="changing", message=CHANGING)
+    header["counts"] = status.get("counts") or {}
+    return header
+
+
+def public_header(header: dict[str, Any]) -> dict[str, Any]:
+    """The header as sent to the browser's poller (no bulky member list)."""
+    return {key: header[key] for key in ("state", "master", "epoch", "master_address", "message")}
+
+
+def master_ok(header: dict[str, Any]) -> bool:
+    return header["counts"] is not None
+
+
+def count_rows(counts: dict[str, int] | None) -> list[tuple[str, int]]:
+    """Every known state in lifecycle order (zeros too), then any others."""
+    counts = counts or {}
+    rows = [(state, int(counts.get(state, 0))) for state in TASK_STATES]
+    rows += [(state, int(n)) for state, n in sorted(counts.items()) if state not in TASK_STATES]
+    return rows
+
+
+def merge_members(dns: dict[str, Any] | None, master: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """DNS membership (always there) joined with the master's telemetry and task counts."""
+    extra = {m.get("node"): m for m in (master or {}).get("members", []) if isinstance(m, dict)}
+    rows = []
+    for member in (dns or master or {}).get("members", []):
+        row = {**extra.get(member.get("node"), {}), **member}
+        if dns:
+            row["role"] = "master" if member.get("node") == dns.get("master") else "standby"
+        rows.append(row)
+    return rows
+
+
+def dashboard_model(api: ClusterApi) -> dict[str, Any]:
+    header = cluster_header(api)
+    master_members = None
+    notice = "" if master_ok(header) else header["message"]
+    if master_ok(header):
+        try:
+            master_members = api.members()
+        except (MasterUnavailable, ServiceError):
+            notice = "Telemetry is unavailable while the master changes over."
+    return {"page": "dashboard", "cluster": header, "counts": count_rows(header["counts"]),
+            "members": merge_members(header["dns"], master_members), "notice": notice}
+
+
+def task_filters(args: Any) -> dict[str, str]:
+    """The filters the task list understands, from a query string."""
+    return {key: str(args.get(key, "")).strip()[:64] for key in ("state", "node", "name", "job")}
+
+
+def tasks_model(api: ClusterApi, filters: dict[str, str]) -> dict[str, Any]:
+    header = cluster_header(api)
+    model: dict[str, Any] = {"page": "tasks", "cluster": header, "filters": filters, "tasks": None,
+                             "notice": "", "nodes": [m.get("node") for m in (header["dns"] or {}).get("members", [])],
+                             "states": TASK_STATES}
+    if not master_ok(header):
+        model["notice"] = header["message"]
+        return model
+    try:
+        model["tasks"] = api.tasks(**filters)
+    except MasterUnavailable as exc:
+        model["notice"] = exc.message
+    except ServiceError as exc:
+        model["notice"] = f"The master refused the list: {exc.message}"
+    return model
+
+
+def task_nodes(task: dict[str, Any]) -> list[str]:
+    """Where a task runs: its instances' nodes, or the summary's list."""
+    nodes = task.get("nodes")
+    if isinstance(nodes, list):
+        return [str(n) for n in nodes if n]
+    return sorted({str(i["node"]) for i in task.get("instances") or [] if i.get("node")})
+
+
+def task_model(api: ClusterApi, task_id: str, index: int = 0) -> dict[str, Any]:
+    """One task. `found` False means the master said 404 (not a failover)."""
+    header = cluster_header(api)
+    model: dict[str, Any] = {"page": "task", "cluster": header, "task_id": task_id, "task": None,
+                             "found": True, "notice": "", "index": index, "logs": None, "logs_error": ""}
+    if not master_ok(header):
+        model["notice"] = header["message"]
+        return model
+    try:
+        model["task"] = api.task(task_id)
+    except MasterUnavailable as exc:
+        model["notice"] = exc.message
+        return model
+    except ServiceError as exc:
+        if exc.status == 404:
+            model["found"] = False
+        model["notice"] = exc.message
+        return model
+    instances = model["task"].get("instances") or []
+    if instances and index not in {i.get("index") for i in instances}:
+        model["index"] = index = instances[0].get("index", 0)
+    try:
+        model["logs"] = api.logs(task_id, index)
+    except MasterUnavailable as exc:
+        model["logs_error"] = exc.message
+    except ServiceError as exc:
+        model["logs_error"] = exc.message
+    return model
+
+
+def render_fragments(page: str, model: dict[str, Any], render: Any) -> dict[str, str]:
+    """Each live region of `page`, rendered from the model."""
+    return {region: render(template, **model) for region, template in FRAGMENTS.get(page, {}).items()}
