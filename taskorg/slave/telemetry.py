@@ -1,7 +1,8 @@
 """What the master needs to place tasks well: load, memory, sensors, GPUs, speed.
 
 `speed` is measured, not configured: a short single-core hashing benchmark run
-once per process, normalised so the development machine scores about 1.0. A
+once per process (about 50 ms of CPU), normalised so the development machine
+scores about 1.0. A
 Raspberry Pi scores lower, a fast desktop higher; placement prefers higher.
 """
 
@@ -57,25 +58,28 @@ def prime() -> None:
 
 @functools.cache
 def measure_speed(duration: float = 0.05) -> float:
-    """A CPU score: the best of a few short bursts of chained sha256, so one
-    scheduling hiccup does not make a node look slow."""
+    """A CPU score: the best of a few short bursts of chained sha256.
+
+    Rates are per second of this thread's CPU time, not wall time, so a node
+    that happens to be busy when the slave starts does not look slow forever.
+    """
     bursts = 5
     best = max(_hash_rate(duration / bursts) for _ in range(bursts))
     return round(best / REFERENCE_RATE, 3)
 
 
-def _hash_rate(seconds: float) -> float:
+def _hash_rate(cpu_seconds: float, wall_cap: float = 0.5) -> float:
     digest = b"taskorg"
     rounds = 0
-    start = time.perf_counter()
-    deadline = start + seconds
+    cpu_start = time.thread_time()
+    wall_deadline = time.perf_counter() + wall_cap  # a starved thread still finishes
     while True:
         for _ in range(64):
             digest = hashlib.sha256(digest).digest()
         rounds += 64
-        now = time.perf_counter()
-        if now >= deadline:
-            return rounds / (now - start)
+        used = time.thread_time() - cpu_start
+        if used >= cpu_seconds or time.perf_counter() >= wall_deadline:
+            return rounds / used if used > 0 else 0.0
 
 
 def _load1() -> float:

@@ -1,0 +1,69 @@
+"""Telemetry: shape of a sample, the measured speed score, sensor and GPU parsing."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import pytest
+
+from taskorg.slave import telemetry
+
+Reading = namedtuple("Reading", "label current high critical")
+
+
+def test_a_sample_has_every_documented_field() -> None:
+    telemetry.prime()
+    sample = telemetry.collect("node2")
+    assert set(sample) == {"node", "time", "cpu_count", "cpu_percent", "load1", "memory_total",
+                           "memory_available", "temperatures", "gpus", "speed"}
+    assert sample["node"] == "node2"
+    assert sample["time"].endswith("Z")
+    assert sample["cpu_count"] >= 1
+    assert 0 <= sample["cpu_percent"] <= 100
+    assert sample["load1"] >= 0
+    assert 0 < sample["memory_available"] <= sample["memory_total"]
+    assert isinstance(sample["temperatures"], dict)
+    assert isinstance(sample["gpus"], list)
+
+
+def test_speed_is_measured_once_and_positive() -> None:
+    first = telemetry.measure_speed()
+    assert first > 0
+    assert telemetry.measure_speed() == first  # computed once per process
+
+
+def test_speed_is_about_one_on_a_reference_class_machine() -> None:
+    # Loose: CI machines differ, but an order of magnitude off means a broken benchmark.
+    assert 0.1 < telemetry.measure_speed() < 10
+
+
+def test_temperatures_are_flattened_by_chip_and_label() -> None:
+    chips = {
+        "coretemp": [Reading("Package id 0", 47.0, 80.0, 100.0), Reading("Core 0", 45.55, 80.0, 100.0)],
+        "acpitz": [Reading("", 40.0, None, None), Reading("", 41.0, None, None)],
+        "nvme": [Reading("Composite", None, None, None)],
+    }
+    assert telemetry.flatten_temperatures(chips) == {
+        "coretemp/Package id 0": 47.0,
+        "coretemp/Core 0": 45.5,
+        "acpitz": 40.0,
+        "acpitz#1": 41.0,
+    }
+
+
+def test_machine_without_sensors_gives_an_empty_dict() -> None:
+    assert telemetry.flatten_temperatures({}) == {}
+    assert isinstance(telemetry.temperatures(), dict)
+
+
+def test_nvidia_smi_output_is_parsed_to_bytes_and_percent() -> None:
+    text = "NVIDIA GeForce RTX 3060, 12288, 17\nTesla T4, 15360, [N/A]\n\n"
+    assert telemetry.parse_nvidia_smi(text) == [
+        {"name": "NVIDIA GeForce RTX 3060", "memory_total": 12288 * 1024 * 1024, "utilization": 17.0},
+        {"name": "Tesla T4", "memory_total": 15360 * 1024 * 1024, "utilization": None},
+    ]
+
+
+def test_no_nvidia_smi_means_no_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(telemetry.shutil, "which", lambda name: None)
+    assert telemetry.gpus() == []
