@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -119,9 +120,15 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"setting '{name}': expected a number, got {value!r}")
         try:
-            number = kind(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"setting '{name}': expected a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"setting '{name}': expected a finite number, got {value!r}")
+        if kind is int:
+            if not number.is_integer():
+                raise ConfigError(f"setting '{name}': expected a whole number, got {value!r}")
+            number = int(number)
         if number < 0:
             raise ConfigError(f"setting '{name}': must not be negative, got {value!r}")
         return number
@@ -130,10 +137,15 @@ def _coerce(name: str, value: Any) -> Any:
             value = _parse_labels(name, value)
         if not isinstance(value, Mapping):
             raise ConfigError(f"setting '{name}': expected a mapping, got {value!r}")
-        return {str(k): str(v) for k, v in value.items()}
+        return {str(k): _label_text(v) for k, v in value.items()}
     if not isinstance(value, (str, int, float)):
         raise ConfigError(f"setting '{name}': expected text, got {value!r}")
     return str(value)
+
+
+def _label_text(value: Any) -> str:
+    """YAML `true` and the text `true` must be the same label value."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def _parse_labels(name: str, text: str) -> dict[str, str]:

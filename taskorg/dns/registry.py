@@ -52,10 +52,12 @@ class Registry:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # Default isolation: `with self._db` wraps each change in one transaction.
+        self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._db.commit()
 
     # ---- members ----------------------------------------------------------
     def register(self, identity: str, address: str, labels: dict[str, str]) -> tuple[Member, bool]:

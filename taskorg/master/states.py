@@ -29,7 +29,7 @@ def restart_decision(spec: dict[str, Any], exit_code: int | None, error: str | N
     policy = restart.get("policy", "on-failure")
     succeeded = error is None and exit_code == 0
     how = f"failed to start: {error}" if error else f"exited with code {exit_code}"
-    delay = min(MAX_BACKOFF, 0.25 * (2 ** restarts)) if restarts else 0.0
+    delay = min(MAX_BACKOFF, 0.25 * 2 ** min(restarts, 6)) if restarts else 0.0
     if policy == "always":
         return RestartDecision(True, delay, "", "restarting", f"{how}; restart policy always")
     if policy == "on-failure" and not succeeded:

@@ -9,11 +9,12 @@ number); the DNS service elects the node with the freshest one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 TABLES: dict[str, tuple[str, ...]] = {
     "jobs": ("id", "name", "seed", "source", "submitted_at", "request_id"),
@@ -27,7 +28,6 @@ KEYS = {"jobs": "id", "tasks": "id", "instances": "task_id, idx", "history": "id
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, name TEXT, seed INTEGER, source TEXT, submitted_at REAL,
     request_id TEXT);
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_request ON jobs(request_id);
 CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, job TEXT, name TEXT, spec TEXT, desired TEXT,
     status TEXT, reason TEXT, result TEXT, created_at REAL, updated_at REAL);
 CREATE INDEX IF NOT EXISTS tasks_by_job ON tasks(job);
@@ -59,7 +59,28 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self._migrate()
         self._next_history = (self.db.execute("SELECT MAX(id) FROM history").fetchone()[0] or 0) + 1
+
+    def _migrate(self) -> None:
+        """Bring a state file from an older version up to this schema."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}
+        if "request_id" not in columns:
+            self.db.execute("ALTER TABLE jobs ADD COLUMN request_id TEXT")
+        self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_request ON jobs(request_id)")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """All or nothing: a crash part-way leaves the store as it was."""
+        history = self._next_history
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            self._next_history = history
+            raise
+        self.db.execute("COMMIT")
 
     # ---- position -----------------------------------------------------------------
     def _meta(self, key: str, default: int = 0) -> int:
@@ -79,7 +100,7 @@ class Store:
             return max(self._meta("fence"), self._meta("epoch"))
 
     def raise_fence(self, epoch: int) -> None:
-        with self.lock, self.db:
+        with self.lock, self._transaction():
             if epoch > self._meta("fence"):
                 self._set_meta("fence", epoch)
 
@@ -92,7 +113,7 @@ class Store:
 
     def commit(self, changes: Iterable[Change], epoch: int) -> int:
         """Apply changes and log them in one durable transaction; the last seq."""
-        with self.lock, self.db:
+        with self.lock, self._transaction():
             seq = self._meta("seq")
             for table, row in changes:
                 seq += 1
@@ -125,7 +146,7 @@ class Store:
         return [{"seq": r[0], "epoch": r[1], "table": r[2], "row": json.loads(r[3])} for r in rows]
 
     def apply_replicated(self, entries: list[dict[str, Any]]) -> tuple[int, int]:
-        with self.lock, self.db:
+        with self.lock, self._transaction():
             seq, epoch = self._meta("seq"), self._meta("epoch")
             for entry in entries:
                 if entry["seq"] <= seq:
@@ -147,7 +168,7 @@ class Store:
         return {"epoch": epoch, "seq": seq, "tables": tables}
 
     def load_snapshot(self, snapshot: dict[str, Any]) -> tuple[int, int]:
-        with self.lock, self.db:
+        with self.lock, self._transaction():
             for name in TABLES:
                 self.db.execute(f"DELETE FROM {name}")
                 for row in snapshot["tables"].get(name, []):

@@ -77,6 +77,14 @@ def running_containers(cluster: LocalCluster) -> dict[str, int]:
     return counts
 
 
+def story(cluster: LocalCluster, task_id: str) -> str:
+    """A task's instances and history, for a failure message."""
+    detail = cluster.client(failover_wait=2).task(task_id)
+    instances = ", ".join(f"[{i['index']}] {i['status']}@{i['node']} a{i['attempt']}" for i in detail["instances"])
+    history = "; ".join(f"{h['index']}:{h['event']}@{h['node']}: {h['detail']}" for h in detail["history"])
+    return f"{instances} | {history}"
+
+
 def settled(cluster: LocalCluster, acked: dict[str, dict[str, Any]]) -> tuple[bool, str]:
     """Every acknowledged task is where it should be; else what is not, in words."""
     tasks = {t["id"]: t for t in cluster.client(failover_wait=2).tasks()}
@@ -88,9 +96,9 @@ def settled(cluster: LocalCluster, acked: dict[str, dict[str, Any]]) -> tuple[bo
         if promise["long"]:
             if task["status"] != "running" or containers.get(task_id, 0) != promise["replicas"]:
                 return False, (f"{task_id} should run {promise['replicas']}x: status {task['status']}, "
-                               f"{containers.get(task_id, 0)} containers running")
+                               f"{containers.get(task_id, 0)} containers running ({story(cluster, task_id)})")
         elif task["status"] not in ("succeeded",):
-            return False, f"{task_id} should have finished: {task['status']}"
+            return False, f"{task_id} should have finished: {task['status']} ({story(cluster, task_id)})"
     return True, "ok"
 
 
