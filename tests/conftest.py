@@ -10,6 +10,7 @@ the end.
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -50,6 +51,8 @@ def cluster_factory(busybox_tag: str) -> Iterator[Callable[..., LocalCluster]]:
 
     yield make
     artifacts = Path(__file__).resolve().parents[1] / "artifacts" / "cluster-logs"
+    if os.environ.get("TASKORG_TEST_KEEP_CLUSTERS"):
+        return  # debugging: leave them running (`taskorg cluster down --dir DIR` stops one)
     for cluster in created:
         cluster.stop()
         # Keep the services' logs as test artifacts (git-ignored), then clean up.

@@ -138,7 +138,7 @@ class Engine:
                 continue
             if answer:
                 self.on_report(node, answer.get("containers", []), None)
-        log.warning("master active", extra={"epoch": epoch, "node": self.role.node,
+        log.warning("master active", extra={"epoch": epoch, "node": self.role.node, "position": self.store.position(),
                                             "reconciled_in": round(time.monotonic() - started, 3)})
         self.kick.set()
 
@@ -245,8 +245,12 @@ class Engine:
 
     # ---- slave reports -------------------------------------------------------------------------
     def on_report(self, node: str, containers: list[dict[str, Any]],
-                  telemetry: dict[str, Any] | None) -> list[str]:
-        """Fold a slave's containers into the state; the ids it must stop."""
+                  telemetry: dict[str, Any] | None, complete: bool = True) -> list[str]:
+        """Fold a slave's containers into the state; the ids it must stop.
+
+        `complete` says the list is everything the node runs (a report), so
+        an instance missing from it is lost; a start answer is not complete.
+        """
         if telemetry:
             self.telemetry[node] = {**telemetry, "received": time.monotonic()}
         with self.lock:
@@ -269,7 +273,8 @@ class Engine:
                     stop.append(container["container_id"])
                 elif isinstance(verdict, list):
                     changes += verdict
-            changes += self._lost_instances(node, instances.values(), seen, now)
+            if complete:
+                changes += self._lost_instances(node, instances.values(), seen, now)
             self._commit_with_task_status(changes)
         return stop
 
@@ -429,7 +434,7 @@ class Engine:
             return
         finally:
             client.close()
-        self.on_report(node, [state], None)
+        self.on_report(node, [state], None, complete=False)
         self.kick.set()
 
     def _start_failed(self, node: str, order: dict[str, Any], error: str) -> None:

@@ -131,7 +131,10 @@ class Replicator:
         if their_seq == 0 and self.store.changes_since(0, limit=1) is not None:
             return 0
         if entries and entries[0]["seq"] == their_seq and entries[0]["epoch"] == their_epoch:
+            log.info("streaming to standby", extra={"standby": client.base_url, "from_seq": their_seq})
             return their_seq
+        log.info("sending a snapshot to standby", extra={"standby": client.base_url, "their_epoch": their_epoch,
+                                                          "their_seq": their_seq, "our": self.store.position()})
         return self._send_snapshot(client)
 
     def _send_snapshot(self, client: ServiceClient) -> int:

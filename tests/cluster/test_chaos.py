@@ -43,28 +43,31 @@ class Submitter(threading.Thread):
         self.client = cluster.client(failover_wait=15)
         self.limit = limit
         self.stop = threading.Event()
+        # Held by the test while it checks a settled round: no new submission then.
+        self.hold = threading.Lock()
         self.acked: dict[str, dict[str, Any]] = {}
         self.errors: list[str] = []
         self.random = random.Random(7)
 
     def run(self) -> None:
         for number in range(self.limit):
-            if self.stop.wait(0.4):
+            if self.stop.wait(0.5):
                 return
-            long_running = number % 3 == 0
-            replicas = 2 if number % 6 == 0 else 1
+            long_running = number % 5 == 0
+            replicas = 2 if number % 10 == 0 else 1
             spec = (f"name: svc-{number}\nimage: taskorg/busybox:latest\ncommand: sleep 3600\n"
                     f"restart: always\nreplicas: {replicas}\nresources: {{cpus: 0.05, memory: 8M}}\n"
                     if long_running else
                     f"name: batch-{number}\nimage: taskorg/busybox:latest\ncommand: sh -c 'sleep 0.5'\n"
                     f"restart: on-failure\nresources: {{cpus: 0.05, memory: 8M}}\n")
-            try:
-                answer = self.client.submit(spec, source=f"chaos-{number}.yaml")
-            except Exception as exc:  # not acknowledged: nothing was promised
-                self.errors.append(f"{number}: {exc}")
-                continue
-            for task in answer["tasks"]:
-                self.acked[task["id"]] = {"long": long_running, "replicas": replicas}
+            with self.hold:
+                try:
+                    answer = self.client.submit(spec, source=f"chaos-{number}.yaml")
+                except Exception as exc:  # not acknowledged: nothing was promised
+                    self.errors.append(f"{number}: {exc}")
+                    continue
+                for task in answer["tasks"]:
+                    self.acked[task["id"]] = {"long": long_running, "replicas": replicas}
 
 
 def running_containers(cluster: LocalCluster) -> dict[str, int]:
@@ -85,21 +88,28 @@ def story(cluster: LocalCluster, task_id: str) -> str:
     return f"{instances} | {history}"
 
 
-def settled(cluster: LocalCluster, acked: dict[str, dict[str, Any]]) -> tuple[bool, str]:
+class Verdict(str):
+    """A reason in words that is truthy only when everything is fine ("ok")."""
+
+    def __bool__(self) -> bool:
+        return self == "ok"
+
+
+def settled(cluster: LocalCluster, acked: dict[str, dict[str, Any]]) -> Verdict:
     """Every acknowledged task is where it should be; else what is not, in words."""
     tasks = {t["id"]: t for t in cluster.client(failover_wait=2).tasks()}
     containers = running_containers(cluster)
     for task_id, promise in list(acked.items()):
         task = tasks.get(task_id)
         if task is None:
-            return False, f"acknowledged task {task_id} is missing from the master state"
+            return Verdict(f"acknowledged task {task_id} is missing from the master state")
         if promise["long"]:
             if task["status"] != "running" or containers.get(task_id, 0) != promise["replicas"]:
-                return False, (f"{task_id} should run {promise['replicas']}x: status {task['status']}, "
+                return Verdict(f"{task_id} should run {promise['replicas']}x: status {task['status']}, "
                                f"{containers.get(task_id, 0)} containers running ({story(cluster, task_id)})")
         elif task["status"] not in ("succeeded",):
-            return False, f"{task_id} should have finished: {task['status']} ({story(cluster, task_id)})"
-    return True, "ok"
+            return Verdict(f"{task_id} should have finished: {task['status']} ({story(cluster, task_id)})")
+    return Verdict("ok")
 
 
 def check_leases(path: Path) -> tuple[int, list[str]]:
@@ -124,9 +134,9 @@ def check_leases(path: Path) -> tuple[int, list[str]]:
 def test_chaos_rounds_lose_nothing_and_never_split_the_brain(cluster_factory: Any, tmp_path: Path) -> None:
     lease_log = Path("/tmp") / f"taskorg-leases-{tmp_path.name}.log"
     lease_log.unlink(missing_ok=True)
-    cluster: LocalCluster = cluster_factory(3, settings={"lease_log": str(lease_log)})
+    cluster: LocalCluster = cluster_factory(3, settings={"lease_log": str(lease_log), "log_level": "info"})
     config = cluster.config
-    submitter = Submitter(cluster, limit=120)
+    submitter = Submitter(cluster, limit=250)
     submitter.start()
     rng = random.Random(2026)
     started = time.monotonic()
@@ -153,17 +163,17 @@ def test_chaos_rounds_lose_nothing_and_never_split_the_brain(cluster_factory: An
                 cluster.resume_node(master_index)
             else:
                 cluster.restart_dns()
-            wait_until(lambda: settled(cluster, dict(submitter.acked))[0], SETTLE,
-                       f"round {round_number} ({action}) to settle: "
-                       f"{settled(cluster, dict(submitter.acked))[1]}", interval=0.3)
-            living = {cluster.node_address(i) for i in (1, 2, 3)}
-            assert resolve_all(config, config.master_name)[0] in living
+            # Submissions ran during the action; hold them while the round settles.
+            with submitter.hold:
+                wait_until(lambda: settled(cluster, dict(submitter.acked)), SETTLE,
+                           f"round {round_number} ({action}) to settle", interval=0.3)
+                living = {cluster.node_address(i) for i in (1, 2, 3)}
+                assert resolve_all(config, config.master_name)[0] in living
             done.append(action)
     finally:
         submitter.stop.set()
         submitter.join(20)
-    ok, why = settled(cluster, dict(submitter.acked))
-    assert ok, why
+    wait_until(lambda: settled(cluster, dict(submitter.acked)), SETTLE, "the last submissions to settle")
     epochs, problems = check_leases(lease_log)
     print(f"\nchaos: {len(done)} rounds ({', '.join(f'{a}={done.count(a)}' for a in ACTIONS)}) in "
           f"{time.monotonic() - started:.0f} s; {len(submitter.acked)} acknowledged tasks; "
