@@ -10,7 +10,11 @@ import os
 import shutil
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, Playwright
+from playwright.sync_api import Browser, Page, Playwright, expect
+
+# A busy 2-core CI machine runs a whole cluster beside the browser: give
+# every expectation 15 s instead of Playwright's 5 s before calling it a failure.
+expect.set_options(timeout=15_000)
 
 CHROMIUM = os.environ.get("TASKORG_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -72,6 +72,7 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     page = context.new_page()
+    page.set_default_timeout(20_000)
     page.on("dialog", lambda dialog: dialog.accept())  # the confirm() before cancel/drain
     return page
 
