@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import Any, Iterator
 
 from taskorg.config import Config
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
@@ -89,6 +89,17 @@ class Client:
 
     def logs(self, task_id: str, index: int = 0, tail: int = 200) -> dict[str, Any]:
         return self.call("GET", f"/v1/tasks/{task_id}/logs", params={"index": index, "tail": tail})
+
+    def events(self, since: int = 0, wait: float = 10.0) -> list[dict[str, Any]]:
+        """Events after id `since`; waits up to `wait` s for the first (long poll)."""
+        return self.call("GET", "/v1/events", params={"since": since, "wait": wait}, timeout=wait + 15)["events"]
+
+    def follow(self, since: int = 0, until: float | None = None) -> Iterator[dict[str, Any]]:
+        """Every event after `since`, as it happens, across failovers, until `until` (monotonic)."""
+        while until is None or time.monotonic() < until:
+            for event in self.events(since, wait=5.0):
+                since = event["id"]
+                yield event
 
     def status(self) -> dict[str, Any]:
         return self.call("GET", "/v1/status")

@@ -82,8 +82,9 @@ class LocalCluster:
         return self.workdir / "client.yaml"
 
     def _settings(self, **extra: Any) -> dict[str, Any]:
+        # One machine: a plain directory plays the cluster's shared storage (NFS in a lab).
         return {"cluster": self.name, "dns_address": self.dns_address, "secret_file": str(self.secret_file),
-                **self.settings, **extra}
+                "shared_dir": str(self.workdir / "shared"), **self.settings, **extra}
 
     def _write_configs(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)

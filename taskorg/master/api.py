@@ -9,6 +9,8 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from taskorg.master.engine import Engine, NotMaster
+from taskorg.master.events import sse_stream, wait_events
+from taskorg.master.forward import install_forwarding
 from taskorg.master.replication import apply_on_standby
 from taskorg.master.store import GapError
 from taskorg.master.views import member_rows, status_counts, task_detail, task_summaries
@@ -25,6 +27,8 @@ def create_app(engine: Engine) -> Flask:
     policy = SpecPolicy(allow_privileged=engine.config.allow_privileged,
                         allow_host_network=engine.config.allow_host_network,
                         allow_host_paths=engine.config.allow_host_paths)
+
+    install_forwarding(app, engine)
 
     @app.errorhandler(NotMaster)
     def _not_master(exc: NotMaster) -> Any:
@@ -102,6 +106,27 @@ def create_app(engine: Engine) -> Flask:
             raise ApiError(502, f"could not fetch logs from {inst['node']}: {exc}") from None
         return jsonify(id=task_id, index=int(index_text), node=inst["node"], logs=text)
 
+    @app.get("/v1/events")
+    def events() -> Any:
+        since, wait = request.args.get("since", "0"), request.args.get("wait", "0")
+        if not since.isdigit():
+            raise ApiError(400, f"since: expected an event id (a whole number), got {since!r}")
+        try:
+            seconds = min(30.0, max(0.0, float(wait)))
+        except ValueError:
+            raise ApiError(400, f"wait: expected seconds, got {wait!r}") from None
+        found = wait_events(engine, int(since), seconds)
+        return jsonify(events=found, last=found[-1]["id"] if found else int(since))
+
+    @app.get("/v1/events/stream")
+    def event_stream() -> Any:
+        engine.require_active()
+        since = request.headers.get("Last-Event-ID") or request.args.get("since", "0")
+        if not since.isdigit():
+            raise ApiError(400, f"since / Last-Event-ID: expected an event id, got {since!r}")
+        return Response(sse_stream(engine, int(since)), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
     @app.get("/v1/members")
     def members() -> Any:
         engine.members.refresh()
@@ -111,8 +136,10 @@ def create_app(engine: Engine) -> Flask:
     @app.get("/v1/status")
     def status() -> Any:
         epoch, seq = engine.store.position()
+        last_event = engine.store.row("SELECT MAX(id) AS id FROM history") or {}
         return jsonify(active=engine.role.valid(), master=engine.role.master, epoch=engine.role.epoch,
                        node=engine.role.node, seq=seq, counts=status_counts(engine.store),
+                       last_event=last_event.get("id") or 0,
                        replicas=engine.replicator.positions())
 
     # ---- cluster-internal ------------------------------------------------------------------

@@ -32,6 +32,7 @@ log = get_logger("master")
 # state: a report listed before a start finished must not count against it.
 START_GRACE = 10.0
 RUNNING_GRACE = 5.0
+MAX_RESULTS_ENV = 64 * 1024
 
 
 class NotMaster(Exception):
@@ -64,6 +65,9 @@ class Engine:
         self.telemetry: dict[str, dict[str, Any]] = {}
         self.activated_epoch = 0
         self.kick = threading.Event()
+        # Membership as of the last tick, for node events (None: not looked yet).
+        self.seen_alive: set[str] | None = None
+        self.seen_draining: set[str] = set()
 
     # ---- role --------------------------------------------------------------------------
     def set_role(self, active: bool, epoch: int, lease_until: float, master: str | None,
@@ -122,6 +126,7 @@ class Engine:
         started = time.monotonic()
         with self.lock:
             self.activated_epoch = epoch
+            self.seen_alive = None
             self.store.raise_fence(epoch)
             self.commit([self.history_row(None, None, "master_activated", self.role.node, f"epoch {epoch}")])
         # Stream first: submissions are accepted (and must be replicated) while we reconcile.
@@ -155,6 +160,13 @@ class Engine:
             known = self.store.row("SELECT * FROM jobs WHERE request_id = ?", (request_id,))
             if known:
                 return self._submitted(known)
+        with self.lock:  # history ids must commit in the order they are handed out
+            answer = self._store_job(job, source, request_id)
+        answer["replicated"] = self.replicator.wait_for(answer["seq"], self.config.replication_timeout)
+        self.kick.set()
+        return answer
+
+    def _store_job(self, job: JobSpec, source: str, request_id: str | None) -> dict[str, Any]:
         now = time.time()
         job_id = f"j-{secrets.token_hex(4)}"
         seed = job.seed if job.seed is not None else int.from_bytes(secrets.token_bytes(4), "big")
@@ -173,10 +185,7 @@ class Engine:
             changes.append(self.history_row(task_id, None, "submitted", None, f"job {job.name} ({job_id})"))
             created.append({"id": task_id, "name": task.name, "instances": task.instance_count})
         seq = self.commit(changes)
-        replicated = self.replicator.wait_for(seq, self.config.replication_timeout)
-        self.kick.set()
-        return {"job": job_id, "name": job.name, "seed": seed, "tasks": created, "seq": seq,
-                "replicated": replicated}
+        return {"job": job_id, "name": job.name, "seed": seed, "tasks": created, "seq": seq}
 
     def _submitted(self, job: dict[str, Any]) -> dict[str, Any]:
         tasks = self.store.rows("SELECT t.id, t.name, (SELECT COUNT(*) FROM instances i WHERE i.task_id = t.id) "
@@ -302,8 +311,11 @@ class Engine:
             exit_code = container.get("exit_code")
             error = container.get("error")
             decision = restart_decision(spec, exit_code, error, inst["restarts"])
+            result = container.get("result")
             row.update(container_id=container["container_id"], exit_code=exit_code, error=error,
-                       finished_at=now, updated_at=now)
+                       finished_at=now, updated_at=now, result=None if result is None else json.dumps(result))
+            if container.get("result_error") and not error:
+                decision = decision.with_detail(f"{decision.detail}; {container['result_error']}")
             if decision.restart:
                 row.update(status="pending", node=None, restarts=inst["restarts"] + 1,
                            not_before=now + decision.delay)
@@ -347,6 +359,7 @@ class Engine:
             by_name = {n.name: n for n in nodes}
             alive = set(self.members.alive_nodes())
             draining = self.members.draining_nodes()
+            changes += self._membership_events(alive, draining)
             rows = self.store.rows(
                 "SELECT i.*, t.spec, t.job, t.name, t.desired FROM instances i JOIN tasks t ON t.id = i.task_id "
                 "WHERE i.status IN ('waiting', 'pending', 'starting', 'running') ORDER BY t.created_at, i.idx")
@@ -377,6 +390,19 @@ class Engine:
             self._commit_with_task_status(changes)
         for order in starts:
             self.pool.submit(self._start, order)
+
+    def _membership_events(self, alive: set[str], draining: set[str]) -> list[Change]:
+        """History rows (and so events) for nodes that joined, died or were drained since last tick."""
+        if self.seen_alive is None:
+            self.seen_alive, self.seen_draining = alive, draining
+            return []
+        changes = [self.history_row(None, None, "node_joined", n, "alive") for n in sorted(alive - self.seen_alive)]
+        changes += [self.history_row(None, None, "node_dead", n, "no heartbeat") for n in
+                    sorted(self.seen_alive - alive)]
+        changes += [self.history_row(None, None, "node_drained", n, "draining") for n in
+                    sorted(draining - self.seen_draining)]
+        self.seen_alive, self.seen_draining = alive, draining
+        return changes
 
     def _dependency_states(self, rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
         jobs = {r["job"] for r in rows if r["status"] == "waiting"}
@@ -412,10 +438,20 @@ class Engine:
                      address: str) -> dict[str, Any]:
         job = self.store.row("SELECT seed FROM jobs WHERE id = ?", (inst["job"],)) or {}
         count = max(spec.get("replicas", 1), spec.get("parallel", 1))
+        env = {"TASKORG_INDEX": str(inst["idx"]), "TASKORG_COUNT": str(count),
+               "TASKORG_SEED": str(job.get("seed") or 0), "TASKORG_JOB_ID": inst["job"]}
+        if spec.get("after"):
+            env["TASKORG_RESULTS"] = self._dependency_results(inst["job"], spec["after"])
         return {"node": row["node"], "address": address, "epoch": self.role.epoch, "task_id": inst["task_id"],
-                "index": inst["idx"], "attempt": row["attempt"], "job": inst["job"], "spec": spec,
-                "env": {"TASKORG_INDEX": str(inst["idx"]), "TASKORG_COUNT": str(count),
-                        "TASKORG_SEED": str(job.get("seed") or 0), "TASKORG_JOB_ID": inst["job"]}}
+                "index": inst["idx"], "attempt": row["attempt"], "job": inst["job"], "spec": spec, "env": env}
+
+    def _dependency_results(self, job: str, names: list[str]) -> str:
+        """`{"name": result, ...}` of the tasks this one runs after, as JSON for its environment."""
+        rows = self.store.rows("SELECT name, result FROM tasks WHERE job = ? AND name IN "
+                               "(SELECT value FROM json_each(?))", (job, json.dumps(names)))
+        text = json.dumps({r["name"]: json.loads(r["result"]) if r["result"] else None for r in rows})
+        return text if len(text) <= MAX_RESULTS_ENV else json.dumps({"error": "results too large for the "
+                                                                              "environment: read them from the API"})
 
     def _start(self, order: dict[str, Any]) -> None:
         node = order.pop("node")
@@ -465,7 +501,17 @@ class Engine:
             status = task_status([r["status"] for r in rows])
             if status != task["status"]:
                 reason = None if status not in ("pending",) else task["reason"]
-                changes.append(("tasks", {**task, "status": status, "reason": reason, "updated_at": now}))
+                result = task_result(rows) if status == "succeeded" else task["result"]
+                changes.append(("tasks", {**task, "status": status, "reason": reason, "result": result,
+                                          "updated_at": now}))
+                ran = any(r["attempt"] for r in rows)
+                if status in ("succeeded", "failed") and task["status"] != "running" and ran:
+                    # Too quick to be seen running: it still started before it ended.
+                    changes.append(self.history_row(task_id, None, "task_running", None,
+                                                    f"{task['name']} is running"))
+                if status in ("running", "succeeded", "failed", "cancelled"):
+                    changes.append(self.history_row(task_id, None, f"task_{status}", None,
+                                                    f"{task['name']} is {status}"))
         self.commit(changes)
 
     def node_views(self) -> list[placement.NodeView]:
@@ -524,7 +570,15 @@ class Engine:
 def new_instance(task_id: str, index: int, status: str, now: float) -> dict[str, Any]:
     return {"task_id": task_id, "idx": index, "node": None, "status": status, "attempt": 0, "restarts": 0,
             "exit_code": None, "container_id": None, "error": None, "started_at": None, "finished_at": None,
-            "not_before": None, "updated_at": now}
+            "not_before": None, "updated_at": now, "result": None}
+
+
+def task_result(instances: list[dict[str, Any]]) -> str | None:
+    """A task's result: its one instance's, or the list of its instances' in index order."""
+    values = [json.loads(i["result"]) if i.get("result") else None for i in sorted(instances, key=lambda i: i["idx"])]
+    if all(v is None for v in values):
+        return None
+    return json.dumps(values[0] if len(values) == 1 else values)
 
 
 def strip(inst: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,9 @@ class RestartDecision:
     event: str
     detail: str
 
+    def with_detail(self, detail: str) -> "RestartDecision":
+        return RestartDecision(self.restart, self.delay, self.final_status, self.event, detail)
+
 
 def restart_decision(spec: dict[str, Any], exit_code: int | None, error: str | None,
                      restarts: int) -> RestartDecision:

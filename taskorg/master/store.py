@@ -20,7 +20,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "jobs": ("id", "name", "seed", "source", "submitted_at", "request_id"),
     "tasks": ("id", "job", "name", "spec", "desired", "status", "reason", "result", "created_at", "updated_at"),
     "instances": ("task_id", "idx", "node", "status", "attempt", "restarts", "exit_code", "container_id",
-                  "error", "started_at", "finished_at", "not_before", "updated_at"),
+                  "error", "started_at", "finished_at", "not_before", "updated_at", "result"),
     "history": ("id", "task_id", "idx", "time", "event", "node", "detail"),
 }
 KEYS = {"jobs": "id", "tasks": "id", "instances": "task_id, idx", "history": "id"}
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, job TEXT, name TEXT, spec
 CREATE INDEX IF NOT EXISTS tasks_by_job ON tasks(job);
 CREATE TABLE IF NOT EXISTS instances (task_id TEXT, idx INTEGER, node TEXT, status TEXT, attempt INTEGER,
     restarts INTEGER, exit_code INTEGER, container_id TEXT, error TEXT, started_at REAL, finished_at REAL,
-    not_before REAL, updated_at REAL, PRIMARY KEY (task_id, idx));
+    not_before REAL, updated_at REAL, result TEXT, PRIMARY KEY (task_id, idx));
 CREATE INDEX IF NOT EXISTS instances_by_status ON instances(status);
 CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY, task_id TEXT, idx INTEGER, time REAL,
     event TEXT, node TEXT, detail TEXT);
@@ -64,9 +64,10 @@ class Store:
 
     def _migrate(self) -> None:
         """Bring a state file from an older version up to this schema."""
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}
-        if "request_id" not in columns:
-            self.db.execute("ALTER TABLE jobs ADD COLUMN request_id TEXT")
+        for table, column in (("jobs", "request_id"), ("instances", "result")):
+            columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
         self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_request ON jobs(request_id)")
 
     @contextlib.contextmanager

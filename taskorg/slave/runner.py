@@ -8,10 +8,14 @@ about restarts, and one it cannot see would make a task run twice.
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
 import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import docker
@@ -27,6 +31,9 @@ log = get_logger("slave.runner")
 
 STOP_TIMEOUT = 3  # seconds between SIGTERM and SIGKILL
 PULL_TIMEOUT = 20.0  # a pull must finish in this time, or the start fails
+RESULT_FILE = "/tmp/taskorg-result.json"  # where a task writes its JSON result, unless its spec says
+MAX_RESULT_BYTES = 64 * 1024  # results are small summaries; data goes to /shared
+SHARED_TARGET = "/shared"  # the job's directory on the cluster's shared storage
 # Docker states -> the states of docs/api.md. `paused` still holds the
 # instance (it must not be recreated elsewhere); `removing` is on its way out.
 _STATUS = {"created": "created", "running": "running", "paused": "running", "restarting": "running",
@@ -39,8 +46,14 @@ class OrderError(ValueError):
 
 class DockerRunner:
     def __init__(self, docker_client: docker.DockerClient, cluster: str, node: str,
-                 address: str = "0.0.0.0") -> None:
-        """`address` is the node's own address: published ports bind to it only."""
+                 address: str = "0.0.0.0", shared_dir: str = "") -> None:
+        """`address` is the node's own address: published ports bind to it only.
+
+        `shared_dir` is the cluster-wide shared storage on this node (NFS in
+        a lab); each job gets `<shared_dir>/<job id>` mounted at /shared.
+        """
+        self.shared_dir = shared_dir
+        self._results: dict[str, tuple[Any, str | None]] = {}
         self.client = docker_client
         self.cluster = cluster
         self.node = node
@@ -115,7 +128,11 @@ class DockerRunner:
         env = {str(k): _env_value(v) for k, v in (spec.get("env") or {}).items()}
         env.update({str(k): _env_value(v) for k, v in (order.get("env") or {}).items()})
         env.update(TASKORG_TASK_ID=task_id, TASKORG_INDEX=str(index), TASKORG_NODE=self.node,
-                   TASKORG_ATTEMPT=str(attempt))
+                   TASKORG_ATTEMPT=str(attempt), TASKORG_RESULT=spec.get("result_file") or RESULT_FILE)
+        mounts = [self._mount(volume) for volume in spec.get("volumes") or []]
+        if self.shared_dir and order.get("job"):
+            mounts.append(self._shared_mount(str(order["job"])))
+            env["TASKORG_SHARED"] = SHARED_TARGET
         network = spec.get("network") or "bridge"
         args: dict[str, Any] = {
             "image": spec["image"],
@@ -136,7 +153,7 @@ class DockerRunner:
             "privileged": bool(spec.get("privileged")),
             "working_dir": spec.get("workdir") or None,
             "user": spec.get("user") or None,
-            "mounts": [self._mount(volume) for volume in spec.get("volumes") or []],
+            "mounts": mounts,
             # Small machines: keep container logs bounded.
             "log_config": LogConfig(type="json-file", config={"max-size": "10m", "max-file": "3"}),
             # A tiny init forwards SIGTERM and reaps zombies, so stops are quick.
@@ -168,6 +185,40 @@ class DockerRunner:
         extra = {"labels": {labels.CLUSTER: self.cluster}} if kind == "volume" else {}
         return Mount(target=volume["target"], source=volume["source"], type=kind,
                      read_only=bool(volume.get("read_only")), **extra)
+
+    def _shared_mount(self, job: str) -> Mount:
+        """The job's directory on the shared storage, created on first use."""
+        if not job.replace("-", "").isalnum():
+            raise ValueError(f"job id {job!r} cannot name a directory")
+        path = Path(self.shared_dir) / job
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o777)  # tasks may run as any user
+        return Mount(target=SHARED_TARGET, source=str(path), type="bind")
+
+    def result(self, container: Container) -> tuple[Any, str | None]:
+        """The JSON a finished task wrote to its result file: (value, error); cached."""
+        if container.id in self._results:
+            return self._results[container.id]
+        env = dict(item.partition("=")[::2] for item in container.attrs.get("Config", {}).get("Env") or [])
+        path = env.get("TASKORG_RESULT") or RESULT_FILE
+        try:
+            stream, info = container.get_archive(path)
+            if info.get("size", 0) > MAX_RESULT_BYTES:
+                found: tuple[Any, str | None] = (None, f"result file {path} is larger than {MAX_RESULT_BYTES} bytes")
+            else:
+                with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+                    member = archive.next()
+                    handle = archive.extractfile(member) if member else None
+                    text = handle.read().decode() if handle else ""
+                found = (json.loads(text), None) if text.strip() else (None, None)
+        except NotFound:
+            found = (None, None)  # the task wrote no result: that is allowed
+        except (ValueError, UnicodeDecodeError) as exc:
+            found = (None, f"result file {path} is not JSON: {exc}")
+        except APIError as exc:
+            return None, f"cannot read result file {path}: {_explain(exc)}"  # not cached: may pass later
+        self._results[container.id] = found
+        return found
 
     def _ensure_image(self, image: str) -> str | None:
         """None when the image is here (or was pulled); else why it is not."""
@@ -265,7 +316,14 @@ class DockerRunner:
             "finished_at": finished_at,
             "image": container.attrs.get("Config", {}).get("Image"),
             "error": error,
+            **self._result_fields(container, finished),
         }
+
+    def _result_fields(self, container: Container, finished: bool) -> dict[str, Any]:
+        if not finished:
+            return {}
+        value, problem = self.result(container)
+        return {"result": value, "result_error": problem}
 
     def logs(self, task_id: str, index: int, tail: int = 200) -> str:
         """Logs of the newest attempt of one instance; LookupError when there is none."""

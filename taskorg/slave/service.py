@@ -157,7 +157,7 @@ def run(config: Config) -> None:
     client = docker_client(config.docker_socket)
     wait_for_docker(client)
     fence = EpochFence(config.state_path("slave", "epoch"))
-    runner = DockerRunner(client, config.cluster, node, address=config.node_address)
+    runner = DockerRunner(client, config.cluster, node, address=config.node_address, shared_dir=config.shared_dir)
     telemetry.prime()
     reporter = Reporter(config, secret, runner, fence)
     reporter.start()

@@ -103,8 +103,13 @@ def test_roles_follow_the_master_record(cluster_factory: Any) -> None:
     from taskorg.net.client import ServiceClient, ServiceError
     standby = ServiceClient(f"http://{old}:{config.master_port}", cluster.secret)
     with pytest.raises(ServiceError) as refused:
-        standby.post("/v1/jobs", {"name": "x", "image": "taskorg/busybox:latest"})
+        standby.post("/v1/jobs", {"name": "x", "image": "taskorg/busybox:latest"},
+                     headers={"X-Taskorg-No-Forward": "1"})
     assert refused.value.status == 409 and f"node{target}" in refused.value.message
+    # Without that header the standby forwards to the master: any node answers.
+    job = standby.post("/v1/jobs", {"name": "via-standby", "image": "taskorg/busybox:latest",
+                                    "command": "true", "restart": "never"})
+    assert cluster.client().task(job["tasks"][0]["id"])["name"] == "via-standby"
 
 
 # ---- placement ------------------------------------------------------------------------------------
