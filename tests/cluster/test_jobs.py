@@ -10,6 +10,7 @@ gap.
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import threading
 import time
@@ -166,3 +167,32 @@ def test_event_stream_is_ordered_and_resumes_after_failover(cluster_factory: Any
     assert order.index(("one", "task_finished")) < order.index(("two", "task_started"))
     assert order.index(("two", "task_finished")) < order.index(("three", "task_started"))
     assert any(e["kind"] == "master_changed" for e in seen)
+
+
+def test_a_scheduler_reacts_to_events_and_finishes(cluster: LocalCluster) -> None:
+    from taskorg.scheduler import Scheduler
+
+    def step(name: str, script: str) -> str:
+        # JSON is YAML: no quoting trouble with the shell script inside.
+        return json.dumps({"name": name, "image": "taskorg/busybox:latest", "restart": "never",
+                           "command": ["sh", "-c", script]})
+
+    class Chain(Scheduler):
+        """Runs step 1, then step 2 with step 1's result, then finishes."""
+
+        done: list[tuple[str, Any]] = []
+
+        def start(self) -> None:
+            self.submit(step("step1", 'echo \'{"n": 20}\' > $TASKORG_RESULT'))
+
+        def on_task_done(self, event: dict[str, Any], task: dict[str, Any]) -> None:
+            self.done.append((task["name"], task["result"]))
+            if task["name"] == "step1":
+                n = task["result"]["n"]
+                self.submit(step("step2", f'echo "{{\\"n\\": $(({n} * 2))}}" > $TASKORG_RESULT'))
+            else:
+                self.finish()
+
+    chain = Chain(cluster.client())
+    assert chain.run(timeout=60)
+    assert chain.done == [("step1", {"n": 20}), ("step2", {"n": 40})]
