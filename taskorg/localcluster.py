@@ -202,6 +202,16 @@ class LocalCluster:
                 continue
             self._spawn(f"node{index}/{service}", service, self._node_config(index))
 
+    def add_node(self) -> int:
+        """A new machine joins the running cluster; its index."""
+        self.nodes += 1
+        index = self.nodes
+        extra = {"labels": self.node_labels[index]} if index in self.node_labels else {}
+        self._write_yaml(self._node_config(index), self._settings(
+            address=self.node_address(index), state_dir=str(self.workdir / f"node{index}"), **extra))
+        self.start_node(index, wait_registered=True)
+        return index
+
     def kill_node(self, index: int, sig: int = signal.SIGKILL, containers: bool = True) -> None:
         """Power loss: every process of the node, and (by default) its containers."""
         self._signal(self.node_keys(index), sig)
