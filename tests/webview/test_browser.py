@@ -251,3 +251,15 @@ def test_kill_master_and_the_page_recovers(cluster: LocalCluster, page: Page) ->
     expect(page.locator(f"tr[data-task='{job['tasks'][0]['id']}']")).to_be_visible()
     expect(page.locator("#master-changed")).to_be_visible()
     assert "Traceback" not in page.content()
+
+
+def test_task_page_shows_the_result(cluster: LocalCluster, page: Page) -> None:
+    client = Client(cluster.config, cluster.secret)
+    job = client.submit((REPO / "examples" / "montecarlo-pi.yaml").read_text(), source="pi.yaml")
+    merge = next(t["id"] for t in job["tasks"] if t["name"] == "merge")
+    base = cluster.webview_url(1)
+    log_in(page, base, cluster.secret)
+    page.goto(f"{base}/tasks/{merge}")
+    expect(page.locator(STATUS)).to_have_text("succeeded", timeout=60_000)
+    page.reload()
+    expect(page.locator("#task-result")).to_contain_text('"pi": 3.1')
