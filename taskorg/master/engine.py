@@ -30,7 +30,7 @@ from taskorg.spec import JobSpec
 log = get_logger("master")
 # A container missing from a report is "lost" only after this long in its
 # state: a report listed before a start finished must not count against it.
-START_GRACE = 10.0
+START_GRACE = 20.0
 RUNNING_GRACE = 5.0
 MAX_RESULTS_ENV = 64 * 1024
 
