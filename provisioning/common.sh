@@ -1,0 +1,184 @@
+# Shared steps of prepare-dns-node.sh and prepare-node.sh (sourced, not run).
+#
+# Every step is idempotent: it checks first, changes only what differs, and
+# prints "changed: <what>" when it did. The Ansible roles do the same steps
+# with Ansible modules and call install-taskorg.sh for the install itself.
+# shellcheck shell=sh
+
+PROVISIONING_DIR=$(cd "$(dirname "$0")" && pwd)
+UNIT_DIR="$PROVISIONING_DIR/../systemd"
+
+TASKORG_VENV=/opt/taskorg/venv
+TASKORG_ETC=/etc/taskorg
+TASKORG_CONFIG=$TASKORG_ETC/taskorg.yaml
+TASKORG_SECRET=$TASKORG_ETC/secret
+TASKORG_STATE=/var/lib/taskorg
+
+# Defaults for a LAN (the same as ansible/group_vars/all.yml).
+CLUSTER=taskorg
+SUFFIX=taskorg.internal
+DNS_PORT=53
+HEARTBEAT_INTERVAL=0.5
+LEASE_TIMEOUT=2.0
+LEASE_MARGIN=0.5
+NODE_DEAD_AFTER=3.0
+
+# Set to 1 by a step that changed something the services read.
+RESTART_NEEDED=0
+
+say() { echo "[$(basename "$0")] $*" >&2; }
+changed() { echo "changed: $*"; }
+die() { say "error: $*"; exit 1; }
+
+require_root() {
+    [ "$(id -u)" = 0 ] || die "run as root"
+}
+
+# ensure_packages PKG...: apt-get install what is missing (the index is
+# refreshed only when something is missing, so a prepared host needs no network).
+ensure_packages() {
+    missing=""
+    for pkg in "$@"; do
+        status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+        [ "$status" = installed ] || missing="$missing $pkg"
+    done
+    [ -n "$missing" ] || return 0
+    say "installing:$missing"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >&2
+    changed "installed packages:$missing"
+}
+
+# install_taskorg WHEELHOUSE OFFLINE(0|1)
+install_taskorg() {
+    if [ "$2" = 1 ]; then offline_flag=--offline; else offline_flag=""; fi
+    # shellcheck disable=SC2086
+    output=$(sh "$PROVISIONING_DIR/install-taskorg.sh" --venv "$TASKORG_VENV" --wheelhouse "$1" $offline_flag)
+    if [ -n "$output" ]; then
+        echo "$output"
+        RESTART_NEEDED=1
+    fi
+}
+
+# install_content DEST MODE < content: write DEST only when it differs.
+# Returns 0 when it changed the file, 1 when it was already right.
+install_content() {
+    dest=$1 mode=$2
+    tmp=$(mktemp "$(dirname "$dest")/.tmp.XXXXXX")
+    cat > "$tmp"
+    chmod "$mode" "$tmp"
+    if [ -f "$dest" ] && cmp -s "$tmp" "$dest" && [ "$(stat -c %a "$dest")" = "${mode#0}" ]; then
+        rm -f "$tmp"
+        return 1
+    fi
+    mv -f "$tmp" "$dest"
+    changed "$dest"
+    return 0
+}
+
+ensure_dir() {
+    dir=$1 mode=$2
+    if [ ! -d "$dir" ]; then
+        install -d -m "$mode" "$dir"
+        changed "created $dir"
+    fi
+}
+
+# install_secret SOURCE: the cluster secret, root-only (0600).
+install_secret() {
+    [ -r "$1" ] || die "cannot read the secret file $1"
+    ensure_dir "$TASKORG_ETC" 0755
+    if install_content "$TASKORG_SECRET" 0600 < "$1"; then RESTART_NEEDED=1; fi
+    chown root:root "$TASKORG_SECRET"
+}
+
+# generate_secret: a new secret, only when the host has none (once per cluster).
+generate_secret() {
+    ensure_dir "$TASKORG_ETC" 0755
+    [ -s "$TASKORG_SECRET" ] && return 0
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "$TASKORG_SECRET")
+    changed "generated the cluster secret $TASKORG_SECRET (copy it to every node)"
+    RESTART_NEEDED=1
+}
+
+# yaml_quote TEXT: a double-quoted YAML scalar.
+yaml_quote() {
+    printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"
+}
+
+# write_config ADDRESS DNS_ADDRESS EXTRA_LINES LABELS: /etc/taskorg/taskorg.yaml.
+# EXTRA_LINES: "key: value" lines (from --set), LABELS: "k=v,k=v".
+write_config() {
+    address=$1 dns_address=$2 extra=$3 labels=$4
+    ensure_dir "$TASKORG_ETC" 0755
+    {
+        echo "# Managed by taskorg provisioning ($(basename "$0")); see docs/provisioning.md."
+        echo "cluster: $(yaml_quote "$CLUSTER")"
+        echo "suffix: $(yaml_quote "$SUFFIX")"
+        echo "dns_address: $(yaml_quote "$dns_address")"
+        echo "dns_port: $DNS_PORT"
+        echo "address: $(yaml_quote "$address")"
+        echo "state_dir: $TASKORG_STATE"
+        echo "secret_file: $TASKORG_SECRET"
+        echo "heartbeat_interval: $HEARTBEAT_INTERVAL"
+        echo "lease_timeout: $LEASE_TIMEOUT"
+        echo "lease_margin: $LEASE_MARGIN"
+        echo "node_dead_after: $NODE_DEAD_AFTER"
+        if [ -n "$labels" ]; then
+            echo "labels:"
+            echo "$labels" | tr ',' '\n' | while IFS='=' read -r key value; do
+                [ -n "$key" ] && echo "  $key: $(yaml_quote "$value")"
+            done
+        fi
+        [ -z "$extra" ] || printf '%s\n' "$extra"
+    } > "$TASKORG_CONFIG.new"
+    # taskorg itself checks it: an unknown or bad setting is refused here.
+    if ! "$TASKORG_VENV/bin/python" -c 'import sys; from taskorg.config import load_config; load_config(sys.argv[1], environ={})' \
+            "$TASKORG_CONFIG.new"; then
+        rm -f "$TASKORG_CONFIG.new"
+        die "the generated config is not valid (see above)"
+    fi
+    if install_content "$TASKORG_CONFIG" 0644 < "$TASKORG_CONFIG.new"; then RESTART_NEEDED=1; fi
+    rm -f "$TASKORG_CONFIG.new"
+}
+
+# install_units UNIT...: copy unit files from ../systemd, reload systemd if any changed.
+install_units() {
+    reload=0
+    for unit in "$@"; do
+        if install_content "/etc/systemd/system/$unit" 0644 < "$UNIT_DIR/$unit"; then reload=1; RESTART_NEEDED=1; fi
+    done
+    if [ "$reload" = 1 ]; then systemctl daemon-reload; fi
+}
+
+# enable_start UNIT...: enabled at boot and running now.
+enable_start() {
+    for unit in "$@"; do
+        if ! systemctl is-enabled --quiet "$unit"; then
+            systemctl enable --quiet "$unit"
+            changed "enabled $unit"
+        fi
+        if ! systemctl is-active --quiet "$unit"; then
+            systemctl start "$unit"
+            changed "started $unit"
+        fi
+    done
+}
+
+# restart_if_needed UNIT...: restart when config, secret, code or units changed.
+restart_if_needed() {
+    [ "$RESTART_NEEDED" = 1 ] || return 0
+    systemctl restart "$@"
+    changed "restarted $*"
+}
+
+usage_common() {
+    cat <<'EOF'
+  --wheelhouse DIR      directory with the taskorg wheel (and its dependencies for --offline)
+  --offline             install from the wheelhouse only (air-gapped lab)
+  --cluster NAME        cluster name (default taskorg)
+  --suffix DOMAIN       cluster DNS suffix (default taskorg.internal)
+  --set KEY=VALUE       any other setting of taskorg's config (repeatable)
+EOF
+}

@@ -1,0 +1,151 @@
+"""Fast checks of the provisioning files (no hosts): lint, syntax, contracts.
+
+The testbed tests prove the playbook and scripts on real hosts; these catch
+the cheap mistakes in seconds: ansible-lint, a variable documented with the
+wrong default, a config template taskorg would refuse, a unit naming a
+service the CLI does not have, a shell syntax error.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE = REPO / "ansible"
+SERVICES = ["dns", "node", "master", "slave", "webview"]
+# Set by site.yml or the roles, not by users: not in group_vars/all.yml.
+INTERNAL_VARS = {"taskorg_services", "taskorg_role_settings", "taskorg_packages"}
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        message = f"{tool} is not installed (scripts/setup.sh with TASKORG_SETUP_EXTRAS=test installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def test_ansible_lint_passes() -> None:
+    result = subprocess.run([need("ansible-lint"), "--nocolor", "-p"], cwd=ANSIBLE, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_playbook_syntax() -> None:
+    result = subprocess.run([need("ansible-playbook"), "--syntax-check", "-i", "inventory.example.yml", "site.yml"],
+                            cwd=ANSIBLE, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _documented_defaults() -> dict[str, str]:
+    """`# taskorg_x: value` lines of group_vars/all.yml (inline comments dropped)."""
+    documented = {}
+    for line in (ANSIBLE / "group_vars/all.yml").read_text().splitlines():
+        match = re.match(r"^# (taskorg_\w+): (.*?)(\s+# .*)?$", line)
+        if match:
+            documented[match.group(1)] = match.group(2).strip()
+    return documented
+
+
+def test_every_variable_is_documented_with_its_default() -> None:
+    defaults = yaml.safe_load((ANSIBLE / "roles/common/defaults/main.yml").read_text())
+    documented = _documented_defaults()
+    assert sorted(documented) == sorted(set(defaults) - INTERNAL_VARS)
+    for name, text in documented.items():
+        assert yaml.safe_load(text) == defaults[name], f"{name}: group_vars says {text}, the role {defaults[name]!r}"
+
+
+def test_config_template_renders_a_config_taskorg_accepts(tmp_path: Path) -> None:
+    """Render roles/common/templates/taskorg.yaml.j2 with Ansible, then load it with taskorg's own loader."""
+    from taskorg.config import load_config
+
+    # The role defaults at the inventory's lowest level, like role defaults: host vars win.
+    defaults = yaml.safe_load((ANSIBLE / "roles/common/defaults/main.yml").read_text())
+    defaults["taskorg_role_settings"] = {"manage_dnsmasq": False, "dnsmasq_pid_file": "/run/dnsmasq/dnsmasq.pid"}
+    inventory = {"all": {"vars": defaults, "children": {
+        "dns": {"hosts": {"dns1": {"ansible_host": "10.9.8.2"}}},
+        "nodes": {"hosts": {"pi1": {"ansible_host": "10.9.8.11", "taskorg_labels": {"gpu": "true"}}}},
+    }}}
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    play = [{
+        "name": "render",
+        "hosts": "all",
+        "connection": "local",
+        "gather_facts": False,
+        "tasks": [{"ansible.builtin.template": {
+            "src": str(ANSIBLE / "roles/common/templates/taskorg.yaml.j2"),
+            "dest": str(tmp_path) + "/{{ inventory_hostname }}.yaml", "mode": "0644"}}],
+    }]
+    (tmp_path / "render.yml").write_text(yaml.safe_dump(play))
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
+           "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+    result = subprocess.run([need("ansible-playbook"), "-i", "inventory.yml", "render.yml"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    node = load_config(tmp_path / "pi1.yaml", environ={})
+    assert (node.address, node.dns_address, dict(node.labels)) == ("10.9.8.11", "10.9.8.2", {"gpu": "true"})
+    dns = load_config(tmp_path / "dns1.yaml", environ={})
+    assert dns.address == dns.dns_address == "10.9.8.2" and dns.manage_dnsmasq is False
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_unit_runs_the_service_as_the_deployment_contract_says(service: str) -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(REPO / "systemd" / f"taskorg-{service}.service")
+    section = unit["Service"]
+    assert section["ExecStart"] == f"/opt/taskorg/venv/bin/taskorg {service} --config /etc/taskorg/taskorg.yaml"
+    assert section["Restart"] == "on-failure"
+    assert "network-online.target" in unit["Unit"]["After"]
+    assert section["ProtectSystem"] == "strict" and section["NoNewPrivileges"] == "yes"
+    if service == "slave":
+        assert "docker.service" in unit["Unit"]["Requires"] and "docker.service" in unit["Unit"]["After"]
+    # The CLI the unit calls has that service.
+    result = subprocess.run([sys.executable, "-m", "taskorg", service, "--help"], capture_output=True, text=True,
+                            timeout=60, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+
+
+def test_cli_prints_the_dnsmasq_config_the_dns_role_installs(tmp_path: Path) -> None:
+    config = tmp_path / "taskorg.yaml"
+    config.write_text("dns_address: 10.9.8.2\nsuffix: lab.internal\nmanage_dnsmasq: false\n")
+    result = subprocess.run([sys.executable, "-m", "taskorg", "dnsmasq-conf", "--config", str(config)],
+                            capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "listen-address=10.9.8.2" in result.stdout and "hostsdir=/var/lib/taskorg/dns/hosts" in result.stdout
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "provisioning").glob("*.sh")))
+def test_shell_scripts_parse(script: str) -> None:
+    result = subprocess.run(["sh", "-n", str(REPO / "provisioning" / script)], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    if shutil.which("shellcheck"):
+        result = subprocess.run(["shellcheck", "-x", script], cwd=REPO / "provisioning", capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stdout
+
+
+def test_pack_wheelhouse_is_reproducible(tmp_path: Path) -> None:
+    source = tmp_path / "wheels"
+    source.mkdir()
+    (source / "taskorg-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
+    (source / ("x" * 120 + ".whl")).write_bytes(b"a long name")
+    tool = [sys.executable, str(REPO / "provisioning/pack-wheelhouse.py"), str(source)]
+    first = subprocess.run([*tool, str(tmp_path / "a.tar")], capture_output=True, text=True, timeout=30)
+    os.utime(source / "taskorg-0.1.0-py3-none-any.whl", (1, 1))
+    second = subprocess.run([*tool, str(tmp_path / "b.tar")], capture_output=True, text=True, timeout=30)
+    again = subprocess.run([*tool, str(tmp_path / "b.tar")], capture_output=True, text=True, timeout=30)
+    assert first.stdout.strip() == second.stdout.strip() == "changed" and again.stdout == ""
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()

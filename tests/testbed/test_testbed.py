@@ -1,0 +1,280 @@
+"""The multi-host testbed: real Debian hosts, the real playbook, real failures.
+
+One DNS host and three regular hosts boot systemd in containers on a private
+docker network, each with its own dockerd; `ansible-playbook site.yml`
+provisions them over SSH. Then, in order:
+
+1. the playbook succeeds; `master.<suffix>` at the DNS host names one regular
+   host; every unit is active on every host;
+2. tasks submitted through the API run inside the hosts' own dockerds;
+3. `docker kill` of the master's host (power loss): `master.<suffix>` moves to
+   a survivor and every task of the dead host runs again on the survivors
+   (the time is printed); the host started again comes back as a standby,
+   its stale containers removed, no task running twice, every unit active;
+4. the master's host hung (`docker pause`) or cut off (`docker network
+   disconnect`): a survivor takes over; when the host is back, it is a
+   standby and the duplicates it kept running are removed;
+5. a second playbook run changes nothing.
+
+Run alone: `.venv/bin/python -m pytest -m testbed tests/testbed -s`.
+Keep the hosts afterwards: TASKORG_TESTBED_KEEP=1 (see `python -m tests.testbed`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from typing import Iterator
+
+import pytest
+
+from .checks import assert_all_units_active, require_tools, resolve
+from .hosts import SUFFIX, Host, Testbed, log, wait_for
+from .image import ensure_image
+from .wheelhouse import build_wheelhouse
+
+# The module fixture (image, boot, playbook) counts toward the first test: room for a busy machine.
+pytestmark = [pytest.mark.testbed, pytest.mark.timeout(1500)]
+
+TASK_IMAGE = "taskorg/busybox:latest"
+REPLICAS = 6
+
+JOB = f"""\
+job: testbed
+tasks:
+  - name: sleeper
+    image: {TASK_IMAGE}
+    command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    replicas: {REPLICAS}
+    restart: always
+"""
+
+
+@pytest.fixture(scope="module")
+def testbed(request: pytest.FixtureRequest) -> Iterator[Testbed]:
+    require_tools()
+    from taskorg.images import ensure_busybox_image
+
+    started = time.monotonic()
+    image = ensure_image()
+    bed = Testbed(image)
+    timings = bed.timings
+    timings["host image (build or reuse)"] = time.monotonic() - started
+    failed_before = request.session.testsfailed
+    try:
+        mark = time.monotonic()
+        bed.up()
+        timings["4 hosts boot, sshd answering"] = time.monotonic() - mark
+        mark = time.monotonic()
+        build_wheelhouse(bed.workdir / "wheelhouse")
+        timings["wheelhouse"] = time.monotonic() - mark
+        bed.write_inventory()
+        run = bed.run_playbook()
+        timings["first playbook run"] = run.seconds
+        assert run.returncode == 0 and run.recap, f"the playbook failed:\n{run.output[-6000:]}"
+        assert all(c["failed"] == 0 and c["unreachable"] == 0 for c in run.recap.values()), run.recap
+        mark = time.monotonic()
+        ensure_busybox_image()
+        bed.load_image(TASK_IMAGE, [h.name for h in bed.node_hosts])
+        timings["task image into 3 hosts"] = time.monotonic() - mark
+        yield bed
+    finally:
+        if request.session.testsfailed > failed_before:
+            bed.dump_journals()
+        for name, seconds in timings.items():
+            log(f"timing: {name}: {seconds:.1f}s")
+        if os.environ.get("TASKORG_TESTBED_KEEP"):
+            log(f"TASKORG_TESTBED_KEEP: testbed left running, state in {bed.workdir}")
+        else:
+            bed.teardown()
+
+
+# ---- helpers ------------------------------------------------------------------
+
+def master_host(bed: Testbed) -> Host | None:
+    addresses = resolve(bed, f"master.{SUFFIX}")
+    if len(addresses) != 1:
+        return None
+    return bed.host_by_address(addresses[0])
+
+
+def client(bed: Testbed, host: Host, port: int = 23335):
+    from taskorg.net.client import ServiceClient
+
+    return ServiceClient(f"http://{host.address}:{port}", bed.secret, timeout=2.0)
+
+
+def node_names(bed: Testbed) -> dict[str, Host]:
+    """taskorg node name (nodeN, given by the DNS service) -> host."""
+    names = {}
+    for host in bed.node_hosts:
+        names[client(bed, host, 23336).get("/v1/identity")["node"]] = host
+    return names
+
+
+def running_instances(bed: Testbed, master: Host) -> dict[str, str]:
+    """'<task id>/<index>' -> node, for instances the active master says are running."""
+    tasks = client(bed, master).get("/v1/tasks")["tasks"]
+    return {f"{t['id']}/{i['index']}": i["node"] for t in tasks for i in t["instances"] if i["status"] == "running"}
+
+
+def containers_by_instance(bed: Testbed, hosts: list[Host]) -> dict[str, list[tuple[str, str]]]:
+    """Running task containers in the hosts' own dockerds: instance -> [(host, container id)]."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for host in hosts:
+        for row in bed.containers(host.name):
+            if row["state"] == "running":
+                found.setdefault(row["labels"].get("taskorg.instance", "?"), []).append((host.name, row["id"]))
+    return found
+
+
+# ---- the tests, in order -----------------------------------------------------------
+
+def test_playbook_provisions_a_cluster(testbed: Testbed) -> None:
+    master = wait_for("master.<suffix> to name a regular host", lambda: master_host(testbed), timeout=60)
+    assert master.role == "node", f"master.{SUFFIX} names {master}, not a regular host"
+    log(f"master.{SUFFIX} -> {master}")
+    wait_for("every unit active on every host", lambda: assert_all_units_active(testbed) or True, timeout=60)
+    members = client(testbed, testbed.dns_host, 23333).get("/v1/members")["members"]
+    assert sorted(m["address"] for m in members) == sorted(h.address for h in testbed.node_hosts)
+    # The secret is root-only on every host.
+    for host in testbed.hosts.values():
+        assert testbed.exec(host.name, "stat -c '%a %U' /etc/taskorg/secret").split() == ["600", "root"]
+
+
+def test_tasks_run_in_the_hosts_dockerds(testbed: Testbed) -> None:
+    master = master_host(testbed)
+    answer = client(testbed, master).request("POST", "/v1/jobs?source=testbed.yaml", data=JOB,
+                                             headers={"Content-Type": "application/yaml"}, timeout=10)
+    assert [t["name"] for t in answer["tasks"]] == ["sleeper"], answer
+    started = time.monotonic()
+
+    def all_running() -> dict[str, str] | None:
+        running = running_instances(testbed, master)
+        return running if len(running) == REPLICAS else None
+
+    running = wait_for(f"{REPLICAS} instances running", all_running, timeout=90)
+    log(f"{REPLICAS} instances running after {time.monotonic() - started:.1f}s on {sorted(Counter(running.values()).items())}")
+    containers = containers_by_instance(testbed, testbed.node_hosts)
+    assert sorted(containers) == sorted(running), "the hosts' dockerds do not run what the master says"
+    assert all(len(where) == 1 for where in containers.values()), f"an instance runs twice: {containers}"
+    assert len(set(running.values())) >= 2, f"replicas are not spread over nodes: {running}"
+
+
+def test_master_host_power_loss_and_return(testbed: Testbed) -> None:
+    names = node_names(testbed)
+    node_of = {host.name: node for node, host in names.items()}
+    old_master = master_host(testbed)
+    before = running_instances(testbed, old_master)
+    lost = sorted(i for i, node in before.items() if node == node_of[old_master.name])
+    stale = {row["id"] for row in testbed.containers(old_master.name)}
+    survivors = [h for h in testbed.node_hosts if h.name != old_master.name]
+    log(f"killing the master host {old_master} ({node_of[old_master.name]}): it runs {len(lost)} instance(s)")
+
+    killed_at = time.monotonic()
+    testbed.kill(old_master.name)
+
+    def new_master() -> Host | None:
+        host = master_host(testbed)
+        return host if host and host.name != old_master.name else None
+
+    master = wait_for(f"master.{SUFFIX} to move to a survivor", new_master, timeout=60, interval=0.1)
+    moved_after = time.monotonic() - killed_at
+
+    def all_running_on_survivors() -> dict[str, str] | None:
+        running = running_instances(testbed, master)
+        on_dead = [i for i, node in running.items() if node == node_of[old_master.name]]
+        return running if len(running) == REPLICAS and not on_dead else None
+
+    running = wait_for("every instance running on the survivors", all_running_on_survivors, timeout=90, interval=0.2)
+    recovered_after = time.monotonic() - killed_at
+    containers = containers_by_instance(testbed, survivors)
+    assert sorted(containers) == sorted(running), "the survivors' dockerds do not run what the master says"
+    assert all(len(where) == 1 for where in containers.values()), f"an instance runs twice: {containers}"
+    print(f"\nFAILOVER (docker kill of the master host {old_master.name}): master.{SUFFIX} moved to "
+          f"{master.name} after {moved_after:.2f}s; all {len(lost)} task instance(s) of the killed host "
+          f"running again on the survivors after {recovered_after:.2f}s")
+    testbed.timings["failover: master moved"] = moved_after
+    testbed.timings["failover: killed host's tasks running again"] = recovered_after
+
+    # Power back on: the host boots, its services rejoin, it stays a standby.
+    returned_at = time.monotonic()
+    testbed.start(old_master.name)
+    testbed.wait_booted(old_master.name, timeout=120)
+    wait_for(f"{old_master.name} to rejoin as a standby",
+             lambda: client(testbed, old_master, 23336).get("/v1/role").get("role") == "standby", timeout=90)
+    assert master_host(testbed).name == master.name, "the returning host took the master role back"
+
+    def stale_removed() -> bool:
+        present = {row["id"] for row in testbed.containers(old_master.name)}
+        return not (present & stale)
+
+    wait_for(f"the stale containers on {old_master.name} to be removed", stale_removed, timeout=90, interval=0.5)
+    testbed.timings["killed host back as standby, stale containers removed"] = time.monotonic() - returned_at
+
+    # Nothing runs twice, and it stays that way for a while.
+    for _ in range(3):
+        containers = containers_by_instance(testbed, testbed.node_hosts)
+        twice = {i: where for i, where in containers.items() if len(where) > 1}
+        assert not twice, f"instances running twice after the host came back: {twice}"
+        assert len(containers) == REPLICAS, f"expected {REPLICAS} running instances, found {sorted(containers)}"
+        time.sleep(1)
+    wait_for("every unit active on every host", lambda: assert_all_units_active(testbed) or True, timeout=60)
+    assert_all_units_active(testbed)
+
+
+def wait_no_duplicates(bed: Testbed, what: str, timeout: float = 90) -> dict[str, list[tuple[str, str]]]:
+    """Every instance runs exactly once across all hosts, seen on 3 samples in a row."""
+    streak = {"n": 0}
+
+    def settled() -> dict | None:
+        containers = containers_by_instance(bed, bed.node_hosts)
+        ok = len(containers) == REPLICAS and all(len(where) == 1 for where in containers.values())
+        streak["n"] = streak["n"] + 1 if ok else 0
+        return containers if streak["n"] >= 3 else None
+
+    return wait_for(what, settled, timeout=timeout, interval=1.0)
+
+
+@pytest.mark.parametrize("cut", ["pause", "disconnect"])
+def test_master_host_cut_off_then_back(testbed: Testbed, cut: str) -> None:
+    """A hung master host (docker pause) or a cut cable (network disconnect): a survivor takes
+    over and reruns its tasks; when the host is back, its master is fenced and steps down,
+    and the duplicates it kept running are removed."""
+    node_of = {host.name: node for node, host in node_names(testbed).items()}
+    old_master = master_host(testbed)
+    cut_off, restore = {"pause": (testbed.pause, testbed.unpause),
+                        "disconnect": (testbed.disconnect, testbed.connect)}[cut]
+    log(f"{cut}: cutting off the master host {old_master} ({node_of[old_master.name]})")
+    started = time.monotonic()
+    cut_off(old_master.name)
+    try:
+        master = wait_for(f"master.{SUFFIX} to move to a survivor",
+                          lambda: (h := master_host(testbed)) and h.name != old_master.name and h, timeout=60,
+                          interval=0.1)
+
+        def all_running_elsewhere() -> dict[str, str] | None:
+            running = running_instances(testbed, master)
+            on_cut = [i for i, node in running.items() if node == node_of[old_master.name]]
+            return running if len(running) == REPLICAS and not on_cut else None
+
+        wait_for("every instance running away from the cut-off host", all_running_elsewhere, timeout=90,
+                 interval=0.2)
+        testbed.timings[f"{cut}: cut-off master's tasks running elsewhere"] = time.monotonic() - started
+    finally:
+        restore(old_master.name)
+    wait_for(f"{old_master.name} to come back as a standby",
+             lambda: client(testbed, old_master, 23336).get("/v1/role").get("role") == "standby", timeout=90)
+    wait_no_duplicates(testbed, f"no instance running twice after the {cut} healed")
+    wait_for("every unit active on every host", lambda: assert_all_units_active(testbed) or True, timeout=60)
+    assert_all_units_active(testbed)
+
+
+def test_second_playbook_run_changes_nothing(testbed: Testbed) -> None:
+    run = testbed.run_playbook()
+    testbed.timings["second playbook run"] = run.seconds
+    assert run.returncode == 0, run.output[-6000:]
+    changed = {host: counts["changed"] for host, counts in run.recap.items() if counts["changed"]}
+    assert not changed, f"a second run changed something: {changed}\n{run.output[-6000:]}"
+    assert len(run.recap) == len(testbed.hosts)
