@@ -79,7 +79,9 @@ def serve(app: Flask, host: str, port: int, threads: int = 8,
     """Serve with waitress (never Flask's development server)."""
     from waitress.server import create_server
 
-    server = create_server(app, host=host, port=port, threads=threads,
+    # connection_limit: waitress's default of 100 open connections starves the
+    # DNS service of a 100-node cluster (every node heartbeats and polls it).
+    server = create_server(app, host=host, port=port, threads=threads, connection_limit=1000,
                            channel_timeout=30, ident=None, clear_untrusted_proxy_headers=True)
     if on_ready:
         on_ready()

@@ -1,0 +1,142 @@
+"""Memory and idle CPU of one regular node's services and of the DNS node.
+
+From an idle 3-node local cluster (default settings, webview on, no tasks):
+the pids come from the cluster's `cluster.json` (and dnsmasq's pid file),
+read with psutil. Memory: RSS, and PSS/USS from /proc/PID/smaps_rollup
+(PSS splits shared pages, such as the Python binary and shared libraries,
+between the processes that map them, so PSS sums are what the node really
+uses). Idle CPU: CPU seconds (user + system) each process used over a
+window (30 s; 15 s in quick mode), as a percentage of one core.
+
+Two regular nodes are reported: the active master's (it sends reports,
+replication and ticks) and a standby's.
+
+    .venv/bin/python bench/footprint.py [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import BenchCluster, CpuWatch, bench_cluster, figure, log, print_figures  # noqa: E402
+from taskorg.localcluster import NODE_SERVICES  # noqa: E402
+
+MiB = 2**20
+# Our targets (the issue sets none): a Raspberry Pi 3 has 1 GiB and 4 cores;
+# taskorg should take at most a quarter of the memory and stay out of the way.
+NODE_PSS_TARGET_MIB = 256
+NODE_CPU_TARGET_PCT = 10.0
+DNS_PSS_TARGET_MIB = 128
+
+
+def dnsmasq_pid(cluster: BenchCluster) -> int | None:
+    try:
+        pid = int((cluster.workdir / "dns" / "dns" / "dnsmasq.pid").read_text().strip())
+        return pid if "dnsmasq" in " ".join(psutil.Process(pid).cmdline()) else None
+    except (OSError, ValueError, psutil.Error):
+        return None
+
+
+def groups(cluster: BenchCluster, master: int) -> dict[str, dict[str, int]]:
+    standby = next(i for i in range(1, cluster.nodes + 1) if i != master)
+    found = {
+        f"regular node, active master (node{master})": {s: cluster.pids[f"node{master}/{s}"] for s in NODE_SERVICES},
+        f"regular node, standby (node{standby})": {s: cluster.pids[f"node{standby}/{s}"] for s in NODE_SERVICES},
+        "DNS node": {"dns service": cluster.pids["dns"]},
+    }
+    pid = dnsmasq_pid(cluster)
+    if pid:
+        found["DNS node"]["dnsmasq"] = pid
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def memory(pid: int) -> dict[str, float | None]:
+    proc = psutil.Process(pid)
+    try:
+        full = proc.memory_full_info()
+        return {"rss_mib": round(full.rss / MiB, 1), "pss_mib": round(full.pss / MiB, 1),
+                "uss_mib": round(full.uss / MiB, 1)}
+    except (psutil.AccessDenied, AttributeError):
+        return {"rss_mib": round(proc.memory_info().rss / MiB, 1), "pss_mib": None, "uss_mib": None}
+
+
+def measure(cluster: BenchCluster, window: float, settle: float) -> dict[str, Any]:
+    master = cluster.index_of(cluster.wait_master())
+    time.sleep(settle)  # start-up work (imports, first reports, speed probe) is not idle
+    watched = groups(cluster, master)
+    before = {pid: cpu_seconds(pid) for g in watched.values() for pid in g.values()}
+    with CpuWatch(cluster.pids.values()) as watch:
+        started = time.monotonic()
+        time.sleep(window)
+        elapsed = time.monotonic() - started
+    after = {pid: cpu_seconds(pid) for pid in before}
+    processes: dict[str, dict[str, Any]] = {}
+    totals: dict[str, dict[str, float]] = {}
+    for group, services in watched.items():
+        total = {"rss_mib": 0.0, "pss_mib": 0.0, "uss_mib": 0.0, "cpu_pct": 0.0}
+        for service, pid in services.items():
+            row = {"pid": pid, **memory(pid), "cpu_pct": round(100 * (after[pid] - before[pid]) / elapsed, 2),
+                   "threads": psutil.Process(pid).num_threads()}
+            processes[f"{group} / {service}"] = row
+            for key in total:
+                total[key] += row[key] or 0.0
+        totals[group] = {k: round(v, 1 if k != "cpu_pct" else 2) for k, v in total.items()}
+        log(f"footprint: {group}: RSS {totals[group]['rss_mib']} MiB, PSS {totals[group]['pss_mib']} MiB, "
+            f"idle CPU {totals[group]['cpu_pct']}% of a core")
+    figures = []
+    for group, total in totals.items():
+        dns = group == "DNS node"
+        parts = ", ".join(f"{name.split(' / ')[1]} {row['pss_mib']}" for name, row in processes.items()
+                          if name.startswith(group + " /"))
+        pss_target = DNS_PSS_TARGET_MIB if dns else NODE_PSS_TARGET_MIB
+        figures.append(figure(f"footprint {group}: memory PSS", total["pss_mib"], "MiB", f"<= {pss_target} MiB",
+                              total["pss_mib"] <= pss_target, f"RSS {total['rss_mib']} MiB; PSS by process: {parts}"))
+        cpu_parts = ", ".join(f"{name.split(' / ')[1]} {row['cpu_pct']}" for name, row in processes.items()
+                              if name.startswith(group + " /"))
+        figures.append(figure(f"footprint {group}: idle CPU", total["cpu_pct"], "% core",
+                              f"<= {NODE_CPU_TARGET_PCT:g}% of a core", total["cpu_pct"] <= NODE_CPU_TARGET_PCT,
+                              f"over {elapsed:.0f} s; by process: {cpu_parts}"))
+    return {"figures": figures, "processes": processes, "totals": totals, "window_s": round(elapsed, 1),
+            **watch.as_dict(),
+            "settings": {k: getattr(cluster.config, k) for k in
+                         ("heartbeat_interval", "role_check_interval", "report_interval", "lease_timeout")},
+            "notes": ["targets are ours (the issue sets none): a quarter of a 1 GiB Raspberry Pi per node, "
+                      "10% of one core idle",
+                      "idle CPU comes from the default timings: heartbeats every 0.15 s, role checks every 0.1 s, "
+                      "reports every 0.5 s"]}
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    with bench_cluster(nodes=3, webview=True) as cluster:
+        return measure(cluster, window=15.0 if quick else 30.0, settle=3.0 if quick else 10.0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a 15 s window instead of 30 s")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args()
+    result = run(args.quick)
+    print_figures("footprint (idle 3-node local cluster)", result["figures"])
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,205 @@
+"""Docker Swarm side by side with taskorg: the same hosts, the same failure, one run.
+
+On the multi-host testbed (tests/testbed: one DNS host and three regular
+Debian hosts, each with its own dockerd, on a private docker network the
+testbed creates; taskorg installed by the real playbook with its defaults):
+
+  taskorg: a job of 6 replicas (`restart: always`); `docker kill` the host of
+           the active master (it runs replicas too); time until a
+           submission is acknowledged again, and until all 6 replicas run
+           again on the survivors (as the new master reports them).
+  Swarm:   the three regular hosts' dockerds form a 3-manager swarm (Swarm
+           needs 3 managers to survive the loss of one); a service of 6
+           busybox replicas; `docker kill` the host of the raft leader (it
+           runs replicas too); time until `docker node ls` answers on a
+           survivor (the swarm API needs a leader), and until `docker service
+           ps` shows 6 replicas running on the survivors.
+
+Both at their defaults: taskorg's playbook timings, Swarm's (dispatcher
+heartbeat 5 s, raft election). The ratio is Swarm / taskorg (higher =
+taskorg faster). After each round the killed host is started again and the
+system must be healthy (3 managers / 3 alive nodes) before the next round.
+
+    .venv/bin/python bench/peer_swarm.py [--rounds N] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import tbcluster  # noqa: E402
+from bench.common import BUSYBOX, figure, log, print_figures  # noqa: E402
+
+SERVICE = "bench-peer"
+REPLICAS = tbcluster.REPLICAS
+ROUND_TIMEOUT = 240.0
+
+
+# ---- Swarm ------------------------------------------------------------------------------------
+def sh(bed: Any, host: str, command: str, check: bool = True, timeout: float = 60) -> str:
+    return bed.exec(host, command, check=check, timeout=timeout)
+
+
+def swarm_setup(bed: Any) -> str:
+    """A 3-manager swarm over the regular hosts' dockerds and a 6-replica service; the first leader."""
+    first, *others = bed.node_hosts
+    sh(bed, first.name, f"docker swarm init --advertise-addr {first.address} --listen-addr {first.address}:2377")
+    token = sh(bed, first.name, "docker swarm join-token -q manager").strip()
+    for host in others:
+        sh(bed, host.name, f"docker swarm join --token {token} --advertise-addr {host.address} "
+                           f"--listen-addr {host.address}:2377 {first.address}:2377", timeout=120)
+    # The image exists only in each host's dockerd (no registry): --no-resolve-image.
+    sh(bed, first.name, f"docker service create --detach --name {SERVICE} --replicas {REPLICAS} "
+                        f"--no-resolve-image --stop-grace-period 1s {BUSYBOX} sleep 3600", timeout=120)
+    tbcluster.wait(f"{REPLICAS} swarm replicas running", lambda: len(swarm_running(bed, first.name)) == REPLICAS,
+                   180, 1.0)
+    return first.name
+
+
+def swarm_running(bed: Any, via: str) -> list[str]:
+    """Nodes (hostnames) of the service's replicas in state Running, asked of manager `via`."""
+    out = sh(bed, via, f"docker service ps {SERVICE} --filter desired-state=running "
+                       "--format '{{.Node}}|{{.CurrentState}}'", check=False, timeout=20)
+    return [line.split("|")[0] for line in out.splitlines() if "|Running" in line]
+
+
+def swarm_nodes(bed: Any, via: str) -> dict[str, tuple[str, str]]:
+    """hostname -> (status, manager status), asked of manager `via`; raises when the API does not answer."""
+    out = bed.exec(via, "docker node ls --format '{{.Hostname}}|{{.Status}}|{{.ManagerStatus}}'", check=True,
+                   timeout=20)
+    rows = [line.split("|") for line in out.splitlines() if line.count("|") == 2]
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def swarm_leader(bed: Any, alive: list[str]) -> str:
+    for via in alive:
+        try:
+            nodes = swarm_nodes(bed, via)
+        except Exception:
+            continue
+        leader = next((h for h, (_, manager) in nodes.items() if manager == "Leader"), None)
+        if leader:
+            return leader
+    raise RuntimeError("no swarm manager names a leader")
+
+
+def swarm_healthy(bed: Any, via: str) -> bool:
+    nodes = swarm_nodes(bed, via)
+    return (len(nodes) == len(bed.node_hosts) and all(s == "Ready" for s, _ in nodes.values())
+            and all(m in ("Leader", "Reachable") for _, m in nodes.values()))
+
+
+def swarm_round(bed: Any) -> dict[str, Any]:
+    names = [h.name for h in bed.node_hosts]
+    leader = swarm_leader(bed, names)
+    survivor = next(n for n in names if n != leader)
+    running = swarm_running(bed, survivor)
+    on_leader = running.count(leader)
+    started = time.monotonic()
+    bed.kill(leader)
+    api = back = None
+    while time.monotonic() - started < ROUND_TIMEOUT and (api is None or back is None):
+        if api is None:
+            try:
+                swarm_nodes(bed, survivor)
+                api = time.monotonic() - started
+            except Exception:
+                pass
+        if back is None:
+            now = swarm_running(bed, survivor)
+            if len(now) == REPLICAS and leader not in now:
+                back = time.monotonic() - started
+        time.sleep(0.1)
+    log(f"swarm: killed {leader} (leader, {on_leader} replicas): API answered after {api} s, "
+        f"replicas running again after {back} s")
+    tbcluster.restart_host(bed, leader)
+    tbcluster.wait(f"{leader} back in the swarm", lambda: swarm_healthy(bed, survivor), 180, 1.0)
+    return {"host": leader, "replicas_on_host": on_leader, "api_back": api, "replicas_back": back}
+
+
+# ---- both ----------------------------------------------------------------------------------------
+def _median(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return round(statistics.median(values), 3) if values else None
+
+
+def measure(bed: Any, rounds: int) -> dict[str, Any]:
+    tbcluster.wait_healthy(bed)
+    tbcluster.submit_replicas(bed)
+    taskorg_rounds = [tbcluster.taskorg_master_round(bed) for _ in range(rounds)]
+    # Swarm next, on the same hosts: taskorg's replicas stop so both never compete.
+    tbcluster.cancel_replicas(bed)
+    swarm_setup(bed)
+    swarm_rounds = [swarm_round(bed) for _ in range(rounds)]
+    t_api, t_back = _median(taskorg_rounds, "seconds"), _median(taskorg_rounds, "replicas_back")
+    s_api, s_back = _median(swarm_rounds, "api_back"), _median(swarm_rounds, "replicas_back")
+    timings = tbcluster.playbook_timings(bed)
+    figures = [
+        figure("peer: taskorg, master host killed -> API answers", t_api, "s", None, None,
+               f"median of {rounds}; a submission acknowledged; playbook timings {timings}"),
+        figure("peer: Swarm, leader host killed -> API answers", s_api, "s", None, None,
+               f"median of {rounds}; `docker node ls` on a survivor"),
+        figure("peer: API back, Swarm / taskorg", round(s_api / t_api, 1) if s_api and t_api else None, "x",
+               "> 1 (taskorg faster)", bool(s_api and t_api and s_api > t_api)),
+        figure("peer: taskorg, replicas running again", t_back, "s", None, None,
+               f"median of {rounds}; {REPLICAS} replicas, those of the killed host on survivors"),
+        figure("peer: Swarm, replicas running again", s_back, "s", None, None,
+               f"median of {rounds}; `docker service ps`, {REPLICAS} Running on survivors"),
+        figure("peer: replicas back, Swarm / taskorg", round(s_back / t_back, 1) if s_back and t_back else None,
+               "x", "> 1 (taskorg faster)", bool(s_back and t_back and s_back > t_back)),
+    ]
+    return {"figures": figures, "taskorg": taskorg_rounds, "swarm": swarm_rounds, "rounds": rounds,
+            "playbook_timings": timings,
+            "notes": ["testbed: 1 DNS host + 3 regular hosts (systemd + dockerd in containers, docker network of "
+                      "their own); taskorg as the playbook installs it; Swarm with 3 managers on the same 3 hosts",
+                      "failure: `docker kill` of the host container (power loss), leader/master host running replicas"]}
+
+
+def unavailable(error: str) -> dict[str, Any]:
+    """Figures that say exactly why the peer could not run here."""
+    return {"figures": [figure("peer: Docker Swarm side by side", None, "s", "runs", False, error[:300])],
+            "error": error,
+            "notes": ["Swarm is not started on this machine's own dockerd instead: a single-node swarm cannot show "
+                      "a failover, and `swarm init` on an engine other people's test clusters share would add the "
+                      "ingress and docker_gwbridge networks under them"]}
+
+
+def run(quick: bool = False, rounds: int | None = None, bed: Any = None) -> dict[str, Any]:
+    rounds = rounds or (1 if quick else 3)
+    if bed is not None:
+        return measure(bed, rounds)
+    try:
+        with tbcluster.provisioned_testbed() as fresh:
+            return measure(fresh, rounds)
+    except tbcluster.TestbedUnavailable as exc:
+        log(f"peer: testbed unavailable: {exc}")
+        return unavailable(f"the testbed could not be brought up: {exc}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args()
+    if not 1 <= args.rounds <= 20:
+        parser.error("--rounds must be between 1 and 20")
+    result = run(rounds=args.rounds)
+    print_figures("peer: Docker Swarm and taskorg on the testbed", result["figures"])
+    for note in result.get("notes", []):
+        print(f"  note: {note}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,247 @@
+"""Benchmarks on the multi-host testbed (tests/testbed): taskorg as Ansible installs it.
+
+One DNS host and three regular hosts (Debian containers booting systemd,
+each with its own dockerd) on a private `--internal` docker network that the
+testbed creates; the real playbook provisions them with its defaults. A
+failure is `docker kill` of a host container: power loss, containers and all.
+
+Used by `bench/failover.py --testbed` and `bench/peer_swarm.py`; run.py
+shares one testbed between them in full mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+from bench.common import BUSYBOX, log
+from taskorg.client import Client
+from taskorg.config import load_config
+from taskorg.net.client import ServiceClient
+from taskorg.net.resolve import resolve_master
+
+REPLICAS = 6
+JOB = f"""\
+job: bench-peer
+tasks:
+  - name: sleeper
+    image: {BUSYBOX}
+    command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    replicas: {REPLICAS}
+    restart: always
+"""
+PROBE = b"name: probe\nimage: taskorg/busybox:latest\ncommand: 'true'\nrestart: never\n"
+
+
+class TestbedUnavailable(RuntimeError):
+    """The testbed could not be brought up here; the message says why."""
+
+
+# The code's own defaults (taskorg/config.py), for `--code-timings`: the playbook's are slower.
+CODE_TIMINGS = {"taskorg_heartbeat_interval": 0.15, "taskorg_lease_timeout": 0.6, "taskorg_lease_margin": 0.15,
+                "taskorg_node_dead_after": 1.5}
+
+
+@contextlib.contextmanager
+def provisioned_testbed(variables: dict[str, Any] | None = None) -> Iterator[Any]:
+    """A testbed, provisioned by the playbook, with the task image in every regular host's dockerd.
+
+    `variables` go into the inventory (e.g. CODE_TIMINGS); by default the playbook's own defaults.
+    """
+    import shutil
+
+    missing = [t for t in ("docker", "debootstrap", "ansible-playbook", "ssh", "ssh-keygen") if not shutil.which(t)]
+    if missing:
+        raise TestbedUnavailable(f"missing tools: {', '.join(missing)}")
+    try:
+        from tests.testbed.hosts import Testbed
+        from tests.testbed.image import ensure_image
+        from tests.testbed.wheelhouse import build_wheelhouse
+    except ImportError as exc:
+        raise TestbedUnavailable(f"tests/testbed cannot be imported: {exc}") from None
+    from taskorg.images import ensure_busybox_image
+
+    started = time.monotonic()
+    bed = Testbed(ensure_image())
+    try:
+        bed.up()
+        build_wheelhouse(bed.workdir / "wheelhouse")
+        bed.write_inventory(variables)
+        run = bed.run_playbook()
+        if run.returncode != 0:
+            raise TestbedUnavailable(f"the playbook failed (rc {run.returncode}): {run.output[-1500:]}")
+        ensure_busybox_image()
+        bed.load_image(BUSYBOX, [h.name for h in bed.node_hosts])
+        bed.timings["bench: testbed up and provisioned"] = time.monotonic() - started
+        log(f"testbed {bed.run_id} provisioned in {time.monotonic() - started:.0f} s")
+        yield bed
+    finally:
+        if os.environ.get("TASKORG_TESTBED_KEEP"):
+            log(f"TASKORG_TESTBED_KEEP: testbed left running in {bed.workdir}")
+        else:
+            bed.teardown()
+
+
+def client(bed: Any, **kwargs: Any) -> Client:
+    from tests.testbed.hosts import SUFFIX
+
+    config = load_config(overrides={"dns_address": bed.dns_host.address, "suffix": SUFFIX, "cluster": "testbed",
+                                    "secret_file": str(Path(bed.workdir) / "secret")}, environ={})
+    return Client(config, bed.secret, **kwargs)
+
+
+def service(bed: Any, address: str, port: int) -> ServiceClient:
+    return ServiceClient(f"http://{address}:{port}", bed.secret, timeout=2.0)
+
+
+def master_host(bed: Any) -> Any:
+    api = client(bed)
+    return bed.host_by_address(resolve_master(api.config, timeout=1.0))
+
+
+def node_of_host(bed: Any) -> dict[str, str]:
+    """host name -> taskorg node name."""
+    return {h.name: service(bed, h.address, 23336).get("/v1/identity")["node"] for h in bed.node_hosts}
+
+
+def running_instances(api: Client) -> dict[str, str]:
+    """'<task id>/<index>' -> node, for instances the active master says are running."""
+    tasks = api.call("GET", "/v1/tasks", retry=False)["tasks"]
+    return {f"{t['id']}/{i['index']}": i["node"] for t in tasks if t["name"] == "sleeper"
+            for i in t["instances"] if i["status"] == "running"}
+
+
+def wait(what: str, check: Any, timeout: float, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as exc:
+            last = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}; last: {last!r}")
+
+
+def cancel_replicas(bed: Any) -> None:
+    api = client(bed)
+    for task in api.tasks(name="sleeper"):
+        if task["desired"] != "cancelled":
+            api.cancel(task["id"])
+
+
+def submit_replicas(bed: Any) -> None:
+    cancel_replicas(bed)
+    api = client(bed)
+    api.submit(JOB, source="bench-peer.yaml")
+    wait(f"{REPLICAS} taskorg replicas running", lambda: len(running_instances(api)) == REPLICAS, 120)
+
+
+def wait_healthy(bed: Any, timeout: float = 120) -> None:
+    """Every regular host alive at the DNS service and reporting to an active master."""
+    api = client(bed, failover_wait=2)
+
+    def healthy() -> bool:
+        members = api.members()["members"]
+        return len(members) == len(bed.node_hosts) and all(m["alive"] and m["telemetry"] for m in members)
+
+    wait("every testbed node alive and reporting", healthy, timeout, 0.5)
+
+
+def restart_host(bed: Any, name: str) -> None:
+    bed.start(name)
+    bed.wait_booted(name, timeout=120)
+
+
+def taskorg_master_round(bed: Any) -> dict[str, Any]:
+    """Kill the host of the active master (it runs replicas too): until a submission is acknowledged,
+    and until every replica runs again on the survivors (as the new master reports it)."""
+    # A short connect timeout: a powered-off host does not refuse connections, it just never answers
+    # (the product's Client uses one 15 s timeout for connect and read; see docs/bench.md).
+    api = client(bed, failover_wait=0, timeout=(0.5, 5.0))
+    victim = master_host(bed)
+    node = node_of_host(bed)[victim.name]
+    before = running_instances(api)
+    on_victim = sorted(i for i, n in before.items() if n == node)
+    started = time.monotonic()
+    bed.kill(victim.name)
+    acked = dns_moved = back = None
+    key = uuid.uuid4().hex
+    while time.monotonic() - started < 120 and acked is None:
+        if dns_moved is None:
+            try:
+                if resolve_master(api.config, timeout=0.3) != victim.address:
+                    dns_moved = time.monotonic() - started
+            except Exception:
+                pass
+        try:
+            api.call("POST", "/v1/jobs", retry=False, params={"source": "bench"}, data=PROBE,
+                     headers={"Content-Type": "application/yaml", "Idempotency-Key": key})
+            acked = time.monotonic() - started
+        except Exception:
+            time.sleep(0.02)
+    while acked is not None and time.monotonic() - started < 180:
+        try:
+            running = running_instances(api)
+            if len(running) == REPLICAS and node not in running.values():
+                back = time.monotonic() - started
+                break
+        except Exception:
+            pass
+        time.sleep(0.05)
+    log(f"testbed taskorg: killed {victim.name} ({node}, master, {len(on_victim)} replicas): DNS moved "
+        f"{dns_moved} s, submission acknowledged {acked} s, replicas running again {back} s")
+    restart_host(bed, victim.name)
+    wait_healthy(bed)
+    return {"host": victim.name, "replicas_on_host": len(on_victim), "dns_moved": dns_moved, "seconds": acked,
+            "replicas_back": back}
+
+
+def taskorg_node_round(bed: Any) -> dict[str, Any]:
+    """Kill a regular host that is not the master and runs replicas: until they all run again."""
+    api = client(bed, failover_wait=5, timeout=(0.5, 5.0))
+    master = master_host(bed)
+    nodes = node_of_host(bed)
+    running = wait(f"{REPLICAS} replicas running", lambda: (lambda r: r if len(r) == REPLICAS else None)(
+        running_instances(api)), 60)
+    candidates = [h for h in bed.node_hosts if h.name != master.name]
+    victim = max(candidates, key=lambda h: sum(1 for n in running.values() if n == nodes[h.name]))
+    node = nodes[victim.name]
+    moved = sum(1 for n in running.values() if n == node)
+    if not moved:
+        return {"host": victim.name, "seconds": None, "skipped": "every replica ran on the master host"}
+    started = time.monotonic()
+    bed.kill(victim.name)
+    back = None
+    while time.monotonic() - started < 120:
+        try:
+            now = running_instances(api)
+            if len(now) == REPLICAS and node not in now.values():
+                back = time.monotonic() - started
+                break
+        except Exception:
+            pass
+        time.sleep(0.05)
+    log(f"testbed taskorg: killed {victim.name} ({node}, {moved} replicas): running again after {back} s")
+    restart_host(bed, victim.name)
+    wait_healthy(bed)
+    return {"host": victim.name, "replicas_on_host": moved, "seconds": back}
+
+
+def playbook_timings(bed: Any) -> dict[str, Any]:
+    """The timing settings the playbook installed (what a user of the playbook gets)."""
+    text = bed.exec(bed.node_hosts[0].name, "cat /etc/taskorg/taskorg.yaml", check=False)
+    import yaml
+
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return {}
+    keys = ("heartbeat_interval", "lease_timeout", "lease_margin", "node_dead_after", "report_interval")
+    return {k: data.get(k) for k in keys if k in data}
