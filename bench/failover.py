@@ -91,7 +91,7 @@ def _task_timeline(cluster: LocalCluster, task_ids: list[str], node: str, killed
     created, started = [], []
     engine = docker.from_env()
     try:
-        for c in engine.containers.list(filters={"label": f"taskorg.cluster={cluster.name}"}):
+        for c in engine.containers.list(filters={"label": f"taskorg.cluster={cluster.name}"}, ignore_removed=True):
             if c.labels.get("taskorg.task") in task_ids:
                 made = _docker_time(c.attrs.get("Created"))
                 began = _docker_time((c.attrs.get("State") or {}).get("StartedAt"))

@@ -268,7 +268,7 @@ class LocalCluster:
 
         client = docker.from_env()
         labels = [f"taskorg.cluster={self.name}"] + ([f"taskorg.node={node}"] if node else [])
-        found = client.containers.list(all=True, filters={"label": labels})
+        found = client.containers.list(all=True, filters={"label": labels}, ignore_removed=True)
         for container in found:
             try:
                 if kill_only:

@@ -1,10 +1,9 @@
 """Fixtures for tiers that need a running local cluster.
 
-`cluster` is one 3-node cluster shared by the tests that leave it as they
-found it; `cluster_factory` makes fresh ones for tests that kill, restart or
-partition nodes. Each cluster has its own loopback /24, directory and
-container label, and is stopped (processes by pid, containers by label) at
-the end.
+`cluster_pool` starts and stops clusters; `cluster_factory` makes fresh ones
+for a test that kills, restarts or partitions nodes, stopped when that test
+ends. Each cluster has its own loopback /24, directory and container label,
+and is stopped by pid and by label, never by name.
 """
 
 from __future__ import annotations
@@ -31,17 +30,26 @@ def busybox_tag() -> str:
     return ensure_busybox_image()
 
 
-@pytest.fixture(scope="session")
-def cluster_factory(busybox_tag: str) -> Iterator[Callable[..., LocalCluster]]:
-    created: list[LocalCluster] = []
+class ClusterPool:
+    """Starts test clusters and stops them (processes by pid, containers by label).
 
-    def make(nodes: int = 3, webview: bool = False, settings: dict[str, Any] | None = None,
+    A cluster lives as long as the fixture that asked for it: a test's own
+    clusters stop when the test ends, so a chaos test's dozens of containers
+    do not weigh on dockerd for the rest of the suite.
+    """
+
+    def __init__(self) -> None:
+        self.running: list[LocalCluster] = []
+        self.artifacts = Path(__file__).resolve().parents[1] / "artifacts" / "cluster-logs"
+        self.keep = bool(os.environ.get("TASKORG_TEST_KEEP_CLUSTERS"))  # debugging: leave them running
+
+    def make(self, nodes: int = 3, webview: bool = False, settings: dict[str, Any] | None = None,
              node_labels: dict[int, dict[str, str]] | None = None) -> LocalCluster:
         address = free_loopback_block(start=next(_counter))
         workdir = Path(tempfile.mkdtemp(prefix="taskorg-test-", dir="/tmp"))
         cluster = LocalCluster(workdir, nodes=nodes, dns_address=address, name=f"test-{workdir.name[-8:]}",
                                settings=settings, webview=webview, node_labels=node_labels)
-        created.append(cluster)
+        self.running.append(cluster)
         try:
             cluster.start(timeout=60)
         except Exception:
@@ -49,18 +57,37 @@ def cluster_factory(busybox_tag: str) -> Iterator[Callable[..., LocalCluster]]:
             raise AssertionError(f"local cluster did not start:\n{logs}")
         return cluster
 
-    yield make
-    artifacts = Path(__file__).resolve().parents[1] / "artifacts" / "cluster-logs"
-    if os.environ.get("TASKORG_TEST_KEEP_CLUSTERS"):
-        return  # debugging: leave them running (`taskorg cluster down --dir DIR` stops one)
-    for cluster in created:
+    def stop(self, cluster: LocalCluster) -> None:
+        if cluster not in self.running or self.keep:
+            return  # kept: `taskorg cluster down --dir DIR` stops one
+        self.running.remove(cluster)
         cluster.stop()
         # Keep the services' logs as test artifacts (git-ignored), then clean up.
-        shutil.copytree(cluster.workdir / "logs", artifacts / cluster.name, dirs_exist_ok=True)
+        shutil.copytree(cluster.workdir / "logs", self.artifacts / cluster.name, dirs_exist_ok=True)
         shutil.rmtree(cluster.workdir, ignore_errors=True)
+
+    def stop_all(self) -> None:
+        for cluster in list(self.running):
+            self.stop(cluster)
 
 
 @pytest.fixture(scope="session")
-def cluster(cluster_factory: Callable[..., LocalCluster]) -> LocalCluster:
-    """A shared 3-node cluster; node 2 carries the label gpu=true."""
-    return cluster_factory(3, node_labels={2: {"gpu": "true"}})
+def cluster_pool(busybox_tag: str) -> Iterator[ClusterPool]:
+    pool = ClusterPool()
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture
+def cluster_factory(cluster_pool: ClusterPool) -> Iterator[Callable[..., LocalCluster]]:
+    """Fresh clusters for one test (it may kill, restart or partition them); stopped when it ends."""
+    mine: list[LocalCluster] = []
+
+    def make(*args: Any, **kwargs: Any) -> LocalCluster:
+        cluster = cluster_pool.make(*args, **kwargs)
+        mine.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in mine:
+        cluster_pool.stop(cluster)

@@ -66,6 +66,23 @@ class Publisher:
                   extra={"name": self.config.master_name, "expected": master_address})
         return False
 
+    def edited_master(self) -> str | None:
+        """The master address in the hosts file if someone other than us rewrote it, else None.
+
+        Operators may move the master with nothing but an editor: whoever
+        `master.<suffix>` names is the master, so the DNS service takes such
+        an edit as a handover request instead of silently undoing it.
+        """
+        try:
+            text = self.path.read_text()
+        except OSError:
+            return None
+        if self.last_text is None or text == self.last_text:
+            return None
+        named = [fields[0] for fields in (line.split() for line in text.splitlines())
+                 if len(fields) > 1 and not fields[0].startswith("#") and self.config.master_name in fields[1:]]
+        return named[0] if len(named) == 1 else None
+
     def _write(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")

@@ -27,6 +27,7 @@ from taskorg.secret import read_secret
 
 log = get_logger("dns")
 TICK_SECONDS = 0.05
+RECORD_CHECK_SECONDS = 1.0
 
 
 class DnsService:
@@ -54,7 +55,8 @@ class DnsService:
         with self.lock:
             self.publish()
         self.scheduler.add_job(self.tick, "interval", seconds=TICK_SECONDS, max_instances=1, coalesce=True)
-        self.scheduler.add_job(self.check_records, "interval", seconds=5, max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.check_records, "interval", seconds=RECORD_CHECK_SECONDS, max_instances=1,
+                               coalesce=True)
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -147,8 +149,10 @@ class DnsService:
         self.publisher.publish(nodes.get(master) if master else None, nodes)
 
     def check_records(self) -> None:
-        """Every few seconds: dnsmasq still answers what we decided (restarts, edits)."""
+        """Every second: a hand edit of the master record is a handover; else dnsmasq answers our decision."""
         with self.lock:
+            if self._follow_hand_edit():
+                return
             master = self.arbiter.master
             address = next((m.address for m in self.registry.members() if m.node == master), None)
         if address and self.dnsmasq.alive():
@@ -156,6 +160,32 @@ class DnsService:
                 with self.lock:
                     self.publisher.last_text = None
                     self.publish()
+
+    def _follow_hand_edit(self) -> bool:
+        """Someone rewrote `master.<suffix>` in our hosts file: hand the role to the node it names.
+
+        The usual election path does the rest (the holder steps down, its
+        lease lapses, the epoch goes up, the record is published again), so
+        fencing holds exactly as for any other change of master. An edit that
+        names no living active member is undone instead.
+        """
+        address = self.publisher.edited_master()
+        if address is None:
+            return False
+        target = next((m.node for m in self.registry.members() if m.address == address and m.state == "active"), None)
+        if target is None or not self.arbiter.alive(target, self.config.lease_timeout):
+            log.warning("master record edited by hand to a node that cannot be master; restoring it",
+                        extra={"address": address})
+            self.publisher.last_text = None
+            self.publish()
+            return True
+        if target != self.arbiter.master:
+            log.warning("master record edited by hand: handing the master role over",
+                        extra={"to": target, "master": self.arbiter.master})
+            self.arbiter.request_handover(target)
+        # Adopt the edited file as ours, so it is not taken as a new edit every second.
+        self.publisher.last_text = self.publisher.path.read_text()
+        return True
 
     def _note_deaths(self) -> None:
         for member in self.registry.members():

@@ -8,6 +8,8 @@ import docker
 import pytest
 
 from taskorg.images import ensure_busybox_image
+from taskorg.localcluster import LocalCluster
+from tests.conftest import ClusterPool
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +28,11 @@ def docker_client() -> Iterator[docker.DockerClient]:
 def busybox_image(docker_client: docker.DockerClient) -> str:
     """`taskorg/busybox:latest`, built once (cached by content across runs)."""
     return ensure_busybox_image(docker_client)
+
+
+@pytest.fixture(scope="package")
+def cluster(cluster_pool: ClusterPool) -> Iterator[LocalCluster]:
+    """A 3-node cluster shared by this tier's tests that leave it as they found it; node 2 has gpu=true."""
+    shared = cluster_pool.make(3, node_labels={2: {"gpu": "true"}})
+    yield shared
+    cluster_pool.stop(shared)

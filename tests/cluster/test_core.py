@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 def containers(cluster: LocalCluster, **labels: str) -> list[Any]:
     client = docker.from_env()
     filters = [f"taskorg.cluster={cluster.name}"] + [f"taskorg.{k}={v}" for k, v in labels.items()]
-    found = client.containers.list(all=True, filters={"label": filters})
+    found = client.containers.list(all=True, filters={"label": filters}, ignore_removed=True)
     client.close()
     return found
 
@@ -86,19 +86,39 @@ def test_names_are_stable_across_a_node_restart(cluster_factory: Any) -> None:
 def test_roles_follow_the_master_record(cluster_factory: Any) -> None:
     cluster = cluster_factory(3)
     config = cluster.config
-    old = cluster.wait_master()
-    target = 3 if old != cluster.node_address(3) else 2
-    cluster.client().handover(f"node{target}")
-    wait_until(lambda: resolve_all(config, config.master_name) == [cluster.node_address(target)], 10,
-               "the master record to name the new node alone")
 
     def status(index: int) -> dict[str, Any]:
         from taskorg.net.client import ServiceClient
         client = ServiceClient(f"http://{cluster.node_address(index)}:{config.master_port}", cluster.secret)
         return client.get("/v1/status")
 
-    wait_until(lambda: status(target)["active"], 10, "the new master service to be active")
-    wait_until(lambda: not status(cluster.index_of(old))["active"], 10, "the old master service to stand by")
+    def roles_swap(to: int, away_from: str) -> None:
+        wait_until(lambda: resolve_all(config, config.master_name) == [cluster.node_address(to)], 10,
+                   "the master record to name the new node alone")
+        wait_until(lambda: status(to)["active"], 10, "the new master service to be active")
+        wait_until(lambda: not status(cluster.index_of(away_from))["active"], 10, "the old master to stand by")
+        assert [i for i in range(1, 4) if status(i)["active"]] == [to]
+
+    # 1. An operator rewrites the record by hand (as any DNS tool or editor could): roles follow it.
+    first = cluster.wait_master()
+    epoch_before = status(cluster.index_of(first))["epoch"]
+    edited = 2 if first != cluster.node_address(2) else 3
+    hosts = cluster.workdir / "dns" / "dns" / "hosts" / "cluster"
+    text = "".join(f"{cluster.node_address(edited)} {config.master_name}\n" if config.master_name in line
+                   else line + "\n" for line in hosts.read_text().splitlines())
+    (hosts.parent / ".hand-edit").write_text(text)
+    (hosts.parent / ".hand-edit").rename(hosts)
+    roles_swap(edited, first)
+    epoch_after_edit = status(edited)["epoch"]
+    assert epoch_after_edit > epoch_before  # a real election: the old master is fenced
+    assert hosts.read_text() == text  # the edit stands: it was taken as a handover, not undone
+
+    # 2. The API's planned handover does the same.
+    old = cluster.node_address(edited)
+    target = next(i for i in (3, 2, 1) if cluster.node_address(i) != old)
+    cluster.client().handover(f"node{target}")
+    roles_swap(target, old)
+    assert status(target)["epoch"] > epoch_after_edit
     # The standby refuses client writes and names the master.
     from taskorg.net.client import ServiceClient, ServiceError
     standby = ServiceClient(f"http://{old}:{config.master_port}", cluster.secret)

@@ -114,7 +114,8 @@ def test_busybox_image_is_cached_by_content(docker_client: docker.DockerClient, 
     assert ensure_busybox_image(docker_client) == LATEST
     assert docker_client.images.get(versioned).id == before
     assert docker_client.images.get(LATEST).id == before
-    out = docker_client.containers.run(LATEST, ["sh", "-c", "id nobody; test -d /tmp && which wget"], remove=True)
+    out = docker_client.containers.run(LATEST, ["sh", "-c", "id nobody; test -d /tmp && which wget"], remove=True,
+                                      labels={"taskorg.test": "image-check"})
     assert b"uid=65534(nobody)" in out and b"/usr/bin/wget" in out
 
 

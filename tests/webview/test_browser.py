@@ -2,7 +2,7 @@
 
 dnsmasq, the DNS service and three nodes (node, master, slave and webview
 processes each) on their own loopback /24, real containers in the
-machine's dockerd (the `cluster_factory` fixture of tests/conftest.py).
+machine's dockerd (the `cluster_pool` fixture of tests/conftest.py).
 Screenshots land in artifacts/screenshots/ at laptop and phone widths.
 """
 
@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from taskorg.client import Client
 from taskorg.localcluster import LocalCluster
+from tests.conftest import ClusterPool
 from tests.webview.browser import LAPTOP, PHONE, horizontal_overflow, launch, log_in, screenshot
 
 pytestmark = pytest.mark.cluster
@@ -49,9 +50,11 @@ BROKEN_LINE = 6
 
 
 @pytest.fixture(scope="module")
-def cluster(cluster_factory: Callable[..., LocalCluster]) -> LocalCluster:
+def cluster(cluster_pool: ClusterPool) -> Iterator[LocalCluster]:
     """This module's own cluster, with webviews: its last test kills the master node."""
-    return cluster_factory(3, webview=True)
+    own = cluster_pool.make(3, webview=True)
+    yield own
+    cluster_pool.stop(own)
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +226,18 @@ def test_drain_and_undrain_a_node(cluster: LocalCluster, page: Page) -> None:
     expect(row.get_by_role("button", name="Drain")).to_be_visible()
 
 
+def test_task_page_shows_the_result(cluster: LocalCluster, page: Page) -> None:
+    client = Client(cluster.config, cluster.secret)
+    job = client.submit((REPO / "examples" / "montecarlo-pi.yaml").read_text(), source="pi.yaml")
+    merge = next(t["id"] for t in job["tasks"] if t["name"] == "merge")
+    base = cluster.webview_url(1)
+    log_in(page, base, cluster.secret)
+    page.goto(f"{base}/tasks/{merge}")
+    expect(page.locator(STATUS)).to_have_text("succeeded", timeout=60_000)
+    page.reload()
+    expect(page.locator("#task-result")).to_contain_text('"pi": 3.1')
+
+
 def test_kill_master_and_the_page_recovers(cluster: LocalCluster, page: Page) -> None:
     """Runs last in this module: it leaves the cluster one node short."""
     old = master_index(cluster)
@@ -251,15 +266,3 @@ def test_kill_master_and_the_page_recovers(cluster: LocalCluster, page: Page) ->
     expect(page.locator(f"tr[data-task='{job['tasks'][0]['id']}']")).to_be_visible()
     expect(page.locator("#master-changed")).to_be_visible()
     assert "Traceback" not in page.content()
-
-
-def test_task_page_shows_the_result(cluster: LocalCluster, page: Page) -> None:
-    client = Client(cluster.config, cluster.secret)
-    job = client.submit((REPO / "examples" / "montecarlo-pi.yaml").read_text(), source="pi.yaml")
-    merge = next(t["id"] for t in job["tasks"] if t["name"] == "merge")
-    base = cluster.webview_url(1)
-    log_in(page, base, cluster.secret)
-    page.goto(f"{base}/tasks/{merge}")
-    expect(page.locator(STATUS)).to_have_text("succeeded", timeout=60_000)
-    page.reload()
-    expect(page.locator("#task-result")).to_contain_text('"pi": 3.1')
