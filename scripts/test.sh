@@ -9,7 +9,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TASKORG_SETUP_EXTRAS="test" bash "$repo/scripts/setup.sh"
 cd "$repo"
 set +e
-"$repo/.venv/bin/python" -m pytest -p no:cacheprovider -ra "$@" tests
+"$repo/.venv/bin/python" -m pytest -p no:cacheprovider -raP "$@" tests
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

@@ -68,6 +68,10 @@ class Engine:
         # Membership as of the last tick, for node events (None: not looked yet).
         self.seen_alive: set[str] | None = None
         self.seen_draining: set[str] = set()
+        # Start orders sent and not yet answered: (task, index, attempt). Such
+        # an instance is not "lost" for missing from a report: the slave may
+        # still be creating its container.
+        self.starts_in_flight: set[tuple[str, int, int]] = set()
 
     # ---- role --------------------------------------------------------------------------
     def set_role(self, active: bool, epoch: int, lease_until: float, master: str | None,
@@ -331,7 +335,8 @@ class Engine:
         for inst in instances:
             if inst["node"] != node or inst["status"] not in ("starting", "running"):
                 continue
-            if (inst["task_id"], inst["idx"], inst["attempt"]) in seen:
+            key = (inst["task_id"], inst["idx"], inst["attempt"])
+            if key in seen or key in self.starts_in_flight:
                 continue
             grace = START_GRACE if inst["status"] == "starting" else RUNNING_GRACE
             if now - (inst["updated_at"] or 0) < grace:
@@ -389,6 +394,7 @@ class Engine:
                     starts.append(self._start_order(inst, row, spec, by_name[chosen.name].address))
             self._commit_with_task_status(changes)
         for order in starts:
+            self.starts_in_flight.add((order["task_id"], order["index"], order["attempt"]))
             self.pool.submit(self._start, order)
 
     def _membership_events(self, alive: set[str], draining: set[str]) -> list[Change]:
@@ -454,6 +460,13 @@ class Engine:
                                                                               "environment: read them from the API"})
 
     def _start(self, order: dict[str, Any]) -> None:
+        key = (order["task_id"], order["index"], order["attempt"])
+        try:
+            self._send_start(order)
+        finally:
+            self.starts_in_flight.discard(key)
+
+    def _send_start(self, order: dict[str, Any]) -> None:
         node = order.pop("node")
         address = order.pop("address")
         client = self._slave_client(address)

@@ -172,7 +172,10 @@ class Reporter:
                 for event in self._events:
                     if self._stopped.is_set():
                         return
-                    log.debug("container died", extra={"container": event.get("Actor", {}).get("ID", "")[:12]})
+                    container_id = str(event.get("Actor", {}).get("ID", "") or event.get("id", ""))
+                    log.debug("container died", extra={"container": container_id[:12]})
+                    # Docker's listing may still say "running" for a moment: inspect it afresh.
+                    self.runner.forget_state(container_id)
                     self.report_now()
             except Exception as exc:  # dockerd restarted or unreachable: retry
                 if self._stopped.is_set():

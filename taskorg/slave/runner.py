@@ -38,6 +38,8 @@ SHARED_TARGET = "/shared"  # the job's directory on the cluster's shared storage
 # instance (it must not be recreated elsewhere); `removing` is on its way out.
 _STATUS = {"created": "created", "running": "running", "paused": "running", "restarting": "running",
            "removing": "exited", "exited": "exited", "dead": "dead"}
+# Docker statuses whose inspect data stays the same until the status changes.
+_STABLE = frozenset({"running", "exited", "dead"})
 
 
 class OrderError(ValueError):
@@ -54,6 +56,10 @@ class DockerRunner:
         """
         self.shared_dir = shared_dir
         self._results: dict[str, tuple[Any, str | None]] = {}
+        # State of each container by (id, docker status), for list(): see there.
+        self._states: dict[tuple[str, str], dict[str, Any]] = {}
+        self._states_lock = threading.Lock()
+        self._forgotten: set[str] = set()
         self.client = docker_client
         self.cluster = cluster
         self.node = node
@@ -274,8 +280,46 @@ class DockerRunner:
 
     # ---- inspect -----------------------------------------------------------
     def list(self) -> list[dict[str, Any]]:
-        """Every container of this cluster and node, any state."""
-        return [self.state(container) for container in self._own()]
+        """Every container of this cluster and node, any state.
+
+        Reports run every `report_interval`, so this must be cheap: one sparse
+        listing, and a full inspect only for a container whose docker status
+        changed since the last call. (An inspect per container per report kept
+        dockerd so busy with a few dozen containers that starts took 30 s.)
+        A running or finished container's state is fixed until its status
+        changes; transient ones (created, restarting, removing) are never cached.
+        """
+        listed = self.client.containers.list(all=True, sparse=True, filters=self._own_filters())
+        with self._states_lock:
+            known = dict(self._states)
+        fresh: dict[tuple[str, str], dict[str, Any]] = {}
+        states: list[dict[str, Any]] = []
+        for sparse in listed:
+            key = (sparse.id, str(sparse.attrs.get("State") or ""))
+            state = known.get(key)
+            if state is None:
+                full = self._get(sparse.id)
+                if full is None:
+                    continue  # removed meanwhile
+                state = self.state(full)
+                key = (full.id, str((full.attrs.get("State") or {}).get("Status") or ""))
+            if key[1] in _STABLE:
+                fresh[key] = state
+            states.append(state)
+        with self._states_lock:
+            self._states = {key: state for key, state in fresh.items() if key[0] not in self._forgotten}
+            self._forgotten.clear()
+        gone = set(self._results) - {key[0] for key in fresh}
+        for container_id in gone:
+            self._results.pop(container_id, None)
+        return states
+
+    def forget_state(self, container_id: str) -> None:
+        """The next list() inspects this container afresh: docker says it changed, and its
+        listing may lag a moment behind (a cached "running" must not hide a death)."""
+        with self._states_lock:
+            self._states = {key: state for key, state in self._states.items() if key[0] != container_id}
+            self._forgotten.add(container_id)  # also from a list() running right now
 
     def _own(self, **extra: str) -> list[Container]:
         return self.client.containers.list(all=True, filters=self._own_filters(**extra), ignore_removed=True)
