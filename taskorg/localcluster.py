@@ -251,7 +251,12 @@ class LocalCluster:
         self._signal(keys, signal.SIGTERM)
         self._reap(keys)
         self._stop_dnsmasq()
-        self._docker_containers(kill_only=False)
+        # dockerd may finish a create that a slave asked for just before it died:
+        # sweep again until a listing comes back empty (bounded).
+        for _ in range(3):
+            if not self._docker_containers(kill_only=False):
+                break
+            time.sleep(0.5)
 
     def _stop_dnsmasq(self) -> None:
         pid_file = self.workdir / "dns" / "dns" / "dnsmasq.pid"
