@@ -301,7 +301,13 @@ class Engine:
             return "stop"  # a duplicate (healed partition) or an older attempt
         status = container["status"]
         if inst["status"] in TERMINAL or inst["status"] == "pending":
-            return None if status != "running" else "stop"
+            if status != "running":
+                return None
+            if container["container_id"] and container["container_id"] == inst["container_id"]:
+                # The very container we saw finish: a report listed before it exited and
+                # delivered after the start answer that said so. Stale, not a duplicate.
+                return None
+            return "stop"
         row = strip(inst)
         if status == "running":
             if inst["status"] != "running" or inst["container_id"] != container["container_id"]:
