@@ -34,6 +34,7 @@ class Publisher:
         self.dnsmasq = dnsmasq
         self.path = hosts_dir(config) / "cluster"
         self.last_text: str | None = None
+        self._edited_text: str | None = None  # the hosts file as edited_master() last read it
         self.hups = 0
 
     def publish(self, master_address: str | None, nodes: dict[str, str]) -> float:
@@ -79,9 +80,18 @@ class Publisher:
             return None
         if self.last_text is None or text == self.last_text:
             return None
+        self._edited_text = text
         named = [fields[0] for fields in (line.split() for line in text.splitlines())
                  if len(fields) > 1 and not fields[0].startswith("#") and self.config.master_name in fields[1:]]
         return named[0] if len(named) == 1 else None
+
+    def adopt_edit(self) -> None:
+        """Take the edit edited_master() last read as ours, so it is not seen as a new edit again."""
+        self.last_text = self._edited_text
+
+    def force_rewrite(self) -> None:
+        """Forget what we last wrote, so the next publish() writes the file whatever it holds."""
+        self.last_text = None
 
     def _write(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

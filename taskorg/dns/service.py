@@ -158,7 +158,7 @@ class DnsService:
         if address and self.dnsmasq.alive():
             if not self.publisher.ensure_master(address, wait=0.1):
                 with self.lock:
-                    self.publisher.last_text = None
+                    self.publisher.force_rewrite()
                     self.publish()
 
     def _follow_hand_edit(self) -> bool:
@@ -176,15 +176,14 @@ class DnsService:
         if target is None or not self.arbiter.alive(target, self.config.lease_timeout):
             log.warning("master record edited by hand to a node that cannot be master; restoring it",
                         extra={"address": address})
-            self.publisher.last_text = None
+            self.publisher.force_rewrite()
             self.publish()
             return True
         if target != self.arbiter.master:
             log.warning("master record edited by hand: handing the master role over",
                         extra={"to": target, "master": self.arbiter.master})
             self.arbiter.request_handover(target)
-        # Adopt the edited file as ours, so it is not taken as a new edit every second.
-        self.publisher.last_text = self.publisher.path.read_text()
+        self.publisher.adopt_edit()
         return True
 
     def _note_deaths(self) -> None:
