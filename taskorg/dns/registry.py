@@ -65,9 +65,10 @@ class Registry:
         with self._lock, self._db:
             row = self._db.execute("SELECT number FROM members WHERE identity=?", (identity,)).fetchone()
             if row:
-                self._db.execute(
-                    "UPDATE members SET address=?, labels=?, state=CASE state WHEN 'left' THEN 'active' ELSE state END"
-                    " WHERE number=?", (address, json.dumps(labels), row[0]))
+                # A member that left stays out until `activate`: its machine may still
+                # run the services, and a leave must not be undone by their next heartbeat.
+                self._db.execute("UPDATE members SET address=?, labels=? WHERE number=?",
+                                 (address, json.dumps(labels), row[0]))
                 number, new = row[0], False
             else:
                 cur = self._db.execute(

@@ -69,7 +69,7 @@ class DnsService:
             if new:
                 self.registry.add_event("node_joined", node=member.node, address=address)
                 log.info("node joined", extra={"node": member.node, "address": address})
-            if member.node not in self.arbiter.members:
+            if member.state != "left" and member.node not in self.arbiter.members:
                 self.arbiter.heartbeat(member.node, (0, 0), address)  # registering is a sign of life
             election = self.arbiter.first_master(member.node) if member.state == "active" else None
             if election:
@@ -82,8 +82,10 @@ class DnsService:
     def heartbeat(self, node: str, address: str, replica: tuple[int, int]) -> dict[str, Any]:
         with self.lock:
             member = self.registry.member(node)
-            if member is None or member.state == "left":
+            if member is None:
                 raise ApiError(404, f"unknown node {node}: register again")
+            if member.state == "left":
+                raise ApiError(410, f"{node} has left the cluster: `taskorg node activate {node}` takes it back")
             if address and address != member.address:
                 self.registry.register(member.identity, address, member.labels)
                 self.publish()

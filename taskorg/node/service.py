@@ -100,6 +100,7 @@ class NodeService:
         except ServiceError as exc:
             if exc.status == 404:
                 self.register(wait=False)
+            # 410: this node has left the cluster; keep asking (quietly) until it is activated again.
             return
         except ServiceUnavailable:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import docker
@@ -40,6 +41,9 @@ def test_drain_moves_tasks_away_then_the_node_leaves(cluster_factory: Any) -> No
     assert dns.post(f"/v1/members/{victim}/leave")["state"] == "left"
     members = {m["node"] for m in client.dns_members()["members"]}
     assert victim not in members
+    # Its services still run and heartbeat: the leave must stick (it used to be undone at once).
+    time.sleep(1.0)
+    assert victim not in {m["node"] for m in client.dns_members()["members"]}
 
 
 def test_a_new_node_joins_and_takes_work(cluster_factory: Any) -> None:
