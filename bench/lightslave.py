@@ -1,6 +1,7 @@
 """taskorg's real services with one piece swapped in, for the benchmarks that need it.
 
     python -m bench.lightslave slave --config node1/taskorg.yaml     (any service: dns, node, master, slave)
+    python -m bench.lightslave light --config node7/taskorg.yaml     (a light node: bench/lightnode.py)
 
 Environment:
   BENCH_RUNNER=standin   a runner that starts no container: a start order is
@@ -11,15 +12,18 @@ Environment:
                          machine's, so placement treats the node as a 0.4-CPU
                          machine (speed-up bench: every local node shares the
                          same two cores, so a node's capacity must be its quota).
-  BENCH_CONNECTION_LIMIT=1000
-                         waitress's limit of open connections per service
-                         (its default, 100, is below what a 100-node cluster
-                         keeps open to the DNS service and to the master:
-                         every node's keep-alive session counts).
+  BENCH_STANDBYS=127.0.9.3,127.0.9.4
+                         the active master streams its state to the standby
+                         master services at these addresses only (scale
+                         bench: light nodes run no master service, and the
+                         master would otherwise retry each of them 5 times a
+                         second). Without it: every living member, as usual.
 
 Everything else is taskorg's own code: the HTTP API, the epoch fence, the
-reporter and its schedule. Core settings would make these swaps unnecessary
-(see docs/bench.md, "Core changes asked for").
+reporter and its schedule, replication to the standbys it streams to. The
+slave modules are imported only when a slave piece is swapped, so a master
+started through here has the memory of `taskorg master`. Core settings would
+make these swaps unnecessary (see docs/bench.md, "Core changes asked for").
 """
 
 from __future__ import annotations
@@ -36,11 +40,6 @@ from typing import Any, Iterable, Iterator, Mapping
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-
-from taskorg.slave import reporter as reporter_module  # noqa: E402
-from taskorg.slave import service as service_module  # noqa: E402
-from taskorg.slave import telemetry  # noqa: E402
-from taskorg.slave.runner import _check_order  # noqa: E402
 
 
 def _now() -> str:
@@ -84,6 +83,8 @@ class StandInRunner:
         return f"tk-{self.cluster}-{self.node}-{task_id}-{index}-a{attempt}"
 
     def start(self, order: Mapping[str, Any]) -> dict[str, Any]:
+        from taskorg.slave.runner import _check_order
+
         order = _check_order(order)
         name = self.container_name(order["task_id"], order["index"], order["attempt"])
         with self._lock:
@@ -121,35 +122,51 @@ class StandInRunner:
 
 
 def install() -> None:
-    limit = os.environ.get("BENCH_CONNECTION_LIMIT")
-    if limit:
-        import waitress.server
-
-        create_server = waitress.server.create_server
-
-        @functools.wraps(create_server)
-        def with_limit(*args: Any, **kwargs: Any) -> Any:
-            kwargs.setdefault("connection_limit", int(limit))
-            return create_server(*args, **kwargs)
-
-        # taskorg.net.server.serve imports create_server at call time.
-        waitress.server.create_server = with_limit
+    if os.environ.get("BENCH_STANDBYS"):
+        _stream_only_to(set(os.environ["BENCH_STANDBYS"].split(",")))
     if os.environ.get("BENCH_RUNNER") == "standin":
+        from taskorg.slave import service as service_module
+
         service_module.DockerRunner = StandInRunner  # type: ignore[misc,assignment]
     cpus = os.environ.get("BENCH_NODE_CPUS")
     if cpus:
-        original = telemetry.collect
+        _declare_cpus(float(cpus))
 
-        @functools.wraps(original)
-        def collect(node: str) -> dict[str, Any]:
-            return {**original(node), "cpu_count": float(cpus)}
 
-        telemetry.collect = collect  # the /v1/telemetry endpoint looks it up at call time
-        # The reporter took telemetry.collect as a default argument at import time.
-        service_module.Reporter = functools.partial(reporter_module.Reporter, collect=collect)  # type: ignore
+def _stream_only_to(addresses: set[str]) -> None:
+    """The replicator's standbys: living members at these addresses (its own filter still applies)."""
+    from taskorg.master.replication import Replicator
+
+    every_member = Replicator.standbys
+
+    @functools.wraps(every_member)
+    def standbys(self: Replicator) -> dict[str, str]:
+        return {node: address for node, address in every_member(self).items() if address in addresses}
+
+    Replicator.standbys = standbys  # type: ignore[method-assign]
+
+
+def _declare_cpus(cpus: float) -> None:
+    from taskorg.slave import reporter as reporter_module
+    from taskorg.slave import service as service_module
+    from taskorg.slave import telemetry
+
+    original = telemetry.collect
+
+    @functools.wraps(original)
+    def collect(node: str) -> dict[str, Any]:
+        return {**original(node), "cpu_count": cpus}
+
+    telemetry.collect = collect  # the /v1/telemetry endpoint looks it up at call time
+    # The reporter took telemetry.collect as a default argument at import time.
+    service_module.Reporter = functools.partial(reporter_module.Reporter, collect=collect)  # type: ignore
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["light"]:
+        from bench.lightnode import main as light_node
+
+        return light_node(sys.argv[2:])
     install()
     from taskorg.cli.main import main as taskorg_main
 

@@ -43,7 +43,8 @@ TITLES = {
     "throughput": "Throughput (3-node local cluster, acknowledged = durable and replicated)",
     "failover": "Failover (3-node local cluster, default settings)",
     "speedup": "Speed-up (4-node local cluster, each node 0.3 CPU)",
-    "scale": "Scale (light nodes: real node, master and slave services; stand-in container runner)",
+    "scale": "Scale (3 full nodes + light nodes: real node and slave services, standby masters on the full nodes; "
+             "stand-in container runner)",
     "failover_testbed": "Failover (multi-host testbed, playbook defaults)",
     "peer": "Peer: Docker Swarm and taskorg on the same testbed hosts",
 }

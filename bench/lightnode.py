@@ -1,0 +1,67 @@
+"""A light regular node: the real node service and the real slave service in ONE process.
+
+    python -m bench.lightslave light --config node7/taskorg.yaml
+
+For the scale bench (100 nodes on 2 cores). One process hosts:
+
+- the node service exactly as `taskorg node` runs it (`taskorg.node.service.run`):
+  registration with the DNS service, heartbeats, the role loop, its HTTP app on
+  the node port. Membership and liveness are real.
+- the slave service exactly as `taskorg slave` runs it (`taskorg.slave.service.run`):
+  the HTTP API with the epoch fence, the reporter and its schedule, on the slave
+  port, with the stand-in runner of `bench/lightslave.py` (starts no container).
+
+Each service has its own waitress server (`create_server` gives each its own
+socket map), so the two serve side by side in two threads. What a light node
+does not run is the master service: no standby replica, and it is never a
+candidate worth electing (it reports replica position 0). The scale bench
+runs standby master services on a few full nodes only and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def _or_exit(run: Callable[[Any], None], config: Any) -> None:
+    """A node service that fails takes the whole light node down, as its own process would."""
+    try:
+        run(config)
+    except BaseException as exc:
+        print(f"light node: node service failed: {exc!r}", file=sys.stderr, flush=True)
+    os._exit(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    os.environ["BENCH_RUNNER"] = "standin"  # a light node never starts a container
+    from bench.lightslave import install
+
+    install()
+    from taskorg.config import load_config
+    from taskorg.logs import setup_logging
+    from taskorg.node import service as node_service
+    from taskorg.slave import service as slave_service
+
+    config = load_config(args.config)
+    setup_logging(config.log_level)
+    # The node service registers first; the slave waits for its identity file, as on a full node.
+    threading.Thread(target=_or_exit, args=(node_service.run, config), daemon=True, name="node-service").start()
+    slave_service.run(config)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
