@@ -25,6 +25,7 @@ from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError, resolve_master
 from taskorg.net.server import create_service_app, serve
 from taskorg.node.identity import node_identity
+from taskorg.node.role_push import RolePusher
 from taskorg.secret import read_secret
 
 log = get_logger("node")
@@ -51,7 +52,10 @@ class NodeService:
         self.lock = threading.Lock()
         self.dns = ServiceClient(config.dns_api_url, secret, timeout=max(0.3, config.lease_timeout / 2))
         self.master = ServiceClient(config.url(self.address, config.master_port), secret, timeout=0.3)
-        self.replica = {"epoch": 0, "seq": 0}
+        # The replica position each heartbeat carries: the master service's answer to the last role
+        # push (one heartbeat old at most), asked for directly only until the first answer.
+        self.replica: dict[str, int] | None = None
+        self.pusher = RolePusher(self.master, self._on_role_answer)
         self.scheduler = BackgroundScheduler(daemon=True)
 
     # ---- registration ---------------------------------------------------------
@@ -89,14 +93,15 @@ class NodeService:
     def heartbeat(self) -> None:
         if self.node is None:
             return  # not registered yet (a wake-up can come first)
-        try:
-            self.replica = self.master.get("/v1/replica", timeout=0.2)
-        except (ServiceUnavailable, ServiceError):
-            pass  # the master service restarting: report the last known position
+        if self.replica is None:
+            try:
+                self.replica = self.master.get("/v1/replica", timeout=0.2)
+            except (ServiceUnavailable, ServiceError):
+                pass  # the master service is starting: report no position yet
         sent_at = time.monotonic()
         try:
             answer = self.dns.post("/v1/heartbeat", {"node": self.node, "address": self.address,
-                                                     "replica": self.replica})
+                                                     "replica": self.replica or {"epoch": 0, "seq": 0}})
         except ServiceError as exc:
             if exc.status == 404:
                 self.register(wait=False)
@@ -140,12 +145,12 @@ class NodeService:
                        "master": self.role.arbiter_master, "master_address": self.role.dns_master, "node": self.node}
         if changed:
             log.warning("role changed", extra={"role": "master" if active else "standby", "epoch": message["epoch"]})
-        if not (changed or push):
-            return
-        try:
-            self.master.post("/v1/role", message)
-        except (ServiceUnavailable, ServiceError):
-            pass
+        if changed or push:
+            self.pusher.push(message)
+
+    def _on_role_answer(self, answer: dict[str, Any]) -> None:
+        if isinstance(answer.get("replica"), dict):
+            self.replica = answer["replica"]
 
     def wake(self) -> None:
         threading.Thread(target=self.heartbeat, daemon=True).start()

@@ -1,0 +1,40 @@
+"""Parsed task specs, kept per task id, so a scheduling tick does not re-parse thousands of them.
+
+A task's spec never changes after submission (cancel and restart keep it),
+so the parsed dict for a task id stays right; the text is compared anyway,
+which costs far less than parsing it. The dicts handed out are shared:
+callers read them and never change them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+# Bounded: past this many tasks the cache starts over (a tick then parses once more).
+MAX_SPECS = 50_000
+
+
+class SpecCache:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.specs: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def get(self, task_id: str, text: str) -> dict[str, Any]:
+        with self.lock:
+            cached = self.specs.get(task_id)
+        if cached is not None and cached[0] == text:
+            return cached[1]
+        spec = json.loads(text)
+        with self.lock:
+            if len(self.specs) >= MAX_SPECS:
+                self.specs.clear()
+            self.specs[task_id] = (text, spec)
+        return spec
+
+    def known(self, task_id: str) -> dict[str, Any] | None:
+        """The parsed spec when it is cached (no text at hand to check against)."""
+        with self.lock:
+            cached = self.specs.get(task_id)
+        return cached[1] if cached is not None else None
