@@ -15,8 +15,8 @@ Benchmarks (each also runs alone: `bench/<name>.py --help`):
   scale       10,000 tasks placed on 100 light nodes, master memory (--quick: 2,000 on 20)
   peer        Docker Swarm and taskorg on the same testbed hosts, same failure (--full, or --peer)
 
-Every figure comes with the machine's load while it was measured: other people's
-tests may share this machine. Exit code 0 when every benchmark ran (whether or
+Every figure comes with the machine's load while it was measured: on two cores
+our own clusters are most of it, and anything else running shows there too. Exit code 0 when every benchmark ran (whether or
 not every target was met), 1 when one could not run.
 """
 
@@ -150,8 +150,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"| load average at end | {' / '.join(str(x) for x in report['load_average_end'])} |",
         f"| taskorg processes of others at start | {m['taskorg_processes_of_others']} |",
         "",
-        "Other people's test clusters may share this machine: each benchmark's own section gives the "
-        "machine's CPU use while it ran. How each figure is measured: `docs/bench.md`.",
+        "On two cores the benchmark's own clusters are most of the load; each benchmark's own section "
+        "gives the machine's CPU use while it ran, so anything else running shows there. How each figure "
+        "is measured: `docs/bench.md`.",
         "",
     ]
     met = [f for name in ORDER if name in report["results"] for f in report["results"][name]["figures"]

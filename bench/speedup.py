@@ -16,7 +16,7 @@ about 0.4 of a core on this machine, and 4 x 0.4 + 0.4 > 2 cores: the
 chunks were measured getting 0.33 CPU of their 0.4 quota on 4 nodes (the
 machine became the limit). 4 x 0.3 + 0.4 < 2. Every run reports the CPU
 share the chunks really got (from their own cgroup accounting), and where
-the machine's CPU went (other people's tests may share it). Which nodes
+the machine's CPU went (anything else running shows there). Which nodes
 take part is set with `constraints.nodes` (the first N of a 4-node cluster);
 containers, images, the scheduler and the reporting are all real.
 
