@@ -12,9 +12,9 @@ import json
 import secrets
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from taskorg.config import Config
 from taskorg.logs import get_logger
@@ -154,13 +154,12 @@ class Engine:
         for node in living:
             self.pool.submit(self._fence_slave, node, epoch)
         futures = {node: self.pool.submit(self._slave_call, node, "GET", "/v1/containers") for node in living}
-        for node, future in futures.items():
-            try:
-                answer = future.result(timeout=2)
-            except Exception:
-                continue
-            if answer:
-                self.on_report(node, answer.get("containers", []), None)
+        # Placement needs each node's telemetry, which reports bring only every report_interval.
+        measured = {node: self.pool.submit(self._slave_call, node, "GET", "/v1/telemetry") for node in living}
+        for node, telemetry in _answers(measured):
+            self.telemetry[node] = {**telemetry, "received": time.monotonic()}
+        for node, answer in _answers(futures):
+            self.on_report(node, answer.get("containers", []), None)
         log.warning("master active", extra={"epoch": epoch, "node": self.role.node, "position": self.store.position(),
                                             "reconciled_in": round(time.monotonic() - started, 3)})
         self.kick.set()
@@ -608,6 +607,17 @@ class Engine:
     def close(self) -> None:
         self.replicator.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _answers(futures: dict[str, Future[Any]], timeout: float = 2.0) -> Iterator[tuple[str, Any]]:
+    """(node, answer) for each call that answered in time with something; a dead node is skipped."""
+    for node, future in futures.items():
+        try:
+            answer = future.result(timeout=timeout)
+        except Exception:
+            continue
+        if answer:
+            yield node, answer
 
 
 def new_instance(task_id: str, index: int, status: str, now: float) -> dict[str, Any]:
