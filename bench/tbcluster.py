@@ -173,6 +173,7 @@ def taskorg_master_round(bed: Any) -> dict[str, Any]:
     started = time.monotonic()
     bed.kill(victim.name)
     acked = dns_moved = back = None
+    refusals: list[list[Any]] = []
     key = uuid.uuid4().hex
     while time.monotonic() - started < 120 and acked is None:
         if dns_moved is None:
@@ -185,7 +186,10 @@ def taskorg_master_round(bed: Any) -> dict[str, Any]:
             api.call("POST", "/v1/jobs", retry=False, params={"source": "bench"}, data=PROBE,
                      headers={"Content-Type": "application/yaml", "Idempotency-Key": key})
             acked = time.monotonic() - started
-        except Exception:
+        except Exception as exc:
+            # Why a submission failed after DNS had moved: the timeline of a slow round.
+            if dns_moved is not None and len(refusals) < 20:
+                refusals.append([round(time.monotonic() - started, 3), f"{type(exc).__name__}: {exc}"[:200]])
             time.sleep(0.02)
     while acked is not None and time.monotonic() - started < 180:
         try:
@@ -201,7 +205,7 @@ def taskorg_master_round(bed: Any) -> dict[str, Any]:
     restart_host(bed, victim.name)
     wait_healthy(bed)
     return {"host": victim.name, "replicas_on_host": len(on_victim), "dns_moved": dns_moved, "seconds": acked,
-            "replicas_back": back}
+            "replicas_back": back, "refused_after_dns_moved": refusals}
 
 
 def taskorg_node_round(bed: Any) -> dict[str, Any]:
