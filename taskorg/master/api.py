@@ -157,7 +157,7 @@ def create_app(engine: Engine) -> Flask:
         engine.set_role(bool(body["active"]), int(body["epoch"]), float(body.get("lease_until_monotonic") or 0),
                         body.get("master"), body.get("master_address"), body.get("node"))
         epoch, seq = engine.store.position()
-        return jsonify(active=engine.role.valid(), seq=seq, replica={"epoch": epoch, "seq": seq})
+        return jsonify(active=engine.role.valid(), replica={"epoch": epoch, "seq": seq})
 
     @app.get("/v1/replica")
     def replica() -> Any:

@@ -8,6 +8,7 @@ as container states, exactly like reports, so there is one path for truth.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import threading
@@ -93,7 +94,7 @@ class Engine:
         with self.lock:
             if epoch < self.store.fence_epoch() and active:
                 active = False  # an old lease: never act on it
-                role = Role(active, epoch, lease_until, master, master_address, node)
+                role = dataclasses.replace(role, active=False)
             with self.role_lock:
                 self.role = role
             needs_activation = active and epoch > self.activated_epoch
@@ -566,16 +567,16 @@ class Engine:
                 name=member["node"], address=member["address"], labels=member.get("labels") or {},
                 cpus=float(tele.get("cpu_count") or 1), memory=int(tele.get("memory_total") or 0),
                 speed=float(tele.get("speed") or 1.0), load=float(tele.get("cpu_percent") or 0) / 100)
-        live = self.store.rows("SELECT task_id, node FROM instances WHERE status IN ('starting', 'running')")
-        missing = sorted({i["task_id"] for i in live if i["node"] in views and self.specs.known(i["task_id"]) is None})
-        for task in (self.store.rows("SELECT id, spec FROM tasks WHERE id IN (SELECT value FROM json_each(?))",
-                                     (json.dumps(missing),)) if missing else []):
-            self.specs.get(task["id"], task["spec"])
+        live = [i for i in self.store.rows("SELECT task_id, node FROM instances WHERE status IN ('starting', 'running')")
+                if i["node"] in views]
+        specs = {t: spec for t in {i["task_id"] for i in live} if (spec := self.specs.known(t)) is not None}
+        missing = sorted({i["task_id"] for i in live} - specs.keys())
+        if missing:  # only texts the cache lacks are read (and parsed once)
+            for task in self.store.rows("SELECT id, spec FROM tasks WHERE id IN (SELECT value FROM json_each(?))",
+                                        (json.dumps(missing),)):
+                specs[task["id"]] = self.specs.get(task["id"], task["spec"])
         for inst in live:
-            view = views.get(inst["node"])
-            spec = self.specs.known(inst["task_id"]) if view else None
-            if view and spec is not None:
-                view.reserve(inst["task_id"], spec)
+            views[inst["node"]].reserve(inst["task_id"], specs[inst["task_id"]])
         return list(views.values())
 
     def task_row(self, task_id: str) -> dict[str, Any]:
