@@ -148,7 +148,9 @@ def create_app(engine: Engine) -> Flask:
         body = json_body(("node", "containers"))
         if not engine.role.valid():
             raise NotMaster(engine.not_master_message())
-        stop = engine.on_report(str(body["node"]), list(body["containers"]), body.get("telemetry"))
+        listed = body.get("listed")
+        stop = engine.on_report(str(body["node"]), list(body["containers"]), body.get("telemetry"),
+                                listed=float(listed) if isinstance(listed, (int, float)) else None)
         return jsonify(epoch=engine.role.epoch, stop=stop)
 
     @app.post("/v1/role")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -111,6 +112,7 @@ class Reporter:
         except ResolveError as exc:
             log.debug("no master to report to", extra={"error": str(exc)})
             return False
+        listed = time.monotonic()  # before listing: a start answered after this may be missing from it
         try:
             containers = self.runner.list()
         except (DockerException, requests.RequestException) as exc:
@@ -126,6 +128,7 @@ class Reporter:
             "node": self.runner.node,
             "address": self.config.node_address,
             "containers": containers,
+            "listed": listed,
             "telemetry": self.collect(self.runner.node),
         }
         try:

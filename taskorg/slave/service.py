@@ -57,6 +57,9 @@ def create_app(config: Config, secret: str, runner: DockerRunner, fence: EpochFe
             state = runner.start(data)
         except OrderError as exc:
             raise ApiError(400, str(exc)) from None
+        # This node's clock when the start finished: a report listed before it cannot show the
+        # container, and the master must not call it lost for that (see Engine._lost_instances).
+        state["answered"] = time.monotonic()
         # 201 when a container exists; a start that failed (status "error") is 200.
         return jsonify(state), 200 if state["status"] == "error" else 201
 
