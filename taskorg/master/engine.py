@@ -130,6 +130,22 @@ class Engine:
         node = next((m["node"] for m in self.members.members() if m["address"] == address), None)
         return node, address
 
+    def named_master_by_dns(self) -> bool:
+        """Whether `master.<suffix>` names this node right now (the election's word, before our role)."""
+        try:
+            return resolve_master(self.config, timeout=0.3) == self.config.node_address
+        except ResolveError:
+            return False
+
+    def wait_active(self, timeout: float) -> bool:
+        """Wait (bounded) until this master's role is valid; True if it is."""
+        deadline = time.monotonic() + timeout
+        while not self.role.valid():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
     def not_master_message(self) -> str:
         node, address = self.current_master()
         if node and address:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import requests
 from flask import Flask, Response, jsonify, request
 
+from taskorg.net.client import CONNECT_TIMEOUT
+
 if TYPE_CHECKING:
     from taskorg.master.engine import Engine
 
@@ -22,6 +24,9 @@ NO_FORWARD = "X-Taskorg-No-Forward"
 CLIENT_PATHS = ("/v1/jobs", "/v1/tasks", "/v1/events", "/v1/members")
 PASSED_HEADERS = ("authorization", "content-type", "idempotency-key", "last-event-id", "accept")
 HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-encoding", "keep-alive"}
+# How long a node that DNS already names as master waits for its own activation before it answers
+# "not the master". Election to activation takes one heartbeat and a role push (~0.2 s).
+ACTIVATION_WAIT = 2.0
 
 
 def install_forwarding(app: Flask, engine: "Engine") -> None:
@@ -34,6 +39,11 @@ def install_forwarding(app: Flask, engine: "Engine") -> None:
             return None
         if request.headers.get(FORWARDED) or request.headers.get(NO_FORWARD):
             return None
+        if engine.named_master_by_dns():
+            # Elected, and the client found us through DNS, but our role has not arrived yet: forwarding
+            # to the master we knew would wait on a dead host. Answer here once we are active.
+            engine.wait_active(ACTIVATION_WAIT)
+            return None
         node, address = engine.current_master()
         if not address:
             return None  # the view answers 409: no master right now
@@ -42,7 +52,7 @@ def install_forwarding(app: Flask, engine: "Engine") -> None:
         url = f"http://{address}:{engine.config.master_port}{request.full_path.rstrip('?')}"
         try:
             upstream = session.request(request.method, url, data=request.get_data(), headers=headers,
-                                       stream=True, timeout=(2, 65))
+                                       stream=True, timeout=(CONNECT_TIMEOUT, 65))
         except requests.RequestException as exc:
             return jsonify(error=f"not the master, and the master {node} ({address}) did not answer: "
                                  f"{type(exc).__name__}", master=node, address=address), 503
