@@ -86,6 +86,16 @@ def log(message: str) -> None:
 
 
 # ---- the machine -----------------------------------------------------------------------------
+def docker_time(value: str | None) -> float | None:
+    """Docker's nanosecond RFC 3339 time as epoch seconds (None for its zero time)."""
+    if not value or value.startswith("0001-"):
+        return None
+    stamp, _, rest = value.partition(".")
+    digits = "".join(ch for ch in rest if ch.isdigit())[:6].ljust(6, "0")
+    zone = rest.lstrip("0123456789") or "Z"
+    return datetime.fromisoformat(f"{stamp}.{digits}{zone.replace('Z', '+00:00')}").timestamp()
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 

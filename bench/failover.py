@@ -20,7 +20,6 @@ import json
 import os
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ import docker
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (CpuWatch, bench_cluster, figure, log, percentile,  # noqa: E402,F401 (re-exported)
+from bench.common import (CpuWatch, bench_cluster, docker_time, figure, log, percentile,  # noqa: E402,F401 (re-exported)
                           print_figures, running_by_node, summary, wait_until)
 from taskorg.localcluster import LocalCluster  # noqa: E402
 from taskorg.net.client import ServiceClient  # noqa: E402
@@ -94,8 +93,8 @@ def _task_timeline(cluster: LocalCluster, task_ids: list[str], node: str, killed
     try:
         for c in engine.containers.list(filters={"label": f"taskorg.cluster={cluster.name}"}, ignore_removed=True):
             if c.labels.get("taskorg.task") in task_ids:
-                made = _docker_time(c.attrs.get("Created"))
-                began = _docker_time((c.attrs.get("State") or {}).get("StartedAt"))
+                made = docker_time(c.attrs.get("Created"))
+                began = docker_time((c.attrs.get("State") or {}).get("StartedAt"))
                 if made and made >= killed_at:
                     created.append(made - killed_at)
                     if began:
@@ -109,14 +108,6 @@ def _task_timeline(cluster: LocalCluster, task_ids: list[str], node: str, killed
     return {"rescheduled": span(rescheduled), "placed": span(placed), "created": span(created),
             "started": span(started)}
 
-
-def _docker_time(value: str | None) -> float | None:
-    if not value or value.startswith("0001-"):
-        return None
-    stamp, _, rest = value.partition(".")
-    digits = "".join(ch for ch in rest if ch.isdigit())[:6].ljust(6, "0")
-    zone = rest.lstrip("0123456789") or "Z"
-    return datetime.fromisoformat(f"{stamp}.{digits}{zone.replace('Z', '+00:00')}").timestamp()
 
 
 def tasks_round(cluster: LocalCluster, task_ids: list[str]) -> dict[str, Any]:

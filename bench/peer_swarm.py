@@ -4,16 +4,18 @@ On the multi-host testbed (tests/testbed: one DNS host and three regular
 Debian hosts, each with its own dockerd, on a private docker network the
 testbed creates; taskorg installed by the real playbook with its defaults):
 
-  taskorg: a job of 6 replicas (`restart: always`); `docker kill` the host of
+  taskorg: a job of 6 replicas (`restart: always`, each reserving 30 % of a
+           host's CPUs, so a host holds at most 3); `docker kill` the host of
            the active master (it runs replicas too); time until a
            submission is acknowledged again, and until all 6 replicas run
            again on the survivors (as the new master reports them).
   Swarm:   the three regular hosts' dockerds form a 3-manager swarm (Swarm
            needs 3 managers to survive the loss of one); a service of 6
-           busybox replicas; `docker kill` the host of the raft leader (it
-           runs replicas too); time until `docker node ls` answers on a
-           survivor (the swarm API needs a leader), and until `docker service
-           ps` shows 6 replicas running on the survivors.
+           busybox replicas with the same CPU reservation; `docker kill` the
+           host of the raft leader (it runs replicas too); time until `docker
+           node ls` answers on a survivor (the swarm API needs a leader), and
+           until `docker service ps` shows 6 replicas running on the
+           survivors.
 
 Both at their defaults: taskorg's playbook timings, Swarm's (dispatcher
 heartbeat 5 s, raft election). The ratio is Swarm / taskorg (higher =
@@ -59,6 +61,7 @@ def swarm_setup(bed: Any) -> str:
                            f"--listen-addr {host.address}:2377 {first.address}:2377", timeout=120)
     # The image exists only in each host's dockerd (no registry): --no-resolve-image.
     sh(bed, first.name, f"docker service create --detach --name {SERVICE} --replicas {REPLICAS} "
+                        f"--reserve-cpu {tbcluster.REPLICA_CPUS} --reserve-memory 8M "
                         f"--no-resolve-image --stop-grace-period 1s {BUSYBOX} sleep 3600", timeout=120)
     tbcluster.wait(f"{REPLICAS} swarm replicas running", lambda: len(swarm_running(bed, first.name)) == REPLICAS,
                    180, 1.0)

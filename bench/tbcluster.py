@@ -18,13 +18,18 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
-from bench.common import BUSYBOX, log
+from bench.common import BUSYBOX, docker_time, log
 from taskorg.client import Client
 from taskorg.config import load_config
 from taskorg.net.client import ServiceClient
 from taskorg.net.resolve import resolve_master
 
 REPLICAS = 6
+# Each replica reserves 30 % of a host's CPUs (every testbed host sees this machine's CPUs), so a
+# host holds at most 3 of the 6 and every host that is killed holds 3: without it, placement
+# stacked every replica on two hosts and half the node rounds had nothing to move. As in the local
+# failover bench, the replicas only sleep; the reservation is bookkeeping. Swarm gets the same.
+REPLICA_CPUS = round(0.3 * (os.cpu_count() or 1), 2)
 JOB = f"""\
 job: bench-peer
 tasks:
@@ -33,6 +38,7 @@ tasks:
     command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 1; done"]
     replicas: {REPLICAS}
     restart: always
+    resources: {{cpus: {REPLICA_CPUS}, memory: 8M}}
 """
 PROBE = b"name: probe\nimage: taskorg/busybox:latest\ncommand: 'true'\nrestart: never\n"
 
@@ -116,6 +122,49 @@ def running_instances(api: Client) -> dict[str, str]:
             for i in t["instances"] if i["status"] == "running"}
 
 
+def timeline(bed: Any, api: Client, node: str, killed_at: float) -> dict[str, Any]:
+    """Where a round's time went, in seconds after the kill (wall clock: the testbed hosts share
+    this machine's clock): the master's history of the replicas (declared dead and placed again,
+    running as the start answer said) and, from each survivor's own dockerd, when their new
+    containers were created and started. Spans are [first, last]."""
+    import json as _json
+
+    events: dict[str, list[float]] = {"rescheduled": [], "placed": [], "running": []}
+    task_ids = [t["id"] for t in api.tasks(name="sleeper") if t["desired"] != "cancelled"]
+    for task_id in task_ids:
+        for event in api.task(task_id)["history"]:
+            if event["time"] >= killed_at and event["event"] in events and event["index"] is not None:
+                if event["event"] != "rescheduled" or event["node"] == node:
+                    events[event["event"]].append(event["time"] - killed_at)
+    created: list[float] = []
+    started: list[float] = []
+    for host in bed.node_hosts:
+        try:
+            ids = bed.exec(host.name, f"docker ps -aq --no-trunc --filter label=taskorg.task={task_ids[0]}",
+                           check=False, timeout=15).split() if task_ids else []
+            if not ids:
+                continue
+            out = bed.exec(host.name, "docker inspect --format '{{json .Created}} {{json .State.StartedAt}}' "
+                           + " ".join(ids), check=False, timeout=15)
+        except Exception:
+            continue  # the killed host: nothing to ask
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) != 2:
+                continue
+            made, began = (docker_time(_json.loads(x)) for x in parts)
+            if made and made >= killed_at:
+                created.append(made - killed_at)
+                if began:
+                    started.append(began - killed_at)
+
+    def span(values: list[float]) -> list[float] | None:
+        return [round(min(values), 3), round(max(values), 3)] if values else None
+
+    return {**{k: span(v) for k, v in events.items()}, "created": span(created), "started": span(started)}
+
+
+
 def wait(what: str, check: Any, timeout: float, interval: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -170,7 +219,7 @@ def taskorg_master_round(bed: Any) -> dict[str, Any]:
     node = node_of_host(bed)[victim.name]
     before = running_instances(api)
     on_victim = sorted(i for i, n in before.items() if n == node)
-    started = time.monotonic()
+    started, killed_at = time.monotonic(), time.time()
     bed.kill(victim.name)
     acked = dns_moved = back = None
     refusals: list[list[Any]] = []
@@ -200,12 +249,13 @@ def taskorg_master_round(bed: Any) -> dict[str, Any]:
         except Exception:
             pass
         time.sleep(0.05)
+    steps = timeline(bed, api, node, killed_at) if back is not None and on_victim else None
     log(f"testbed taskorg: killed {victim.name} ({node}, master, {len(on_victim)} replicas): DNS moved "
-        f"{dns_moved} s, submission acknowledged {acked} s, replicas running again {back} s")
+        f"{_r(dns_moved)} s, submission acknowledged {_r(acked)} s, replicas running again {_r(back)} s {steps}")
     restart_host(bed, victim.name)
     wait_healthy(bed)
     return {"host": victim.name, "replicas_on_host": len(on_victim), "dns_moved": dns_moved, "seconds": acked,
-            "replicas_back": back, "refused_after_dns_moved": refusals}
+            "replicas_back": back, "refused_after_dns_moved": refusals, "timeline": steps}
 
 
 def taskorg_node_round(bed: Any) -> dict[str, Any]:
@@ -221,7 +271,7 @@ def taskorg_node_round(bed: Any) -> dict[str, Any]:
     moved = sum(1 for n in running.values() if n == node)
     if not moved:
         return {"host": victim.name, "seconds": None, "skipped": "every replica ran on the master host"}
-    started = time.monotonic()
+    started, killed_at = time.monotonic(), time.time()
     bed.kill(victim.name)
     back = None
     while time.monotonic() - started < 120:
@@ -233,10 +283,15 @@ def taskorg_node_round(bed: Any) -> dict[str, Any]:
         except Exception:
             pass
         time.sleep(0.05)
-    log(f"testbed taskorg: killed {victim.name} ({node}, {moved} replicas): running again after {back} s")
+    steps = timeline(bed, api, node, killed_at) if back is not None else None
+    log(f"testbed taskorg: killed {victim.name} ({node}, {moved} replicas): running again after {_r(back)} s {steps}")
     restart_host(bed, victim.name)
     wait_healthy(bed)
-    return {"host": victim.name, "replicas_on_host": moved, "seconds": back}
+    return {"host": victim.name, "replicas_on_host": moved, "seconds": back, "timeline": steps}
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def playbook_timings(bed: Any) -> dict[str, Any]:

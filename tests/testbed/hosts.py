@@ -45,6 +45,9 @@ HOST_FLAGS = [
     "--tmpfs", "/run",
     "--tmpfs", "/run/lock",
     "--tmpfs", "/tmp",
+    # The host's dockerd keeps its storage on a volume (the machine's filesystem), so it can use
+    # overlay2 like a real host; removed with the container (`rm -v`), kept across a kill and start.
+    "-v", "/var/lib/docker",
     "-e", "container=docker",
     # dockerd inside routes task containers' traffic (per network namespace).
     "--sysctl", "net.ipv4.ip_forward=1",

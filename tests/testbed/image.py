@@ -117,8 +117,11 @@ Storage=volatile
 RuntimeMaxUse=32M
 """
 
-# vfs: overlay-on-overlay does not work inside a container.
-DOCKER_DAEMON = {"storage-driver": "vfs", "log-driver": "json-file"}
+# overlay2, as on a real host: each host's /var/lib/docker is a volume of its own (hosts.py), on the
+# machine's own filesystem rather than the container's overlay (overlay on overlay does not work).
+# vfs, used before, copies a container's whole filesystem to create it: 3 containers at once took
+# 1.8 s to start on a host instead of 0.76 s, and that was most of a failover's "tasks back".
+DOCKER_DAEMON = {"storage-driver": "overlay2", "log-driver": "json-file"}
 
 
 def log(message: str) -> None:
