@@ -115,9 +115,18 @@ def node_of_host(bed: Any) -> dict[str, str]:
     return {h.name: service(bed, h.address, 23336).get("/v1/identity")["node"] for h in bed.node_hosts}
 
 
-def running_instances(api: Client) -> dict[str, str]:
-    """'<task id>/<index>' -> node, for instances the active master says are running."""
+def running_instances(api: Client, reasons: list[list[Any]] | None = None,
+                      since: float | None = None) -> dict[str, str]:
+    """'<task id>/<index>' -> node, for instances the active master says are running.
+
+    With `reasons`, a new reason the master gives for not placing the replicas (e.g. no room) is
+    appended as [seconds after `since`, reason]: the part of a slow round that history does not show."""
     tasks = api.call("GET", "/v1/tasks", retry=False)["tasks"]
+    if reasons is not None and since is not None:
+        for t in tasks:
+            reason = t.get("reason")
+            if t["name"] == "sleeper" and reason and (not reasons or reasons[-1][1] != reason) and len(reasons) < 20:
+                reasons.append([round(time.monotonic() - since, 3), str(reason)[:200]])
     return {f"{t['id']}/{i['index']}": i["node"] for t in tasks if t["name"] == "sleeper"
             for i in t["instances"] if i["status"] == "running"}
 
@@ -223,6 +232,7 @@ def taskorg_master_round(bed: Any) -> dict[str, Any]:
     bed.kill(victim.name)
     acked = dns_moved = back = None
     refusals: list[list[Any]] = []
+    reasons: list[list[Any]] = []
     key = uuid.uuid4().hex
     while time.monotonic() - started < 120 and acked is None:
         if dns_moved is None:
@@ -242,7 +252,7 @@ def taskorg_master_round(bed: Any) -> dict[str, Any]:
             time.sleep(0.02)
     while acked is not None and time.monotonic() - started < 180:
         try:
-            running = running_instances(api)
+            running = running_instances(api, reasons, started)
             if len(running) == REPLICAS and node not in running.values():
                 back = time.monotonic() - started
                 break
@@ -255,7 +265,8 @@ def taskorg_master_round(bed: Any) -> dict[str, Any]:
     restart_host(bed, victim.name)
     wait_healthy(bed)
     return {"host": victim.name, "replicas_on_host": len(on_victim), "dns_moved": dns_moved, "seconds": acked,
-            "replicas_back": back, "refused_after_dns_moved": refusals, "timeline": steps}
+            "replicas_back": back, "refused_after_dns_moved": refusals, "timeline": steps,
+            "not_placed_because": reasons}
 
 
 def taskorg_node_round(bed: Any) -> dict[str, Any]:
@@ -274,9 +285,10 @@ def taskorg_node_round(bed: Any) -> dict[str, Any]:
     started, killed_at = time.monotonic(), time.time()
     bed.kill(victim.name)
     back = None
+    reasons: list[list[Any]] = []
     while time.monotonic() - started < 120:
         try:
-            now = running_instances(api)
+            now = running_instances(api, reasons, started)
             if len(now) == REPLICAS and node not in now.values():
                 back = time.monotonic() - started
                 break
@@ -287,7 +299,8 @@ def taskorg_node_round(bed: Any) -> dict[str, Any]:
     log(f"testbed taskorg: killed {victim.name} ({node}, {moved} replicas): running again after {_r(back)} s {steps}")
     restart_host(bed, victim.name)
     wait_healthy(bed)
-    return {"host": victim.name, "replicas_on_host": moved, "seconds": back, "timeline": steps}
+    return {"host": victim.name, "replicas_on_host": moved, "seconds": back, "timeline": steps,
+            "not_placed_because": reasons}
 
 
 def _r(value: float | None) -> float | None:

@@ -13,9 +13,10 @@ import json
 import secrets
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, TypeVar
 
 from taskorg.config import Config
 from taskorg.logs import get_logger
@@ -30,6 +31,7 @@ from taskorg.net.resolve import ResolveError, resolve_master
 from taskorg.spec import JobSpec
 
 log = get_logger("master")
+K = TypeVar("K")
 # A container missing from a report is "lost" only after this long in its
 # state: a report listed before a start finished must not count against it.
 START_GRACE = 20.0
@@ -176,13 +178,15 @@ class Engine:
         living = self.members.alive_nodes()
         for node in living:
             self.pool.submit(self._fence_slave, node, epoch)
-        futures = {node: self.pool.submit(self._slave_call, node, "GET", "/v1/containers") for node in living}
-        # Placement needs each node's telemetry, which reports bring only every report_interval.
-        measured = {node: self.pool.submit(self._slave_call, node, "GET", "/v1/telemetry") for node in living}
-        for node, telemetry in _answers(measured):
-            self.telemetry[node] = {**telemetry, "received": time.monotonic()}
-        for node, answer in _answers(futures):
-            self.on_report(node, answer.get("containers", []), None)
+        # Each node's containers (to reconcile) and telemetry (placement needs it; reports bring it only
+        # every report_interval), used as each answers.
+        calls = {(node, path): self.pool.submit(self._slave_call, node, "GET", path)
+                 for node in living for path in ("/v1/telemetry", "/v1/containers")}
+        for (node, path), answer in _answers(calls):
+            if path == "/v1/telemetry":
+                self.telemetry[node] = {**answer, "received": time.monotonic()}
+            else:
+                self.on_report(node, answer.get("containers", []), None)
         log.warning("master active", extra={"epoch": epoch, "node": self.role.node, "position": self.store.position(),
                                             "reconciled_in": round(time.monotonic() - started, 3)})
         self.kick.set()
@@ -649,15 +653,21 @@ class Engine:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _answers(futures: dict[str, Future[Any]], timeout: float = 2.0) -> Iterator[tuple[str, Any]]:
-    """(node, answer) for each call that answered in time with something; a dead node is skipped."""
-    for node, future in futures.items():
-        try:
-            answer = future.result(timeout=timeout)
-        except Exception:
-            continue
-        if answer:
-            yield node, answer
+def _answers(futures: dict[K, Future[Any]], timeout: float = 2.0) -> Iterator[tuple[K, Any]]:
+    """(key, answer) for each call that answered in time with something, as they come: a dead node
+    (not yet declared so) is skipped and never holds up the living. In order, one powered-off host
+    listed first kept a new master from placing anything for its 0.5 s connect timeout."""
+    nodes = {future: node for node, future in futures.items()}
+    try:
+        for future in as_completed(nodes, timeout=timeout):
+            try:
+                answer = future.result()
+            except Exception:
+                continue
+            if answer:
+                yield nodes[future], answer
+    except FuturesTimeout:
+        return
 
 
 def new_instance(task_id: str, index: int, status: str, now: float) -> dict[str, Any]:
