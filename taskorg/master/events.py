@@ -55,10 +55,16 @@ def wait_events(engine: "Engine", since: int, wait: float) -> list[dict[str, Any
     deadline = time.monotonic() + wait
     while True:
         engine.require_active()
+        seq = engine.store.position()[1]
         events = read_events(engine, since)
-        if events or time.monotonic() >= deadline:
+        remaining = deadline - time.monotonic()
+        if events or remaining <= 0:
             return events
-        time.sleep(0.1)
+        # Woken by the next commit (every commit notifies the replicator), so a waiting client hears
+        # of an event at once rather than at the next 100 ms poll.
+        with engine.replicator.cond:
+            if engine.store.position()[1] == seq:
+                engine.replicator.cond.wait(min(0.1, remaining))
 
 
 def sse_stream(engine: "Engine", since: int, duration: float = 60.0) -> Iterator[str]:
