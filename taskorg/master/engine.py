@@ -657,15 +657,15 @@ def _answers(futures: dict[K, Future[Any]], timeout: float = 2.0) -> Iterator[tu
     """(key, answer) for each call that answered in time with something, as they come: a dead node
     (not yet declared so) is skipped and never holds up the living. In order, one powered-off host
     listed first kept a new master from placing anything for its 0.5 s connect timeout."""
-    nodes = {future: node for node, future in futures.items()}
+    keys = {future: key for key, future in futures.items()}
     try:
-        for future in as_completed(nodes, timeout=timeout):
+        for future in as_completed(keys, timeout=timeout):
             try:
                 answer = future.result()
             except Exception:
                 continue
             if answer:
-                yield nodes[future], answer
+                yield keys[future], answer
     except FuturesTimeout:
         return
 
