@@ -84,6 +84,8 @@ class Engine:
         # Start answers by the slave's own clock (`answered`), until a report listed after them comes:
         # a report listed before a start cannot show its container, however late it arrives.
         self.start_answers: dict[tuple[str, int, int], float] = {}
+        # Placeable nodes we hold no telemetry of, asked directly (node -> when last asked).
+        self.telemetry_asked: dict[str, float] = {}
 
     # ---- role --------------------------------------------------------------------------
     def set_role(self, active: bool, epoch: int, lease_until: float, master: str | None,
@@ -601,6 +603,7 @@ class Engine:
         for member in self.members.placeable():
             tele = self.telemetry.get(member["node"])
             if not tele:
+                self._ask_telemetry(member["node"])
                 continue
             views[member["node"]] = placement.NodeView(
                 name=member["node"], address=member["address"], labels=member.get("labels") or {},
@@ -617,6 +620,26 @@ class Engine:
         for inst in live:
             views[inst["node"]].reserve(inst["task_id"], specs[inst["task_id"]])
         return list(views.values())
+
+    def _ask_telemetry(self, node: str) -> None:
+        """Fetch a placeable node's telemetry now rather than wait for its next report (up to
+        report_interval): a new master whose activation missed a node (its members view or the
+        call failed) left that node out of placement for 0.8 s in 2 of 20 testbed rounds.
+        At most one call per node per second."""
+        now = time.monotonic()
+        if now - self.telemetry_asked.get(node, -1e9) < 1.0:
+            return
+        self.telemetry_asked[node] = now
+        self.pool.submit(self._fetch_telemetry, node)
+
+    def _fetch_telemetry(self, node: str) -> None:
+        try:
+            answer = self._slave_call(node, "GET", "/v1/telemetry")
+        except Exception:
+            return  # its report will bring it, or the next placement asks again
+        if answer and node not in self.telemetry:
+            self.telemetry[node] = {**answer, "received": time.monotonic()}
+            self.kick.set()
 
     def task_row(self, task_id: str) -> dict[str, Any]:
         task = self.store.row("SELECT * FROM tasks WHERE id = ?", (task_id,))

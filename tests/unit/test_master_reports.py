@@ -1,9 +1,12 @@
-"""A slave's report listed before a start finished must not make the master call that start "lost".
+"""What the master makes of what its slaves tell it (real SQLite store and engine; no services).
 
-Under load, a full report can reach the master seconds after it was listed,
-later than the start answer it predates and past the running grace. Both carry
-the slave's own clock (`listed`, `answered`), so the master can tell the report
-says nothing about that container. Real SQLite store and engine; no services.
+A slave's report listed before a start finished must not make the master
+call that start "lost": under load, a full report can reach the master
+seconds after it was listed, later than the start answer it predates and
+past the running grace. Both carry the slave's own clock (`listed`,
+`answered`), so the master can tell the report says nothing about that
+container. And a placeable node whose telemetry the master lacks is asked
+for it, rather than left out of placement until its next report.
 """
 
 from __future__ import annotations
@@ -67,3 +70,27 @@ def test_report_without_clock_falls_back_to_the_grace(engine: Engine) -> None:
     engine.start_answers[KEY] = 100.0  # an older slave sends no `listed`
     engine.on_report("node1", [], None)
     assert status(engine) == "pending"
+
+
+def test_a_placeable_node_without_telemetry_is_asked_for_it_once_a_second(engine: Engine) -> None:
+    """A new master that missed a node's telemetry at activation asks that node when it places,
+    instead of leaving it out until its next report."""
+    import threading
+
+    asked: list[tuple[str, str]] = []
+    answered = threading.Event()
+
+    def slave_call(node: str, method: str, path: str, body: object = None) -> dict[str, object]:
+        asked.append((node, path))
+        answered.set()
+        return {"cpu_count": 2, "memory_total": 1 << 30, "speed": 1.0, "cpu_percent": 0.0}
+
+    engine._slave_call = slave_call  # type: ignore[method-assign]
+    engine.members.view = {"members": [{"node": "node2", "address": "127.0.0.2", "alive": True, "state": "active",
+                                        "labels": {}, "last_seen_ago": 0.1}], "master": "node1", "epoch": 1}
+    assert engine.node_views() == []  # nothing known yet: not placeable this tick
+    assert answered.wait(5)
+    engine.pool.shutdown(wait=True)
+    assert asked == [("node2", "/v1/telemetry")]
+    assert [v.name for v in engine.node_views()] == ["node2"]
+    assert engine.kick.is_set()
