@@ -254,9 +254,15 @@ class LocalCluster:
         # dockerd may finish a create that a slave asked for just before it died:
         # sweep again until a listing comes back empty (bounded).
         for _ in range(3):
-            if not self._docker_containers(kill_only=False):
+            if not self.remove_containers():
                 break
             time.sleep(0.5)
+
+    def remove_containers(self) -> int:
+        """Remove every container with this cluster's label; how many there were. A create that
+        dockerd was still finishing under load outlived stop()'s sweeps, so the test session
+        sweeps once more at its end."""
+        return self._docker_containers(kill_only=False)
 
     def _stop_dnsmasq(self) -> None:
         pid_file = self.workdir / "dns" / "dns" / "dnsmasq.pid"

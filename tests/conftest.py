@@ -40,6 +40,7 @@ class ClusterPool:
 
     def __init__(self) -> None:
         self.running: list[LocalCluster] = []
+        self.made: list[LocalCluster] = []
         self.artifacts = Path(__file__).resolve().parents[1] / "artifacts" / "cluster-logs"
         self.keep = bool(os.environ.get("TASKORG_TEST_KEEP_CLUSTERS"))  # debugging: leave them running
 
@@ -50,6 +51,7 @@ class ClusterPool:
         cluster = LocalCluster(workdir, nodes=nodes, dns_address=address, name=f"test-{workdir.name[-8:]}",
                                settings=settings, webview=webview, node_labels=node_labels)
         self.running.append(cluster)
+        self.made.append(cluster)
         try:
             cluster.start(timeout=60)
         except Exception:
@@ -69,6 +71,11 @@ class ClusterPool:
     def stop_all(self) -> None:
         for cluster in list(self.running):
             self.stop(cluster)
+        if not self.keep:
+            # A container whose create dockerd finished after its cluster's own sweeps (a slave
+            # killed mid-create, under load) is left "Created": ours by label, so removed here.
+            for cluster in self.made:
+                cluster.remove_containers()
 
 
 @pytest.fixture(scope="session")
