@@ -12,6 +12,7 @@ shares one testbed between them in full mode.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 import uuid
@@ -136,8 +137,6 @@ def timeline(bed: Any, api: Client, node: str, killed_at: float) -> dict[str, An
     this machine's clock): the master's history of the replicas (declared dead and placed again,
     running as the start answer said) and, from each survivor's own dockerd, when their new
     containers were created and started. Spans are [first, last]."""
-    import json as _json
-
     events: dict[str, list[float]] = {"rescheduled": [], "placed": [], "running": []}
     task_ids = [t["id"] for t in api.tasks(name="sleeper") if t["desired"] != "cancelled"]
     for task_id in task_ids:
@@ -161,7 +160,7 @@ def timeline(bed: Any, api: Client, node: str, killed_at: float) -> dict[str, An
             parts = line.split()
             if len(parts) != 2:
                 continue
-            made, began = (docker_time(_json.loads(x)) for x in parts)
+            made, began = (docker_time(json.loads(x)) for x in parts)
             if made and made >= killed_at:
                 created.append(made - killed_at)
                 if began:

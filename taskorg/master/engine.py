@@ -186,7 +186,7 @@ class Engine:
                  for node in living for path in ("/v1/telemetry", "/v1/containers")}
         for (node, path), answer in _answers(calls):
             if path == "/v1/telemetry":
-                self.telemetry[node] = {**answer, "received": time.monotonic()}
+                self._store_telemetry(node, answer)
             else:
                 self.on_report(node, answer.get("containers", []), None)
         log.warning("master active", extra={"epoch": epoch, "node": self.role.node, "position": self.store.position(),
@@ -308,7 +308,7 @@ class Engine:
         `listed` is the slave's clock when it listed (None from an older slave).
         """
         if telemetry:
-            self.telemetry[node] = {**telemetry, "received": time.monotonic()}
+            self._store_telemetry(node, telemetry)
         with self.lock:
             if not self.role.valid():
                 return []
@@ -553,8 +553,7 @@ class Engine:
             if len(self.start_answers) > MAX_START_ANSWERS:
                 self.start_answers.clear()  # only a guard against stale reports; never worth unbounded memory
             self.start_answers[(order["task_id"], order["index"], order["attempt"])] = float(answered)
-        self.on_report(node, [state], None, complete=False)
-        self.kick.set()
+        self.on_report(node, [state], None, complete=False)  # kicks the tick if it changed anything
 
     def _start_failed(self, node: str, order: dict[str, Any], error: str) -> None:
         with self.lock:
@@ -621,6 +620,9 @@ class Engine:
             views[inst["node"]].reserve(inst["task_id"], specs[inst["task_id"]])
         return list(views.values())
 
+    def _store_telemetry(self, node: str, telemetry: dict[str, Any]) -> None:
+        self.telemetry[node] = {**telemetry, "received": time.monotonic()}
+
     def _ask_telemetry(self, node: str) -> None:
         """Fetch a placeable node's telemetry now rather than wait for its next report (up to
         report_interval): a new master whose activation missed a node (its members view or the
@@ -638,7 +640,7 @@ class Engine:
         except Exception:
             return  # its report will bring it, or the next placement asks again
         if answer and node not in self.telemetry:
-            self.telemetry[node] = {**answer, "received": time.monotonic()}
+            self._store_telemetry(node, answer)
             self.kick.set()
 
     def task_row(self, task_id: str) -> dict[str, Any]:
