@@ -29,7 +29,7 @@ if str(REPO) not in sys.path:
 import docker  # noqa: E402
 import psutil  # noqa: E402
 
-from taskorg.localcluster import ClusterError, LocalCluster  # noqa: E402
+from taskorg.devtools.localcluster import ClusterError, LocalCluster  # noqa: E402
 from tests.helpers import free_loopback_block  # noqa: E402
 
 BUSYBOX = "taskorg/busybox:latest"

@@ -30,7 +30,7 @@ if __package__ in (None, ""):
 
 from bench.common import (CpuWatch, bench_cluster, docker_time, figure, log, percentile,  # noqa: E402,F401 (re-exported)
                           print_figures, running_by_node, summary, wait_until)
-from taskorg.localcluster import LocalCluster  # noqa: E402
+from taskorg.devtools.localcluster import LocalCluster  # noqa: E402
 from taskorg.net.client import ServiceClient  # noqa: E402
 from taskorg.net.resolve import resolve_master  # noqa: E402
 

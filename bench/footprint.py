@@ -29,7 +29,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import BenchCluster, CpuWatch, bench_cluster, figure, log, print_figures  # noqa: E402
-from taskorg.localcluster import NODE_SERVICES  # noqa: E402
+from taskorg.devtools.localcluster import NODE_SERVICES  # noqa: E402
 
 MiB = 2**20
 # Our targets (the issue sets none): a Raspberry Pi 3 has 1 GiB and 4 cores;

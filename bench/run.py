@@ -202,7 +202,7 @@ def main() -> int:
     args.json = args.json or BENCH_DIR / f"results{suffix}.json"
     args.markdown = args.markdown or BENCH_DIR / f"RESULTS{suffix}.md"
 
-    from taskorg.images import ensure_busybox_image
+    from taskorg.devtools.images import ensure_busybox_image
 
     ensure_busybox_image()
     machine = common.machine()

@@ -71,7 +71,7 @@ def provisioned_testbed(variables: dict[str, Any] | None = None) -> Iterator[Any
         from tests.testbed.wheelhouse import build_wheelhouse
     except ImportError as exc:
         raise TestbedUnavailable(f"tests/testbed cannot be imported: {exc}") from None
-    from taskorg.images import ensure_busybox_image
+    from taskorg.devtools.images import ensure_busybox_image
 
     started = time.monotonic()
     bed = Testbed(ensure_image())

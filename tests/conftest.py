@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from taskorg.localcluster import LocalCluster
+from taskorg.devtools.localcluster import LocalCluster
 from tests.helpers import free_loopback_block
 
 _counter = itertools.count(30)
@@ -25,7 +25,7 @@ _counter = itertools.count(30)
 
 @pytest.fixture(scope="session")
 def busybox_tag() -> str:
-    from taskorg.images import ensure_busybox_image
+    from taskorg.devtools.images import ensure_busybox_image
 
     return ensure_busybox_image()
 

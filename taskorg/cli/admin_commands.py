@@ -28,7 +28,7 @@ def cmd_dnsmasq_conf(args: argparse.Namespace) -> int:
 
 
 def cmd_image(args: argparse.Namespace) -> int:
-    from taskorg.images import ensure_busybox_image
+    from taskorg.devtools.images import ensure_busybox_image
 
     tag = ensure_busybox_image()
     emit_json({"image": tag}) if args.json else print(tag)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from taskorg.cli.output import emit_json, table
-from taskorg.localcluster import DEFAULT_DIR, LocalCluster
+from taskorg.devtools.localcluster import DEFAULT_DIR, LocalCluster
 
 
 def print_summary(summary: dict[str, Any]) -> None:

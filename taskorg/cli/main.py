@@ -24,7 +24,7 @@ class UsageError(Exception):
 
 def client_config(args: argparse.Namespace) -> Config:
     """Where a client command finds the cluster: flags, env, system config, the local cluster."""
-    from taskorg.localcluster import DEFAULT_DIR
+    from taskorg.devtools.localcluster import DEFAULT_DIR
 
     path = args.config or os.environ.get("TASKORG_CONFIG")
     if not path:
@@ -64,7 +64,7 @@ def run_service(args: argparse.Namespace) -> int:
     elif args.command == "slave":
         from taskorg.slave.service import run
     else:
-        from webview.serve import run
+        from taskorg.webview.serve import run
     run(config)
     return 0
 
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # cluster errors: one readable line, no traceback
         from taskorg.client import ClusterUnavailable
-        from taskorg.localcluster import ClusterError
+        from taskorg.devtools.localcluster import ClusterError
         from taskorg.net.client import ServiceError, ServiceUnavailable
 
         if isinstance(exc, (ServiceError, ServiceUnavailable, ClusterUnavailable, ClusterError)):

@@ -1,7 +1,7 @@
 """Master lease and election rules, as pure logic over an injected clock.
 
-The arbiter is the single authority on who is master (DESIGN.md, "Election,
-leases and fencing"). Its heartbeat answers grant the lease; the master
+The arbiter is the single authority on who is master (docs/architecture.md,
+"Leases, election, fencing"). Its heartbeat answers grant the lease; the master
 counts the lease from when it *sent* the renewal, so its own view always
 expires first. The arbiter only elects a successor once the holder has been
 silent for `lease_timeout + margin` on the arbiter's clock, so two masters

@@ -7,8 +7,8 @@ from typing import Iterator
 import docker
 import pytest
 
-from taskorg.images import ensure_busybox_image
-from taskorg.localcluster import LocalCluster
+from taskorg.devtools.images import ensure_busybox_image
+from taskorg.devtools.localcluster import LocalCluster
 from tests.conftest import ClusterPool
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import docker
 import pytest
 
-from taskorg.localcluster import LocalCluster
+from taskorg.devtools.localcluster import LocalCluster
 from taskorg.net.resolve import resolve_all
 from tests.helpers import wait_until
 

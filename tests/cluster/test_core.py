@@ -17,7 +17,7 @@ import docker
 import pytest
 import requests
 
-from taskorg.localcluster import LocalCluster
+from taskorg.devtools.localcluster import LocalCluster
 from taskorg.net.resolve import resolve_all
 from tests.helpers import wait_until
 

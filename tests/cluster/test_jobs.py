@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from taskorg.localcluster import LocalCluster
+from taskorg.devtools.localcluster import LocalCluster
 from taskorg.net.client import ServiceError
 from tests.helpers import wait_until
 

@@ -8,7 +8,7 @@ from typing import Any
 import docker
 import pytest
 
-from taskorg.localcluster import LocalCluster
+from taskorg.devtools.localcluster import LocalCluster
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.cluster

@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 
 from taskorg import labels
 from taskorg.config import Config, load_config
-from taskorg.images import LATEST, REPOSITORY, content_hash
+from taskorg.devtools.images import LATEST, REPOSITORY, content_hash
 from taskorg.slave.fence import EpochFence
 from taskorg.slave.reporter import Reporter
 from taskorg.slave.runner import DockerRunner
@@ -107,7 +107,7 @@ def http() -> requests.Session:
 
 # ---- image -----------------------------------------------------------------
 def test_busybox_image_is_cached_by_content(docker_client: docker.DockerClient, busybox_image: str) -> None:
-    from taskorg.images import BUSYBOX, ensure_busybox_image
+    from taskorg.devtools.images import BUSYBOX, ensure_busybox_image
 
     versioned = f"{REPOSITORY}:{content_hash(BUSYBOX.read_bytes())}"
     before = docker_client.images.get(versioned).id
@@ -122,7 +122,7 @@ def test_busybox_image_is_cached_by_content(docker_client: docker.DockerClient, 
 def test_busybox_image_is_rebuilt_when_the_recipe_changes(docker_client: docker.DockerClient,
                                                           busybox_image: str,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from taskorg import images
+    from taskorg.devtools import images
 
     binary = images.BUSYBOX.read_bytes()
     current = docker_client.images.get(LATEST).id

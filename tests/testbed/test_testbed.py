@@ -54,7 +54,7 @@ tasks:
 @pytest.fixture(scope="module")
 def testbed(request: pytest.FixtureRequest) -> Iterator[Testbed]:
     require_tools()
-    from taskorg.images import ensure_busybox_image
+    from taskorg.devtools.images import ensure_busybox_image
 
     started = time.monotonic()
     image = ensure_image()

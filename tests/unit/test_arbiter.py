@@ -1,6 +1,6 @@
 """Arbiter: the master lease and election rules, driven by a fake clock.
 
-Proves, per DESIGN.md "Election, leases and fencing": the first node becomes
+Proves, per docs/architecture.md "Leases, election, fencing": the first node becomes
 master at once; the holder's heartbeats renew its lease; nobody is elected
 before `lease_timeout + margin` has passed since the holder's last renewal,
 and somebody is right after; the freshest replica (epoch, seq) wins with ties

@@ -1,6 +1,6 @@
 """Master state store: real SQLite files, a numbered change log, replicas that converge.
 
-Proves, per DESIGN.md "Master state and backups": a commit numbers its
+Proves, per docs/architecture.md "Master state and replication": a commit numbers its
 changes consecutively; a replica on another file that applies the
 `changes_since` entries ends with the same content and position; entries that
 skip ahead raise GapError and change nothing; retried (overlapping) batches

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from taskorg.config import Config
 from tests.webview.fakes import FakeCluster
-from webview import create_app
+from taskorg.webview import create_app
 
 SECRET = "unit-test-secret-Zq8xW3vN5pL2"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from taskorg.net.client import ServiceError
-from webview.cluster import DnsUnavailable, MasterUnavailable, SubmitResult
+from taskorg.webview.cluster import DnsUnavailable, MasterUnavailable, SubmitResult
 
 TELEMETRY = {"cpu_count": 4, "cpu_percent": 12.5, "load1": 0.4, "memory_total": 8 * 2**30,
              "memory_available": 5 * 2**30, "temperatures": {"coretemp/Package id 0": 47.0}, "gpus": [],

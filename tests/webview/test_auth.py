@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 from taskorg.config import Config
 from tests.webview.conftest import SECRET, csrf_token
 from tests.webview.fakes import FakeCluster
-from webview import create_app
+from taskorg.webview import create_app
 
 
 @pytest.mark.parametrize("path", ["/", "/tasks", "/tasks/t-0000aaaa", "/submit"])

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from taskorg.client import Client
-from taskorg.localcluster import LocalCluster
+from taskorg.devtools.localcluster import LocalCluster
 from tests.conftest import ClusterPool
 from tests.webview.browser import LAPTOP, PHONE, horizontal_overflow, launch, log_in, screenshot
 

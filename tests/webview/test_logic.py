@@ -10,12 +10,12 @@ import requests
 from taskorg.config import Config
 from taskorg.net.client import ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError
-from webview import cluster as cluster_module
-from webview.cluster import LiveCluster, MasterUnavailable, never_sent
-from webview.filters import ago, size
-from webview.security import derive_key, safe_next
-from webview.submit import annotate, source_name
-from webview.views import count_rows, merge_members
+from taskorg.webview import cluster as cluster_module
+from taskorg.webview.cluster import LiveCluster, MasterUnavailable, never_sent
+from taskorg.webview.filters import ago, size
+from taskorg.webview.security import derive_key, safe_next
+from taskorg.webview.submit import annotate, source_name
+from taskorg.webview.views import count_rows, merge_members
 
 
 def test_annotate_places_problems_on_lines() -> None:

@@ -7,9 +7,9 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from taskorg.net.client import ServiceError
-from webview import views
-from webview.cluster import ClusterApi, MasterUnavailable
-from webview.submit import SpecInputError, annotate, read_spec
+from taskorg.webview import views
+from taskorg.webview.cluster import ClusterApi, MasterUnavailable
+from taskorg.webview.submit import SpecInputError, annotate, read_spec
 
 bp = Blueprint("pages", __name__)
 

@@ -11,9 +11,9 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 
 from taskorg.net.client import ServiceError
-from webview.cluster import ClusterApi, DnsUnavailable, MasterUnavailable
-from webview.security import safe_next
-from webview.views import NODE_NAME, TASK_ID
+from taskorg.webview.cluster import ClusterApi, DnsUnavailable, MasterUnavailable
+from taskorg.webview.security import safe_next
+from taskorg.webview.views import NODE_NAME, TASK_ID
 
 bp = Blueprint("actions", __name__)
 

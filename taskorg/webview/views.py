@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from taskorg.net.client import ServiceError
-from webview.cluster import ClusterApi, DnsUnavailable, MasterUnavailable
+from taskorg.webview.cluster import ClusterApi, DnsUnavailable, MasterUnavailable
 
 TASK_STATES = ("pending", "starting", "running", "succeeded", "failed", "cancelled")
 FINISHED_STATES = {"succeeded", "failed", "cancelled"}

@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 
-from webview import views
-from webview.cluster import ClusterApi
+from taskorg.webview import views
+from taskorg.webview.cluster import ClusterApi
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from webview import security
+from taskorg.webview import security
 
 bp = Blueprint("auth", __name__)
 

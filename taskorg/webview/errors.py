@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from taskorg.logs import get_logger
 from taskorg.net.client import ServiceError
-from webview.cluster import DnsUnavailable, MasterUnavailable
+from taskorg.webview.cluster import DnsUnavailable, MasterUnavailable
 
 log = get_logger("webview")
 

@@ -13,8 +13,8 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from taskorg.config import Config
-from webview import filters, security
-from webview.cluster import ClusterApi, LiveCluster
+from taskorg.webview import filters, security
+from taskorg.webview.cluster import ClusterApi, LiveCluster
 
 ApiFactory = Callable[[Config, str], ClusterApi]
 
@@ -47,7 +47,7 @@ def create_app(config: Config, secret: str, api_factory: ApiFactory | None = Non
     CSRFProtect(app)
     filters.register(app)
 
-    from webview import actions, api, auth, errors, pages
+    from taskorg.webview import actions, api, auth, errors, pages
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)

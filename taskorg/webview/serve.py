@@ -6,7 +6,7 @@ from taskorg.config import Config
 from taskorg.logs import setup_logging
 from taskorg.net.server import serve
 from taskorg.secret import read_secret
-from webview import create_app
+from taskorg.webview import create_app
 
 
 def run(config: Config) -> None:

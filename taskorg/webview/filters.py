@@ -98,7 +98,7 @@ def percent(value: Any) -> str:
 
 
 def register(app: Flask) -> None:
-    from webview.views import task_nodes
+    from taskorg.webview.views import task_nodes
 
     for name, func in {"ago": ago, "size": size, "when": when, "iso": iso,
                        "as_yaml": as_yaml, "percent": percent}.items():
