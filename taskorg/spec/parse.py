@@ -7,7 +7,7 @@ SpecError listing every problem, never something half-parsed.
 
 from __future__ import annotations
 
-import difflib
+import json
 import os
 from typing import Any
 
@@ -17,7 +17,8 @@ from .fields import to_name, to_seed
 from .graph import dependency_order, find_cycles
 from .model import JobSpec, SpecPolicy, TaskSpec
 from .report import Reporter
-from .source import load_text
+from .limits import MAX_CANONICAL_BYTES
+from .source import check_data, load_text
 from .task import NAME_EXAMPLE, TASK_FIELDS, check_task
 
 JOB_FIELDS = ("job", "seed", "tasks")
@@ -52,6 +53,7 @@ def load_spec_file(path: str | os.PathLike[str], policy: SpecPolicy | None = Non
 
 def job_from_dict(data: Any, source: str = "<input>", policy: SpecPolicy | None = None) -> JobSpec:
     """Validate an already-parsed spec (JSON, or a canonical `to_dict`). Raises SpecError."""
+    check_data(data, source)
     return _build_job(data, Reporter(source), policy or SpecPolicy())
 
 
@@ -63,7 +65,17 @@ def _build_job(data: Any, rep: Reporter, policy: SpecPolicy) -> JobSpec:
         rep.raise_if_any()
     job = _job(data, rep, policy) if "job" in data or "tasks" in data else _single_task(data, rep, policy)
     rep.raise_if_any()
+    _check_canonical_size(job, rep)
     return job
+
+
+def _check_canonical_size(job: JobSpec, rep: Reporter) -> None:
+    """The stored form is bounded too: it is replicated and sent to slaves with every start."""
+    size = len(json.dumps(job.to_dict()))
+    if size > MAX_CANONICAL_BYTES:
+        rep.add(f"the job's canonical form is {size // 1024} KiB, more than the "
+                f"{MAX_CANONICAL_BYTES // 1024} KiB a job may take (split it into several jobs)")
+        rep.raise_if_any()
 
 
 def _single_task(data: dict[Any, Any], rep: Reporter, policy: SpecPolicy) -> JobSpec:
@@ -79,7 +91,10 @@ def _job(data: dict[Any, Any], rep: Reporter, policy: SpecPolicy) -> JobSpec:
     seed = optional(data, "seed", rep, to_seed, None)
     items = _task_items(data.get("tasks"), rep.at("tasks"))
     reps = [rep.at("tasks", index) for index in range(len(items))]
-    tasks = [check_task(item, item_rep, policy) for item, item_rep in zip(items, reps)]
+    tasks = []
+    for item, item_rep in zip(items, reps):
+        rep.check_time()
+        tasks.append(check_task(item, item_rep, policy))
     return JobSpec(name=name, tasks=_link(items, tasks, reps, rep), seed=seed)
 
 
@@ -126,6 +141,7 @@ def _unique_names(items: list[Any], reps: list[Reporter]) -> dict[str, int]:
 
 
 def _check_dependencies_exist(items: list[Any], reps: list[Reporter], names: dict[str, int]) -> None:
+    known = list(names)
     for item, rep in zip(items, reps):
         after = item.get("after") if isinstance(item, dict) else None
         if isinstance(after, str):
@@ -136,14 +152,14 @@ def _check_dependencies_exist(items: list[Any], reps: list[Reporter], names: dic
             continue
         for dep_rep, dep in entries:
             if dep not in names:
-                dep_rep.add(_unknown_task(dep, list(names)))
+                dep_rep.add(_unknown_task(dep, known, dep_rep))
 
 
-def _unknown_task(name: str, known: list[str]) -> str:
-    message = f"unknown task {name!r}"
-    close = difflib.get_close_matches(name, known, n=1)
+def _unknown_task(name: str, known: list[str], rep: Reporter) -> str:
+    message = f"unknown task {describe(name)}"
+    close = rep.budget.closest(name, known)
     if close:
-        return f"{message} (did you mean {close[0]!r}?)"
+        return f"{message} (did you mean {close!r}?)"
     if not known:
         return message
     listed = ", ".join(known[:MAX_LISTED_NAMES]) + (", ..." if len(known) > MAX_LISTED_NAMES else "")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from taskorg.spec import (JobSpec, SpecPolicy, TaskSpec, job_from_dict, load_spec_file,
+from taskorg.spec import (JobSpec, SpecError, SpecPolicy, TaskSpec, job_from_dict, load_spec_file,
                           parse_spec_text)
 
 BASE = "name: a\nimage: taskorg/busybox:latest\n"
@@ -357,12 +357,15 @@ def test_load_spec_file_reads_utf8_with_bom(tmp_path: Path) -> None:
     assert load_spec_file(str(path)).name == "a"
 
 
-def test_yaml_anchors_and_merge_keys_work() -> None:
+def test_yaml_aliases_and_merge_keys_are_refused() -> None:
+    """They multiply parsing work (issue 15); a spec writes its values out."""
     text = """\
         job: j
         tasks:
           - &base {name: a, image: x, resources: {memory: 16M}}
           - {<<: *base, name: b}
         """
-    job = parse_spec_text(dedent(text))
-    assert job.task("b").resources.memory == 16 * 2**20
+    with pytest.raises(SpecError) as info:
+        parse_spec_text(dedent(text))
+    assert str(info.value) == ("<input>:4: invalid YAML: aliases (*base) are not allowed: "
+                               "write the value out where it is used")
