@@ -117,10 +117,13 @@ def _link(items: list[Any], tasks: list[TaskSpec | None], reps: list[Reporter],
     _check_dependencies_exist(items, reps, names)
     valid = {name: task for name, index in names.items()
              if (task := tasks[index]) is not None and task.name == name}
-    deps = {name: task.after for name, task in valid.items()}
+    deps = {name: task.waits_for for name, task in valid.items()}
     order = [name for name in names if name in valid]
     for cycle in find_cycles(order, deps):
-        reps[names[cycle[0]]].at("after").add(f"dependency cycle: {' -> '.join(cycle)}")
+        first = valid[cycle[0]]
+        field = "after" if cycle[1] in first.after else "depends_on"
+        reps[names[cycle[0]]].at(field).add(f"dependency cycle: {' -> '.join(cycle)}")
+    _check_health_dependencies(valid, reps, names)
     if rep.count:  # the job is refused anyway; an order needs an acyclic graph
         return ()
     return tuple(valid[name] for name in dependency_order(order, deps))
@@ -143,16 +146,35 @@ def _unique_names(items: list[Any], reps: list[Reporter]) -> dict[str, int]:
 def _check_dependencies_exist(items: list[Any], reps: list[Reporter], names: dict[str, int]) -> None:
     known = list(names)
     for item, rep in zip(items, reps):
-        after = item.get("after") if isinstance(item, dict) else None
-        if isinstance(after, str):
-            entries = [(rep.at("after"), after)]
-        elif isinstance(after, list):
-            entries = [(rep.at("after", j), dep) for j, dep in enumerate(after) if isinstance(dep, str)]
-        else:
+        if not isinstance(item, dict):
             continue
-        for dep_rep, dep in entries:
+        for dep_rep, dep in _named(item.get("after"), rep.at("after"), False) + \
+                _named(item.get("depends_on"), rep.at("depends_on"), True):
             if dep not in names:
                 dep_rep.add(_unknown_task(dep, known, dep_rep))
+
+
+def _named(value: Any, rep: Reporter, mapping_too: bool) -> list[tuple[Reporter, str]]:
+    """The task names in an `after` or `depends_on` value, each with its reporter."""
+    if isinstance(value, str):
+        return [(rep, value)]
+    if isinstance(value, list):
+        return [(rep.at(j), dep) for j, dep in enumerate(value) if isinstance(dep, str)]
+    if isinstance(value, dict) and mapping_too:
+        return [(rep.at(dep), dep) for dep in value if isinstance(dep, str)]
+    return []
+
+
+def _check_health_dependencies(valid: dict[str, TaskSpec], reps: list[Reporter],
+                               names: dict[str, int]) -> None:
+    """Waiting for `healthy` needs a health check to wait for."""
+    for name, task in valid.items():
+        for dep, condition in task.depends_on.items():
+            target = valid.get(dep)
+            if condition == "healthy" and target is not None and (
+                    target.healthcheck is None or target.healthcheck.disabled):
+                reps[names[name]].at("depends_on", dep).add(
+                    f"waits for {dep} to be healthy, but {dep} has no healthcheck")
 
 
 def _unknown_task(name: str, known: list[str], rep: Reporter) -> str:
