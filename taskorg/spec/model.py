@@ -434,6 +434,8 @@ class JobSpec:
     name: str
     tasks: tuple[TaskSpec, ...]
     seed: int | None = None
+    # What was accepted but not honoured (compose keys without meaning here); not stored.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def task(self, name: str) -> TaskSpec:
         """The task called `name` (KeyError if there is none)."""

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from dataclasses import replace
+from typing import Any, Mapping
 
 from .errors import SpecError, SpecProblem, describe
-from .checks import check_keys, optional, required
+from .checks import check_keys, checked, optional, required
+from .compose import ComposeContext, convert, is_compose, reporter_for
 from .fields import to_name, to_seed
 from .graph import dependency_order, find_cycles
 from .model import JobSpec, SpecPolicy, TaskSpec
@@ -27,15 +29,25 @@ JOB_HINTS["name"] = "a job is named with job: NAME"
 MAX_LISTED_NAMES = 10
 
 
-def parse_spec_text(text: str, source: str = "<input>", policy: SpecPolicy | None = None) -> JobSpec:
-    """Validate a spec written in YAML or JSON. Raises SpecError."""
+def parse_spec_text(text: str, source: str = "<input>", policy: SpecPolicy | None = None,
+                    context: ComposeContext | None = None) -> JobSpec:
+    """Validate a spec written in YAML or JSON (taskorg's format or a compose file). Raises SpecError.
+
+    `context` gives a compose file its directory and variables; without one
+    (text sent to the master) no file is read and no variable is set.
+    """
     loaded = load_text(text, source)
     rep = Reporter(source, loaded.lines, list(loaded.problems))
-    return _build_job(loaded.data, rep, policy or SpecPolicy())
+    return _build_job(loaded.data, rep, policy or SpecPolicy(), context or ComposeContext())
 
 
-def load_spec_file(path: str | os.PathLike[str], policy: SpecPolicy | None = None) -> JobSpec:
-    """Read and validate a spec file; problems name the path as given. Raises SpecError."""
+def load_spec_file(path: str | os.PathLike[str], policy: SpecPolicy | None = None,
+                   environ: Mapping[str, str] | None = None) -> JobSpec:
+    """Read and validate a spec file; problems name the path as given. Raises SpecError.
+
+    A compose file reads its env_file, .env and secret files beside it, with
+    variables from `environ` (default: this process's environment).
+    """
     source = os.fspath(path)
     try:
         with open(path, "rb") as handle:
@@ -48,25 +60,44 @@ def load_spec_file(path: str | os.PathLike[str], policy: SpecPolicy | None = Non
     except UnicodeDecodeError as error:
         raise SpecError([SpecProblem(source, "", None,
                                      f"not UTF-8 text (bad byte at offset {error.start})")]) from None
-    return parse_spec_text(text, source, policy)
+    return parse_spec_text(text, source, policy, ComposeContext.for_file(path, environ))
 
 
 def job_from_dict(data: Any, source: str = "<input>", policy: SpecPolicy | None = None) -> JobSpec:
     """Validate an already-parsed spec (JSON, or a canonical `to_dict`). Raises SpecError."""
     check_data(data, source)
-    return _build_job(data, Reporter(source), policy or SpecPolicy())
+    return _build_job(data, Reporter(source), policy or SpecPolicy(), ComposeContext())
 
 
-def _build_job(data: Any, rep: Reporter, policy: SpecPolicy) -> JobSpec:
+def _build_job(data: Any, rep: Reporter, policy: SpecPolicy, context: ComposeContext) -> JobSpec:
     if not isinstance(data, dict):
         hint = " (several tasks go in a job: job: NAME, tasks: [...])" if isinstance(data, list) else ""
-        rep.add("the top level must be a mapping: a task (name, image, ...) "
-                f"or a job (job, tasks), got {describe(data)}{hint}")
+        rep.add("the top level must be a mapping: a task (name, image, ...), a job (job, tasks) "
+                f"or a compose file (services), got {describe(data)}{hint}")
         rep.raise_if_any()
-    job = _job(data, rep, policy) if "job" in data or "tasks" in data else _single_task(data, rep, policy)
+    if is_compose(data):
+        job = _compose_job(data, rep, policy, context)
+    elif "job" in data or "tasks" in data:
+        job = _job(data, rep, policy)
+    else:
+        job = _single_task(data, rep, policy)
     rep.raise_if_any()
     _check_canonical_size(job, rep)
-    return job
+    warnings = sorted(rep.warnings, key=lambda w: w.line or 0)
+    return replace(job, warnings=tuple(str(warning) for warning in warnings))
+
+
+def _compose_job(data: dict[Any, Any], rep: Reporter, policy: SpecPolicy, context: ComposeContext) -> JobSpec:
+    """A compose file: its services, written as tasks, checked like any job's tasks."""
+    name, services = convert(data, rep, context)
+    items = [service.task for service in services.values()]
+    reps: list[Reporter] = [reporter_for(service, rep, key) for key, service in services.items()]
+    tasks = []
+    for item, item_rep in zip(items, reps):
+        rep.check_time()
+        tasks.append(check_task(item, item_rep, policy))
+    job_name = checked(to_name, name, rep.at("name"), "")
+    return JobSpec(name=job_name, tasks=_link(items, tasks, reps, rep), seed=None)
 
 
 def _check_canonical_size(job: JobSpec, rep: Reporter) -> None:

@@ -22,17 +22,26 @@ class Reporter:
     problems: list[SpecProblem] = field(default_factory=list)
     path: Path = ()
     budget: Budget = field(default_factory=Budget)
+    warnings: list[SpecProblem] = field(default_factory=list)
 
     def at(self, *parts: PathPart) -> "Reporter":
-        """A reporter for a field below this one, sharing the same problem list and budget."""
-        return Reporter(self.source, self.lines, self.problems, self.path + parts, self.budget)
+        """A reporter for a field below this one, sharing the same lists and budget."""
+        return Reporter(self.source, self.lines, self.problems, self.path + parts, self.budget,
+                        self.warnings)
+
+    def warn(self, message: str) -> None:
+        """Something accepted but not honoured (a compose key that means nothing here)."""
+        if len(self.warnings) < MAX_PROBLEMS:
+            self.warnings.append(self._problem(message))
 
     def add(self, message: str) -> None:
         if len(self.problems) >= MAX_PROBLEMS:
             self.budget.dropped += 1
             return
-        self.problems.append(SpecProblem(self.source, format_path(self.path),
-                                         self.lines.line(self.path), message))
+        self.problems.append(self._problem(message))
+
+    def _problem(self, message: str) -> SpecProblem:
+        return SpecProblem(self.source, format_path(self.path), self.lines.line(self.path), message)
 
     def check_time(self) -> None:
         """Give up on a spec that has taken its whole time budget (SpecError)."""

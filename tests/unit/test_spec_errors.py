@@ -61,7 +61,8 @@ def test_empty_file(text: str) -> None:
 ])
 def test_top_level_must_be_a_mapping(text: str, got: str) -> None:
     assert problems_of(text) == [
-        ("", 1, f"the top level must be a mapping: a task (name, image, ...) or a job (job, tasks), got {got}")]
+        ("", 1, f"the top level must be a mapping: a task (name, image, ...), a job (job, tasks) "
+                f"or a compose file (services), got {got}")]
 
 
 def test_control_characters_are_refused_with_their_line() -> None:
