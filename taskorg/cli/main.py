@@ -70,7 +70,7 @@ def run_service(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from taskorg.cli import client_commands, cluster_commands, admin_commands
+    from taskorg.cli import client_commands, cluster_commands, admin_commands, convert_command
 
     parser = argparse.ArgumentParser(prog="taskorg", description="Container tasks on a small LAN cluster.")
     add_common_options(parser, None)
@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_commands.register(sub, common)
     cluster_commands.register(sub, common)
     admin_commands.register(sub, common)
+    convert_command.register(sub, common)
     return parser
 
 

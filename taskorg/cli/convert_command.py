@@ -1,0 +1,55 @@
+"""`taskorg convert FILE`: print the taskorg form of a compose file (or of any spec).
+
+The output is the canonical job (every field, defaults filled in) as YAML,
+or JSON with --json; it can be submitted as it is. Warnings about compose
+keys that mean nothing on a cluster go to stderr, so the output stays clean.
+Nothing is sent to the cluster: conversion is local, so env_file, .env and
+secret files are read here, beside the compose file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from taskorg.cli.output import emit_json
+
+
+class _NoAliases(yaml.SafeDumper):
+    """Specs refuse YAML aliases, so the output never writes one (even for a repeated value)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from taskorg.cli.main import UsageError
+    from taskorg.spec import SpecError, load_spec_file
+
+    if not Path(args.file).is_file():
+        raise UsageError(f"{args.file}: no such file")
+    try:
+        job = load_spec_file(args.file)
+    except SpecError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    for warning in job.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        emit_json(job.to_dict())
+    else:
+        sys.stdout.write(f"# taskorg form of {args.file}\n")
+        yaml.dump(job.to_dict(), sys.stdout, Dumper=_NoAliases, sort_keys=False,
+                  default_flow_style=None, allow_unicode=True, width=100)
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("convert", help="print the taskorg form of a compose file (YAML; --json for JSON)",
+                       parents=[common])
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_convert)
