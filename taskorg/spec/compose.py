@@ -138,13 +138,16 @@ def _check_keys(data: Mapping[Any, Any], table: Mapping[str, tuple[str, str]], r
 
 
 def _service(name: str, body: dict[Any, Any], rep: Reporter, context: ComposeContext,
-             volumes: Mapping[str, str], files: Mapping[str, Mapping[str, dict[str, Any]]]) -> Service:
+             volumes: Mapping[str, str],
+             files: Mapping[str, Mapping[str, dict[str, Any] | None]]) -> Service:
     keys = dict(body)
+    task: dict[str, Any] = {"name": name}
     if "build" in keys and "image" in keys:
         keys.pop("build")
         rep.at("build").warn(f"ignored: the image {describe(body['image'])} is run as it is")
+    elif "build" in keys:
+        task["image"] = "build-only"  # refused for its build: one line, not a second about the image
     _check_keys(keys, SERVICE, rep, "service key")
-    task: dict[str, Any] = {"name": name}
     origins: dict[str, SpecPath] = {"name": rep.path}
     out = _Out(task, origins, rep.path)
     for key in ("image", "command", "entrypoint", "user", "stop_grace_period", "stop_signal",
@@ -463,19 +466,21 @@ def _placement(placement: dict[Any, Any], rep: Reporter, out: _Out) -> None:
 
 # ---- secrets and configs ------------------------------------------------------------------
 
-def _declared_files(value: Any, rep: Reporter, context: ComposeContext, kind: str) -> dict[str, dict[str, Any]]:
-    """Top-level secrets/configs: name -> {name, content}, their content read now."""
+def _declared_files(value: Any, rep: Reporter, context: ComposeContext,
+                    kind: str) -> dict[str, dict[str, Any] | None]:
+    """Top-level secrets/configs: name -> {name, content} (None if refused), content read now."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         rep.add(f"must be a mapping of {kind}, got {describe(value)}")
         return {}
-    declared: dict[str, dict[str, Any]] = {}
+    declared: dict[str, dict[str, Any] | None] = {}
     for name, source in value.items():
         at = rep.at(str(name))
         content = checked(lambda v, r: _file_content(v, r, context, kind), source, at, None)
-        if content is not None:
-            declared[str(name)] = {"name": str(source.get("name") or name), "content": content}
+        # A refused declaration is reported once, here; services using it say nothing more.
+        declared[str(name)] = None if content is None else {
+            "name": str(source.get("name") or name), "content": content}
     return declared
 
 
@@ -498,7 +503,8 @@ def _file_content(source: Any, rep: Reporter, context: ComposeContext, kind: str
     raise Invalid(f"must have file or environment{' or content' if kind == 'configs' else ''}")
 
 
-def _file_refs(value: Any, rep: Reporter, declared: Mapping[str, dict[str, Any]], kind: str) -> list[Any] | None:
+def _file_refs(value: Any, rep: Reporter, declared: Mapping[str, dict[str, Any] | None],
+               kind: str) -> list[Any] | None:
     """A service's `secrets: [name | {source, target, uid, gid, mode}]` as file mounts."""
     if value is None:
         return None
@@ -512,7 +518,10 @@ def _file_refs(value: Any, rep: Reporter, declared: Mapping[str, dict[str, Any]]
         if source not in declared:
             rep.at(index).add(f"{describe(source)} is not declared under the top-level {kind}:")
             continue
-        mount = dict(declared[source])
+        found = declared[source]
+        if found is None:
+            continue
+        mount = dict(found)
         mount.update({key: options[key] for key in ("target", "uid", "gid", "mode") if options.get(key) is not None})
         mounts.append(mount)
     return mounts

@@ -24,6 +24,8 @@ _REFERENCE = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[
 _BRACED = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<word>.*))?$", re.DOTALL)
 _ENV_LINE = re.compile(r"^\s*(?:export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)\s*(?:=\s*(?P<value>.*?))?\s*$")
 MAX_ENV_FILE_BYTES = 256 * 1024
+_INTEGER = re.compile(r"^-?[0-9]{1,18}$")
+_DECIMAL = re.compile(r"^-?[0-9]{1,18}\.[0-9]{1,18}$")
 
 
 def interpolate(data: Any, environ: Mapping[str, str], rep: Reporter, unset: set[str]) -> Any:
@@ -42,13 +44,22 @@ def interpolate(data: Any, environ: Mapping[str, str], rep: Reporter, unset: set
             if name not in unset:
                 unset.add(name)
                 rep.warn(f"variable {name} is not set; it becomes an empty string")
-        return text
+        return _as_number(text) if text != data else text
     if isinstance(data, list):
         return [interpolate(item, environ, rep.at(index), unset) for index, item in enumerate(data)]
     if isinstance(data, dict):
         return {key: interpolate(value, environ, rep.at(_part(key)), unset)
                 for key, value in data.items()}
     return data
+
+
+def _as_number(text: str) -> str | int | float:
+    """`replicas: ${N:-2}` is the number 2, as compose reads it after interpolation."""
+    if _INTEGER.match(text):
+        return int(text)
+    if _DECIMAL.match(text):
+        return float(text)
+    return text
 
 
 def _part(key: Any) -> PathPart:

@@ -113,6 +113,7 @@ SERVICE: dict[str, tuple[str, str]] = {
     "credential_spec": (REFUSED, "Windows only"),
     "post_start": (REFUSED, "not supported yet: run it in the entrypoint"),
     "pre_stop": (REFUSED, "not supported yet: handle the stop signal"),
+    "pre_start": (REFUSED, "not supported yet: run it in the entrypoint"),
     "label_file": (REFUSED, "write the labels under labels"),
     "use_api_socket": (REFUSED, "a task never gets the node's Docker socket"),
     "models": (REFUSED, "no model runner on a cluster node"),
