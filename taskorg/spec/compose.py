@@ -157,8 +157,9 @@ def _service(name: str, body: dict[Any, Any], rep: Reporter, context: ComposeCon
     out.copy(body, "scale", "replicas")
     out.set("env", _environment(body, rep, context), "environment" if "environment" in body else "env_file")
     out.set("labels", _labels(body.get("labels"), rep.at("labels")), "labels")
-    out.set("volumes", convert_volumes(body.get("volumes"), rep.at("volumes"), volumes)
-            + convert_tmpfs(body.get("tmpfs"), rep.at("tmpfs")), "volumes")
+    mounts = convert_volumes(body.get("volumes"), rep.at("volumes"), volumes)
+    tmpfs = convert_tmpfs(body.get("tmpfs"), rep.at("tmpfs"))
+    out.set("volumes", mounts + tmpfs if isinstance(mounts, list) else mounts, "volumes")
     out.set("ports", _ports(body.get("ports"), rep.at("ports")), "ports")
     out.set("restart", _plain_restart(body.get("restart"), rep.at("restart")), "restart")
     out.set("gpus", _gpus(body.get("gpus"), rep.at("gpus")), "gpus")
@@ -305,7 +306,7 @@ def _long_port(item: dict[Any, Any], rep: Reporter) -> Any:
 def _plain_restart(value: Any, rep: Reporter) -> Any:
     if value is None:
         return None
-    if value in PLAIN_RESTART and not isinstance(value, (int, float)) or value is False:
+    if isinstance(value, (str, bool)) and value in PLAIN_RESTART:
         return PLAIN_RESTART[value]
     return value  # always, on-failure, on-failure:N, or a mistake the task check names
 
@@ -328,7 +329,12 @@ def _dependencies(value: Any, rep: Reporter, out: _Out) -> None:
             at.add(f"must be a mapping with a condition, got {describe(options)}")
             continue
         condition = options.get("condition", "service_started")
-        if condition == COMPLETED:
+        if not isinstance(name, str):
+            rep.add(f"service names must be strings, got {describe(name)}")
+        elif not isinstance(condition, str):
+            at.at("condition").add(f"must be service_started, service_healthy or {COMPLETED}, "
+                                   f"got {describe(condition)}")
+        elif condition == COMPLETED:
             after.append(name)
         elif condition in DEPENDENCY_CONDITIONS:
             depends[name] = DEPENDENCY_CONDITIONS[condition]
@@ -423,10 +429,10 @@ def _deploy_resources(resources: dict[Any, Any], rep: Reporter, out: _Out) -> No
 
 def _restart_policy(policy: dict[Any, Any], rep: Reporter) -> dict[str, Any]:
     condition = policy.get("condition", "any")
-    restart: dict[str, Any] = {"policy": RESTART_CONDITIONS.get(condition, condition)}
-    if condition not in RESTART_CONDITIONS:
+    known = isinstance(condition, str) and condition in RESTART_CONDITIONS
+    restart: dict[str, Any] = {"policy": RESTART_CONDITIONS[condition] if known else "always"}
+    if not known:
         rep.at("condition").add(f"must be none, on-failure or any, got {describe(condition)}")
-        restart["policy"] = "always"
     if policy.get("max_attempts") is not None:
         if restart["policy"] == "on-failure":
             restart["max_attempts"] = policy["max_attempts"]
@@ -515,7 +521,7 @@ def _file_refs(value: Any, rep: Reporter, declared: Mapping[str, dict[str, Any] 
     for index, ref in enumerate(value):
         options = ref if isinstance(ref, dict) else {"source": ref}
         source = options.get("source")
-        if source not in declared:
+        if not isinstance(source, str) or source not in declared:
             rep.at(index).add(f"{describe(source)} is not declared under the top-level {kind}:")
             continue
         found = declared[source]

@@ -95,15 +95,15 @@ def _braced(inner: str, environ: Mapping[str, str], missing: list[str]) -> str:
     name, op, word = match["name"], match["op"], match["word"] or ""
     value = environ.get(name)
     empty_counts = bool(op) and op.startswith(":")  # the ':' forms treat empty like unset
-    missing = value is None or (empty_counts and value == "")
+    absent = value is None or (empty_counts and value == "")
     if op is None:
         return _value(name, environ, missing)
     kind = op[-1]
     if kind == "-":
-        return interpolate_text(word, environ, missing) if missing else str(value)
+        return interpolate_text(word, environ, missing) if absent else str(value)
     if kind == "+":
-        return "" if missing else interpolate_text(word, environ, missing)
-    if missing:  # "?"
+        return "" if absent else interpolate_text(word, environ, missing)
+    if absent:  # "?"
         raise Invalid(f"variable {name} is required: {word or 'it is not set'}")
     return str(value)
 

@@ -40,7 +40,8 @@ def declared_volumes(value: Any, rep: Reporter) -> dict[str, str]:
     return names
 
 
-def convert_volumes(value: Any, rep: Reporter, declared: Mapping[str, str]) -> list[Any]:
+def convert_volumes(value: Any, rep: Reporter, declared: Mapping[str, str]) -> Any:
+    """The service's volumes in taskorg's forms (a value that is not a list is left for the task check)."""
     if value is None:
         return []
     if not isinstance(value, list):
@@ -69,14 +70,15 @@ def _long(data: dict[Any, Any], rep: Reporter, declared: Mapping[str, str], inde
     kind = data.get("type", "volume")
     volume: dict[str, Any] = {"target": data.get("target"), "read_only": bool(data.get("read_only", False))}
     if kind == "tmpfs":
-        volume.update(type="tmpfs", size=(data.get("tmpfs") or {}).get("size"))
+        options = data.get("tmpfs")
+        volume.update(type="tmpfs", size=options.get("size") if isinstance(options, dict) else None)
         return volume
     if kind not in ("volume", "bind"):
         rep.at("type").add(f"{describe(kind)} is not supported (volume, bind or tmpfs)")
     source = data.get("source")
     if kind == "volume" and not source:
         source = _anonymous(rep, index)
-    elif kind == "volume":
+    elif kind == "volume" and isinstance(source, str):
         source = _named(source, rep, declared)
     volume.update(source=source, type=kind)
     return volume

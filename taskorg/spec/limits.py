@@ -35,9 +35,12 @@ class Budget:
     Shared by every Reporter of a spec, so the whole file draws on one budget.
     """
 
-    deadline: float = field(default_factory=lambda: time.monotonic() + TIME_BUDGET_S)
+    seconds: float = field(default_factory=lambda: TIME_BUDGET_S)
     suggestions: int = MAX_SUGGESTIONS
     dropped: int = 0  # problems past MAX_PROBLEMS, counted but not listed
+
+    def __post_init__(self) -> None:
+        self.deadline = time.monotonic() + self.seconds
 
     def expired(self) -> bool:
         return time.monotonic() > self.deadline

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import Path, PathPart, SpecError, SpecProblem, format_path
-from .limits import MAX_PROBLEMS, TIME_BUDGET_S, Budget
+from .limits import MAX_PROBLEMS, Budget
 from .source import LineMap
 
 
@@ -47,7 +47,7 @@ class Reporter:
         """Give up on a spec that has taken its whole time budget (SpecError)."""
         if self.budget.expired():
             raise SpecError([SpecProblem(self.source, "", None,
-                                         f"checking the spec took longer than {TIME_BUDGET_S:g} s: "
+                                         f"checking the spec took longer than {self.budget.seconds:g} s: "
                                          "it is too large or too complex")])
 
     @property
