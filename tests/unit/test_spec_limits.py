@@ -1,6 +1,7 @@
 """Input that cannot hurt the spec parser (issue 15): each known crash and CPU bomb is a SpecError.
 
-Every case must fail fast with a clear message, never with another exception.
+Every case must fail fast with a clear message, never with another exception. Times
+are this thread's CPU time, so that a busy machine does not fail the tests.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from taskorg.spec import limits
 
 def refused(parse: Callable[[], Any], budget_s: float = 1.0) -> str:
     """The message of the SpecError `parse` raises, checked to come within `budget_s`."""
-    started = time.perf_counter()
+    started = time.thread_time()
     with pytest.raises(SpecError) as info:
         parse()
-    assert time.perf_counter() - started < budget_s
+    assert time.thread_time() - started < budget_s
     return str(info.value)
 
 
@@ -106,10 +107,10 @@ def test_suggestion_work_is_capped_within_the_limits() -> None:
     """999 unknown names among 199 tasks: suggestions stop at the budget, problems at their cap."""
     tasks = [{"name": f"task{i}", "image": "x"} for i in range(199)]
     tasks.append({"name": "last", "image": "x", "after": [f"tsak{i}" for i in range(999)]})
-    started = time.perf_counter()
+    started = time.thread_time()
     with pytest.raises(SpecError) as info:
         job_from_dict({"job": "j", "tasks": tasks})
-    assert time.perf_counter() - started < 1.0
+    assert time.thread_time() - started < 1.0
     problems = info.value.problems
     assert len(problems) == limits.MAX_PROBLEMS + 1
     assert problems[-1].message == f"... and {999 - limits.MAX_PROBLEMS} more problems"
@@ -128,9 +129,9 @@ def test_a_valid_one_mib_job_is_fast() -> None:
     """11 s once; libyaml's parser and a single pass keep it near 1 s."""
     text = big_job(930)
     assert 1000 * 1024 < len(text) <= limits.MAX_TEXT_BYTES
-    started = time.perf_counter()
+    started = time.thread_time()
     job = parse_spec_text(text)
-    elapsed = time.perf_counter() - started
+    elapsed = time.thread_time() - started
     assert len(job.tasks) == 930 and elapsed < 4.0, elapsed
 
 
