@@ -146,3 +146,13 @@ def test_docker_docs_gpu_examples() -> None:
 ])
 def test_refused_files_name_each_unsupported_key(name: str, expected: list[tuple[int, str, str]]) -> None:
     assert refusals(name) == expected
+
+
+def test_the_documented_table_lists_every_compose_key_as_the_converter_treats_it() -> None:
+    from taskorg.spec.compose_keys import table_rows
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "spec.md").read_text()
+    section = docs.split("### Compose keys", 1)[1].split("\n\n", 2)[1]
+    rows = [tuple(cell.strip().strip("`") for cell in line.strip("|").split(" | "))
+            for line in section.splitlines()[2:]]
+    assert rows == table_rows()

@@ -76,6 +76,7 @@ def test_full_task_matches_the_documented_canonical_dict() -> None:
             resources: {cpus: 0.5, memory: 64M}
             constraints: {labels: {gpu: true}, nodes: [node1]}
             after: [prep]
+            healthcheck: {test: "wget -q -O- http://localhost/"}
         """
     web = parse_spec_text(dedent(text)).task("web")
     assert web.to_dict() == {
@@ -88,6 +89,8 @@ def test_full_task_matches_the_documented_canonical_dict() -> None:
         "restart": {"policy": "on-failure", "max_attempts": 3, "delay": None, "window": None}, "replicas": 1, "parallel": 1,
         "after": ["prep"], "privileged": False, "network": "bridge", "workdir": None,
         "user": None, "result_file": None, **SERVICE_DEFAULTS,
+        "healthcheck": {"test": ["CMD-SHELL", "wget -q -O- http://localhost/"], "interval": 30.0,
+                        "timeout": 30.0, "retries": 3, "start_period": 0.0, "start_interval": 5.0},
     }
 
 
