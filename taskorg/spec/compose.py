@@ -90,7 +90,12 @@ def reporter_for(service: Service, rep: Reporter, name: str) -> MappedReporter:
 
 def convert(data: dict[Any, Any], rep: Reporter, context: ComposeContext) -> tuple[str, dict[str, Service]]:
     """The job name and the services of a compose file, in taskorg's task format."""
-    data = interpolate(data, context.environ, rep, set())
+    variables = rep.at()
+    variables.problems = []  # variable problems first: the values they leave behind mean nothing
+    data = interpolate(data, context.environ, variables, set())
+    if variables.problems:
+        rep.problems.extend(variables.problems)
+        return _job_name(None, rep), {}
     _check_keys(data, TOP_LEVEL, rep, "top-level key")
     name = _job_name(data.get("name"), rep)
     services = data.get("services")
@@ -231,23 +236,25 @@ def _from_environment(name: str, env: dict[Any, Any], context: ComposeContext, r
 
 
 def _env_files(value: Any, rep: Reporter, context: ComposeContext) -> dict[str, str]:
-    entries = [value] if isinstance(value, (str, dict)) else value
+    single = isinstance(value, (str, dict))
+    entries = [value] if single else value
     if not isinstance(entries, list):
         raise Invalid(f"must be a file name or a list of them, got {describe(value)}")
     env: dict[str, str] = {}
     for index, entry in enumerate(entries):
+        at = rep if single else rep.at(index)
         path, required = (entry.get("path"), entry.get("required", True)) if isinstance(entry, dict) else (entry, True)
         if not isinstance(path, str):
-            rep.at(index).add(f"must be a file name, got {describe(path)}")
+            at.add(f"must be a file name, got {describe(path)}")
             continue
-        file = _beside(path, context, rep.at(index))
+        file = _beside(path, context, at)
         if file is None:
             continue
         if not file.is_file():
             if required is not False:
-                rep.at(index).add(f"{path}: no such file")
+                at.add(f"{path}: no such file")
             continue
-        env.update(checked(lambda v, r: read_env_file(v), file, rep.at(index), {}))
+        env.update(checked(lambda v, r: read_env_file(v), file, at, {}))
     return env
 
 

@@ -20,7 +20,7 @@ from .errors import PathPart
 from .limits import MAX_TEXT_VALUE
 from .report import Reporter
 
-_REFERENCE = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*)|(?P<bad>))")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BRACED = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<word>.*))?$", re.DOTALL)
 _ENV_LINE = re.compile(r"^\s*(?:export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)\s*(?:=\s*(?P<value>.*?))?\s*$")
 MAX_ENV_FILE_BYTES = 256 * 1024
@@ -67,24 +67,61 @@ def _part(key: Any) -> PathPart:
 
 
 def interpolate_text(text: str, environ: Mapping[str, str], missing: list[str]) -> str:
-    """`text` with its variables filled in; names used but not set are added to `missing`."""
+    """`text` with its variables filled in; names used but not set are added to `missing`.
+
+    A scan rather than one regular expression, since defaults nest: ${A:-${B}}.
+    """
     if "$" not in text:
         return text
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char != "$":
+            out.append(char)
+            index += 1
+            continue
+        following = text[index + 1:index + 2]
+        if following == "$":
+            out.append("$")
+            index += 2
+        elif following == "{":
+            end = _closing_brace(text, index + 2)
+            if end < 0:
+                raise Invalid(f"an unclosed ${{ in {_shown(text)}: write $$ for a literal $")
+            out.append(_braced(text[index + 2:end], environ, missing))
+            index = end + 1
+        else:
+            match = _NAME.match(text, index + 1)
+            if not match:
+                raise Invalid(f"a lone $ in {_shown(text)}: write $$ for a literal $ "
+                              "or ${NAME} for a variable")
+            out.append(_value(match.group(), environ, missing))
+            index = match.end()
+        if sum(map(len, out)) > MAX_TEXT_VALUE:
+            raise Invalid(f"is longer than {MAX_TEXT_VALUE} characters once its variables are filled in")
+    return "".join(out)
 
-    def replace(match: re.Match[str]) -> str:
-        if match["escaped"]:
-            return "$"
-        if match["named"]:
-            return _value(match["named"], environ, missing)
-        if match["braced"] is None:
-            raise Invalid(f"a lone $ in {text!r}: write $$ for a literal $ "
-                          "or ${NAME} for a variable")
-        return _braced(match["braced"], environ, missing)
 
-    result = _REFERENCE.sub(replace, text)
-    if len(result) > MAX_TEXT_VALUE:
-        raise Invalid(f"is longer than {MAX_TEXT_VALUE} characters once its variables are filled in")
-    return result
+def _closing_brace(text: str, start: int) -> int:
+    """Where the ${ opened just before `start` closes, counting nested ${...}; -1 if it does not."""
+    depth = 1
+    index = start
+    while index < len(text):
+        if text.startswith("${", index):
+            depth += 1
+            index += 2
+            continue
+        if text[index] == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+        index += 1
+    return -1
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:60] + "...")
 
 
 def _braced(inner: str, environ: Mapping[str, str], missing: list[str]) -> str:

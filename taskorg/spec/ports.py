@@ -16,7 +16,7 @@ from .errors import describe
 from .model import PROTOCOLS, Port
 from .report import Reporter
 
-PORT_TEXT = re.compile(r"^(?:(?P<ip>\[[0-9A-Fa-f:.]+\]|[0-9.]+):(?=[0-9]*:))?"
+PORT_TEXT = re.compile(r"^(?:(?P<ip>\[[0-9A-Fa-f:.]+\]|[0-9.]+):(?=[0-9-]*:))?"
                        r"(?:(?P<host>\d{1,5}(?:-\d{1,5})?)?:)?"
                        r"(?P<container>\d{1,5}(?:-\d{1,5})?)(?:/(?P<protocol>[A-Za-z]{1,8}))?$")
 MAX_RANGE = 100
