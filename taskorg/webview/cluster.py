@@ -63,6 +63,8 @@ class ClusterApi(Protocol):
     def tasks(self, **filters: str) -> list[dict[str, Any]]: ...
     def task(self, task_id: str) -> dict[str, Any]: ...
     def logs(self, task_id: str, index: int, tail: int = 200) -> dict[str, Any]: ...
+    def events(self, since: int) -> list[dict[str, Any]]: ...
+    def jobs(self, limit: int, before: float | None = None) -> list[dict[str, Any]]: ...
     def submit(self, text: str, source: str, dry_run: bool = False) -> SubmitResult: ...
     def cancel(self, task_id: str) -> dict[str, Any]: ...
     def restart(self, task_id: str) -> dict[str, Any]: ...
@@ -166,6 +168,17 @@ class LiveCluster:
     def logs(self, task_id: str, index: int, tail: int = 200) -> dict[str, Any]:
         answer = self._master_call("GET", f"/v1/tasks/{task_id}/logs", params={"index": index, "tail": tail})
         return answer if isinstance(answer, dict) else {"id": task_id, "index": index, "logs": str(answer or "")}
+
+    def events(self, since: int) -> list[dict[str, Any]]:
+        """At most one page (500) of the master's events after id `since`, oldest first."""
+        return list(self._master_call("GET", "/v1/events", params={"since": since}).get("events", []))
+
+    def jobs(self, limit: int, before: float | None = None) -> list[dict[str, Any]]:
+        """Newest jobs first. Interim: grouped here from every task summary, until the master
+        serves `GET /v1/jobs?limit=&before=` itself (see docs/webview.md)."""
+        from taskorg.webview.jobs import job_rows
+
+        return job_rows(self.tasks(), limit, before)
 
     # ---- writes --------------------------------------------------------------
     def submit(self, text: str, source: str, dry_run: bool = False) -> SubmitResult:
