@@ -34,6 +34,9 @@ from taskorg.net.resolve import ResolveError, resolve_master
 from taskorg.secret import read_secret
 
 Resolver = Callable[[Config], str]
+# A live LAN master answers most calls within this; a slower call starts watching DNS for a move.
+HEDGE_AFTER = 0.1
+DNS_WATCH_INTERVAL = 0.05
 Connector = Callable[[str, str, float], ServiceClient]  # (base url, secret, timeout) -> client
 
 
@@ -79,6 +82,50 @@ class _Attempts:
             self.sleep(self.budget.pause)
         self.made += 1
         return True
+
+
+class _Race:
+    """Tries of one call running side by side: the first answer wins; if none answers, the
+    newest try's error stands (it speaks of the newest master)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._started = 0
+        self._running = 0
+        self._won = False
+        self._value: Any = None
+        self._errors: dict[int, Exception] = {}
+
+    def start(self, attempt: Callable[[], Any]) -> None:
+        with self._cond:
+            order = self._started
+            self._started += 1
+            self._running += 1
+        threading.Thread(target=self._run, args=(order, attempt), daemon=True, name="master-call").start()
+
+    def _run(self, order: int, attempt: Callable[[], Any]) -> None:
+        try:
+            value, error = attempt(), None
+        except Exception as exc:  # handed to the caller by result()
+            value, error = None, exc
+        with self._cond:
+            self._running -= 1
+            if error is not None:
+                self._errors[order] = error
+            elif not self._won:
+                self._won, self._value = True, value
+            self._cond.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """True once a try answered or every try failed."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._won or self._running == 0, timeout)
+
+    def result(self) -> Any:
+        with self._cond:
+            if self._won:
+                return self._value
+            raise self._errors[max(self._errors)]
 
 
 def is_not_master(exc: ServiceError) -> bool:
@@ -131,19 +178,19 @@ class Client:
                 found = self._pool[url] = self._connect(url, self.secret, self.timeout)
             return found
 
-    def call(self, method: str, path: str, *, write: bool = False, deduped: bool = False,
+    def call(self, method: str, path: str, *, write: bool = False, deduped: bool = False, retry: bool = True,
              **kwargs: Any) -> Any:
         """One master API call under the retry rules above.
 
         `write`: the call changes state (it carries an Idempotency-Key);
         `deduped`: the master stores it once per key, so even a write that
-        may have landed is sent again.
+        may have landed is sent again; `retry=False`: one try only (probes).
         """
         if write:
             headers = dict(kwargs.pop("headers", None) or {})
             headers.setdefault("Idempotency-Key", uuid.uuid4().hex)
             kwargs["headers"] = headers
-        attempts = _Attempts(self.budget, self._sleep)
+        attempts = _Attempts(self.budget if retry else RetryBudget(seconds=0, tries=1), self._sleep)
         hint: tuple[str, str] | None = None  # (where the standby pointed, the address it had)
         last = "no answer"
         while attempts.another():
@@ -156,7 +203,7 @@ class Client:
                 address = hint[0]  # DNS not rewritten yet: use the standby's pointer
             hint = None
             try:
-                return self.connection(address).request(method, path, **kwargs)
+                return self._send(address, method, path, not write or deduped, kwargs)
             except ServiceError as exc:
                 if is_not_master(exc):
                     pointed = exc.payload.get("address")
@@ -171,6 +218,30 @@ class Client:
                         "been applied: check before trying again", maybe_applied=True) from None
                 last = str(exc)
         raise ClusterUnavailable(f"no active master at {self.config.master_name}: {last}")
+
+    def _send(self, address: str, method: str, path: str, may_repeat: bool, kwargs: dict[str, Any]) -> Any:
+        """One try at `address`. A call that may be repeated (a read, a deduped write) and is slow to
+        answer watches DNS meanwhile: if the record moves while a connect to a dead master could still
+        be pending, the new address is tried side by side and the first answer wins, so a client never
+        waits out a connect timeout to a powered-off host."""
+        if not may_repeat:
+            return self.connection(address).request(method, path, **kwargs)
+        race = _Race()
+        race.start(lambda: self.connection(address).request(method, path, **kwargs))
+        if race.wait(HEDGE_AFTER):
+            return race.result()
+        tried, watch_until = {address}, time.monotonic() + CONNECT_TIMEOUT
+        while not race.wait(DNS_WATCH_INTERVAL):
+            if time.monotonic() >= watch_until:
+                continue
+            try:
+                moved = self._resolve(self.config)
+            except ResolveError:
+                continue
+            if moved not in tried:
+                tried.add(moved)
+                race.start(lambda: self.connection(moved).request(method, path, **kwargs))
+        return race.result()
 
     def dns_call(self, method: str, path: str, **kwargs: Any) -> Any:
         """A call to the DNS service (members, drain, handover): it answers even with no master."""

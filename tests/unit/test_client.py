@@ -8,6 +8,9 @@ master dedupes it by that key.
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 
 import pytest
 
@@ -83,3 +86,35 @@ def test_connections_are_kept_per_address() -> None:
     client = client_of(Script([], []))
     assert client.connection("127.0.9.2") is client.connection("127.0.9.2")
     assert client.connection("127.0.9.2") is not client.connection("127.0.9.3")
+
+
+def test_a_slow_read_tries_the_address_dns_moved_to_side_by_side() -> None:
+    """The old master's host is powered off: its connect hangs. DNS moves meanwhile; the client must
+    not wait out that connect but take the new master's answer while the first try still hangs."""
+    release = threading.Event()
+    resolves = iter(["127.0.9.2", "127.0.9.2", "127.0.9.3"] + ["127.0.9.3"] * 50)
+
+    class Connection:
+        def __init__(self, base_url: str, secret: str, timeout: float) -> None:
+            self.base_url = base_url
+
+        def request(self, method: str, path: str, **kwargs: Any) -> Any:
+            if "127.0.9.2" in self.base_url:
+                release.wait(10)
+                raise REFUSED
+            return {"active": True, "at": self.base_url}
+
+    client = Client(Config(dns_address="127.0.9.1"), "s", budget=RetryBudget(seconds=60, tries=1),
+                    resolver=lambda config: next(resolves), connect=Connection)
+    try:
+        assert client.status() == {"active": True, "at": "http://127.0.9.3:23335"}
+        assert not release.is_set()  # answered while the first try still hung
+    finally:
+        release.set()
+
+
+def test_a_write_that_is_not_deduped_is_never_sent_twice_side_by_side() -> None:
+    script = Script(["127.0.9.2"], [BROKEN])
+    with pytest.raises(ClusterUnavailable):
+        client_of(script, tries=1).cancel("t-1")
+    assert len(script.sent) == 1
