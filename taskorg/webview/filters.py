@@ -125,4 +125,4 @@ def register(app: Flask) -> None:
     for name, func in {"ago": ago, "size": size, "when": when, "iso": iso, "as_yaml": as_yaml,
                        "percent": percent, "symbol": symbol, "clip": clip, "seconds": seconds}.items():
         app.jinja_env.filters[name] = func
-    app.jinja_env.globals.update(task_nodes=task_nodes, draw_cluster=topology.draw, draw_timeline=timeline.draw)
+    app.jinja_env.globals.update(task_nodes=task_nodes, cluster_drawings=topology.drawings, draw_timeline=timeline.draw)

@@ -144,10 +144,23 @@ class Drawing:
     width: float
     height: float
     wide: bool
+    everywhere: bool = False  # the only drawing: shown on screens of every width
 
 
 BOX_W, WITNESS_H, MEMBER_H, GAP = 236.0, 88.0, 90.0, 36.0
 NARROW_W = 360.0
+
+
+# A row wider than this many nodes would shrink the text past reading: the column serves screens too.
+WIDE_MAX = 5
+
+
+def drawings(picture: Picture) -> list[Drawing]:
+    """What the page draws: a row for screens and a column for phones, or the column alone for a big cluster."""
+    if len(picture.machines) - 1 > WIDE_MAX:
+        column = _draw_narrow(picture)
+        return [Drawing(column.spots, column.strokes, column.width, column.height, False, everywhere=True)]
+    return [_draw_wide(picture), _draw_narrow(picture)]
 
 
 def draw(picture: Picture, wide: bool) -> Drawing:

@@ -122,6 +122,16 @@ def test_picture_geometry_keeps_every_box_inside(wide: bool) -> None:
         assert drawing.width == topology.NARROW_W  # a phone-sized column, whatever the node count
 
 
+def test_a_big_cluster_is_drawn_as_one_column_for_every_screen() -> None:
+    small = topology.build({"members": _members()}, None, _members(), "10.0.0.1", None, 1, "node2")
+    assert [d.wide for d in topology.drawings(small)] == [True, False]
+    many = [{"node": f"node{n}", "number": n, "address": f"10.0.0.{n + 1}", "alive": True, "last_seen_ago": 0.1}
+            for n in range(1, 9)]
+    big = topology.build({"members": many}, None, many, "10.0.0.1", None, 1, "node1")
+    (only,) = topology.drawings(big)
+    assert only.everywhere and only.width == topology.NARROW_W and len(only.spots) == 9
+
+
 # ---- failover timeline ------------------------------------------------------------------------------
 
 def _event(n: int, at: float, kind: str, node: str | None = None, task: str | None = None,
