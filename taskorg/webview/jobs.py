@@ -8,52 +8,37 @@ for a task's spec once per webview process, not on every live update.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from taskorg.cli.lookup import jobs_of
 from taskorg.webview import layout
 
 STATE_ORDER = ("failed", "running", "starting", "pending", "succeeded", "cancelled")
 
 
-def job_status(counts: dict[str, int]) -> str:
-    """One word for a job: failed if any task failed, running while any runs or starts, and so on."""
-    live = {state for state, n in counts.items() if n}
-    if not live:
-        return "pending"
-    if "failed" in live:
-        return "failed"
-    for state in ("running", "starting", "pending", "waiting"):
-        if state in live:
-            return "running" if state == "starting" else state
-    if live == {"cancelled"}:
-        return "cancelled"
-    return "succeeded" if "succeeded" in live else sorted(live)[0]
-
-
 def job_rows(summaries: Iterable[dict[str, Any]], limit: int, before: float | None = None) -> list[dict[str, Any]]:
-    """Jobs newest first (by their first task's creation), at most `limit`, submitted before `before`."""
-    jobs: dict[str, dict[str, Any]] = {}
+    """Jobs newest first (by their first task's creation), at most `limit`, submitted before `before`.
+
+    The grouping and the job's one-word status are the CLI's (`taskorg job ls`), so both say the same.
+    """
+    summaries = list(summaries)
+    updated: dict[str, float] = {}
     for task in summaries:
-        job_id = str(task.get("job") or "")
-        row = jobs.setdefault(job_id, {"id": job_id, "name": task.get("job_name") or job_id, "tasks": 0,
-                                       "counts": {}, "submitted_at": task.get("created_at"),
-                                       "updated_at": task.get("updated_at")})
-        row["tasks"] += 1
-        status = str(task.get("status") or "unknown")
-        row["counts"][status] = row["counts"].get(status, 0) + 1
-        created, updated = task.get("created_at"), task.get("updated_at")
-        if created is not None and (row["submitted_at"] is None or created < row["submitted_at"]):
-            row["submitted_at"] = created
-        if updated is not None and (row["updated_at"] is None or updated > row["updated_at"]):
-            row["updated_at"] = updated
-    rows = [r for r in jobs.values() if before is None or (r["submitted_at"] or 0) < before]
-    rows.sort(key=lambda r: (-(r["submitted_at"] or 0), r["id"]))
-    for row in rows:
-        row["status"] = job_status(row["counts"])
-        row["counts"] = dict(sorted(row["counts"].items(), key=lambda kv: _state_rank(kv[0])))
-    return rows[:limit]
+        if task.get("updated_at") is not None:
+            updated[task["job"]] = max(updated.get(task["job"], task["updated_at"]), task["updated_at"])
+    rows = []
+    for job in jobs_of(summaries):
+        if before is not None and (job["created_at"] or 0) >= before:
+            continue
+        counts = Counter(str(t["status"]) for t in job["tasks"])
+        rows.append({"id": job["id"], "name": job["name"] or job["id"], "status": job["status"],
+                     "tasks": len(job["tasks"]), "counts": dict(sorted(counts.items(), key=lambda kv: _state_rank(kv[0]))),
+                     "submitted_at": job["created_at"], "updated_at": updated.get(job["id"])})
+        if len(rows) == limit:
+            break
+    return rows
 
 
 def _state_rank(state: str) -> int:
