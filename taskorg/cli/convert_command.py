@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from taskorg.cli.commands import LOCAL, Group
+from taskorg.cli.context import UsageError
 from taskorg.cli.output import emit_json
 
 
@@ -27,7 +29,6 @@ class _NoAliases(yaml.SafeDumper):
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from taskorg.cli.main import UsageError
     from taskorg.spec import SpecError, load_spec_file
 
     if not Path(args.file).is_file():
@@ -48,8 +49,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("convert", help="print the taskorg form of a compose file (YAML; --json for JSON)",
-                       parents=[common])
+def register(top: Group) -> None:
+    p = top.add("convert", "print the taskorg form of a compose file (YAML; --json for JSON)",
+                ["taskorg convert docker-compose.yml > job.yaml", "taskorg convert --json compose.yaml"],
+                cmd_convert, kind=LOCAL)
     p.add_argument("file", metavar="FILE")
-    p.set_defaults(func=cmd_convert)
