@@ -10,50 +10,26 @@ errors naming what to do instead.
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from .checks import Invalid, checked
-from .compose_env import interpolate, read_env_file, read_small_text
-from .compose_keys import DEPLOY, IGNORED, REFUSED, SERVICE, TOP_LEVEL
+from .compose_deploy import convert_deploy
+from .compose_env import interpolate, read_env_file
+from .compose_files import declared_files, file_refs
+from .compose_keys import SERVICE, TOP_LEVEL
+from .compose_parts import ComposeContext, TaskOut, beside, check_compose_keys, gpus_of, labels_of
 from .compose_volumes import convert_tmpfs, convert_volumes, declared_volumes
 from .errors import Path as SpecPath, PathPart, describe
-from .files import MAX_FILE_BYTES
 from .report import Reporter
 
 GENERIC_NAMES = ("docker-compose", "compose")
 NOT_NAME_CHARS = re.compile(r"[^a-z0-9_.-]+")
 DEPENDENCY_CONDITIONS = {"service_started": "started", "service_healthy": "healthy"}
 COMPLETED = "service_completed_successfully"
-RESTART_CONDITIONS = {"none": "never", "on-failure": "on-failure", "any": "always"}
 PLAIN_RESTART = {"no": "never", False: "never", "always": "always", "unless-stopped": "always"}
-LABEL_RULE = re.compile(r"^\s*node\.labels\.([A-Za-z0-9_.-]+)\s*==\s*(\S+)\s*$")
-ROLE_RULE = re.compile(r"^\s*node\.role\s*(==|!=)")
-
-
-@dataclass(frozen=True)
-class ComposeContext:
-    """Where a compose file lives (for env_file, .env and secrets) and its variables."""
-
-    base_dir: Path | None = None
-    environ: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def for_file(cls, path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> "ComposeContext":
-        """The file's directory, and the environment over a `.env` beside it (the environment wins)."""
-        base = Path(path).resolve().parent
-        variables: dict[str, str] = {}
-        dotenv = base / ".env"
-        if dotenv.is_file():
-            try:
-                variables.update(read_env_file(dotenv))
-            except Invalid:
-                pass  # reported where a variable is missing; a bad .env is not the spec's fault
-        variables.update(os.environ if environ is None else environ)
-        return cls(base_dir=base, environ=variables)
 
 
 def is_compose(data: Any) -> bool:
@@ -96,14 +72,14 @@ def convert(data: dict[Any, Any], rep: Reporter, context: ComposeContext) -> tup
     if variables.problems:
         rep.problems.extend(variables.problems)
         return _job_name(None, rep), {}
-    _check_keys(data, TOP_LEVEL, rep, "top-level key")
+    check_compose_keys(data, TOP_LEVEL, rep, "top-level key")
     name = _job_name(data.get("name"), rep)
     services = data.get("services")
     if not isinstance(services, dict) or not services:
         rep.at("services").add(f"must be a mapping of services (web: {{image: ...}}), got {describe(services)}")
         return name, {}
     volumes = declared_volumes(data.get("volumes"), rep.at("volumes"))
-    files = {kind: _declared_files(data.get(kind), rep.at(kind), context, kind) for kind in ("secrets", "configs")}
+    files = {kind: declared_files(data.get(kind), rep.at(kind), context, kind) for kind in ("secrets", "configs")}
     converted: dict[str, Service] = {}
     for service_name, body in services.items():
         srep = rep.at("services", str(service_name))
@@ -125,23 +101,6 @@ def _job_name(value: Any, rep: Reporter) -> str:
     return name or "compose"
 
 
-def _check_keys(data: Mapping[Any, Any], table: Mapping[str, tuple[str, str]], rep: Reporter, what: str) -> None:
-    """Warn about ignored keys, refuse refused and unknown ones; `x-` extensions pass."""
-    for key in data:
-        name = str(key)
-        if name.startswith("x-"):
-            continue
-        status, note = table.get(name, (None, ""))
-        if status == IGNORED:
-            rep.at(name).warn(f"ignored: {note}")
-        elif status == REFUSED:
-            rep.at(name).add(f"not supported: {note}")
-        elif status is None:
-            close = rep.budget.closest(name, list(table))
-            hint = f" (did you mean {close!r}?)" if close else ""
-            rep.at(name).add(f"unknown compose {what} {describe(name)}{hint}")
-
-
 def _service(name: str, body: dict[Any, Any], rep: Reporter, context: ComposeContext,
              volumes: Mapping[str, str],
              files: Mapping[str, Mapping[str, dict[str, Any] | None]]) -> Service:
@@ -152,51 +111,32 @@ def _service(name: str, body: dict[Any, Any], rep: Reporter, context: ComposeCon
         rep.at("build").warn(f"ignored: the image {describe(body['image'])} is run as it is")
     elif "build" in keys:
         task["image"] = "build-only"  # refused for its build: one line, not a second about the image
-    _check_keys(keys, SERVICE, rep, "service key")
+    check_compose_keys(keys, SERVICE, rep, "service key")
     origins: dict[str, SpecPath] = {"name": rep.path}
-    out = _Out(task, origins, rep.path)
+    out = TaskOut(task, origins, rep.path)
     for key in ("image", "command", "entrypoint", "user", "stop_grace_period", "stop_signal",
                 "devices", "cap_add", "cap_drop", "platform", "privileged", "healthcheck"):
         out.copy(body, key)
     out.copy(body, "working_dir", "workdir")
     out.copy(body, "scale", "replicas")
     out.set("env", _environment(body, rep, context), "environment" if "environment" in body else "env_file")
-    out.set("labels", _labels(body.get("labels"), rep.at("labels")), "labels")
+    out.set("labels", labels_of(body.get("labels"), rep.at("labels")), "labels")
     mounts = convert_volumes(body.get("volumes"), rep.at("volumes"), volumes)
     tmpfs = convert_tmpfs(body.get("tmpfs"), rep.at("tmpfs"))
     out.set("volumes", mounts + tmpfs if isinstance(mounts, list) else mounts, "volumes")
     out.set("ports", _ports(body.get("ports"), rep.at("ports")), "ports")
     out.set("restart", _plain_restart(body.get("restart"), rep.at("restart")), "restart")
-    out.set("gpus", _gpus(body.get("gpus"), rep.at("gpus")), "gpus")
+    out.set("gpus", gpus_of(body.get("gpus"), rep.at("gpus")), "gpus")
     _dependencies(body.get("depends_on"), rep.at("depends_on"), out)
     _network(body, rep, out)
     _legacy_resources(body, out)
     for kind in ("secrets", "configs"):
-        out.set(kind, _file_refs(body.get(kind), rep.at(kind), files[kind], kind), kind)
+        out.set(kind, file_refs(body.get(kind), rep.at(kind), files[kind], kind), kind)
     if isinstance(body.get("deploy"), dict):
-        _deploy(body["deploy"], rep.at("deploy"), out)
+        convert_deploy(body["deploy"], rep.at("deploy"), out)
     elif body.get("deploy") is not None:
         rep.at("deploy").add(f"must be a mapping, got {describe(body['deploy'])}")
     return Service(task, origins)
-
-
-@dataclass
-class _Out:
-    """The task being written, and where each of its fields came from."""
-
-    task: dict[str, Any]
-    origins: dict[str, SpecPath]
-    base: SpecPath
-
-    def copy(self, body: Mapping[Any, Any], key: str, field_name: str | None = None) -> None:
-        if body.get(key) is not None:
-            self.set(field_name or key, body[key], key)
-
-    def set(self, field_name: str, value: Any, *origin: PathPart) -> None:
-        if value is None or value == {} or value == []:
-            return
-        self.task[field_name] = value
-        self.origins[field_name] = self.base + origin
 
 
 # ---- environment and labels --------------------------------------------------------------
@@ -247,7 +187,7 @@ def _env_files(value: Any, rep: Reporter, context: ComposeContext) -> dict[str, 
         if not isinstance(path, str):
             at.add(f"must be a file name, got {describe(path)}")
             continue
-        file = _beside(path, context, at)
+        file = beside(path, context, at)
         if file is None:
             continue
         if not file.is_file():
@@ -256,28 +196,6 @@ def _env_files(value: Any, rep: Reporter, context: ComposeContext) -> dict[str, 
             continue
         env.update(checked(lambda v, r: read_env_file(v), file, at, {}))
     return env
-
-
-def _beside(path: str, context: ComposeContext, rep: Reporter) -> Path | None:
-    """A file named in the compose file, relative to its directory."""
-    if context.base_dir is None:
-        rep.add(f"{path} is read beside the compose file, which is not at hand here: "
-                "run taskorg convert FILE and submit its output")
-        return None
-    return context.base_dir / os.path.expanduser(path)
-
-
-def _labels(value: Any, rep: Reporter) -> dict[Any, Any] | None:
-    if isinstance(value, list):
-        labels: dict[Any, Any] = {}
-        for index, item in enumerate(value):
-            if not isinstance(item, str):
-                rep.at(index).add(f"must be a KEY=VALUE string, got {describe(item)}")
-                continue
-            key, _, text = item.partition("=")
-            labels[key] = text
-        return labels
-    return value
 
 
 # ---- ports -------------------------------------------------------------------------------
@@ -318,7 +236,7 @@ def _plain_restart(value: Any, rep: Reporter) -> Any:
     return value  # always, on-failure, on-failure:N, or a mistake the task check names
 
 
-def _dependencies(value: Any, rep: Reporter, out: _Out) -> None:
+def _dependencies(value: Any, rep: Reporter, out: TaskOut) -> None:
     if value is None:
         return
     if isinstance(value, list):
@@ -356,7 +274,7 @@ def _dependencies(value: Any, rep: Reporter, out: _Out) -> None:
     out.set("after", after, "depends_on")
 
 
-def _network(body: Mapping[Any, Any], rep: Reporter, out: _Out) -> None:
+def _network(body: Mapping[Any, Any], rep: Reporter, out: TaskOut) -> None:
     mode = body.get("network_mode")
     if isinstance(mode, str) and mode.startswith(("service:", "container:")):
         rep.at("network_mode").add(f"{mode} is not supported: tasks may land on different nodes; "
@@ -365,7 +283,7 @@ def _network(body: Mapping[Any, Any], rep: Reporter, out: _Out) -> None:
         out.set("network", "bridge" if mode == "default" else mode, "network_mode")
 
 
-def _legacy_resources(body: Mapping[Any, Any], out: _Out) -> None:
+def _legacy_resources(body: Mapping[Any, Any], out: TaskOut) -> None:
     """mem_limit, cpus and mem_reservation (compose's older keys); deploy's win."""
     limits = {key: body[old] for old, key in (("cpus", "cpus"), ("mem_limit", "memory")) if body.get(old) is not None}
     if limits:
@@ -374,167 +292,3 @@ def _legacy_resources(body: Mapping[Any, Any], out: _Out) -> None:
         out.set("reservations", {"memory": body["mem_reservation"]}, "mem_reservation")
 
 
-def _gpus(value: Any, rep: Reporter) -> Any:
-    """`gpus: all`, or a list of one request (driver, count, device_ids, capabilities)."""
-    if isinstance(value, list):
-        if len(value) != 1:
-            rep.add("one GPU request per service is supported, got " + str(len(value)))
-            return None
-        request = value[0]
-        return {key: val for key, val in request.items() if key != "options"} if isinstance(request, dict) else request
-    return value
-
-
-# ---- deploy ----------------------------------------------------------------------------
-
-def _deploy(deploy: dict[Any, Any], rep: Reporter, out: _Out) -> None:
-    _check_keys(deploy, DEPLOY, rep, "deploy key")
-    mode = deploy.get("mode", "replicated")
-    if mode != "replicated":
-        rep.at("mode").add(f"{describe(mode)} is not supported: taskorg runs replicated services "
-                           "(for one per node, set replicas to the node count and publish a host port)")
-    if deploy.get("replicas") is not None:
-        out.set("replicas", deploy["replicas"], "deploy", "replicas")
-    resources = deploy.get("resources")
-    if isinstance(resources, dict):
-        _deploy_resources(resources, rep.at("resources"), out)
-    policy = deploy.get("restart_policy")
-    if isinstance(policy, dict):
-        out.set("restart", _restart_policy(policy, rep.at("restart_policy")), "deploy", "restart_policy")
-    placement = deploy.get("placement")
-    if isinstance(placement, dict):
-        _placement(placement, rep.at("placement"), out)
-    for key in ("update_config", "rollback_config"):
-        if deploy.get(key) is not None:
-            out.set(key, deploy[key], "deploy", key)
-    if isinstance(deploy.get("labels"), (dict, list)):
-        merged = dict(out.task.get("labels") or {})
-        merged.update(_labels(deploy["labels"], rep.at("labels")) or {})
-        out.set("labels", merged, "deploy", "labels")
-
-
-def _deploy_resources(resources: dict[Any, Any], rep: Reporter, out: _Out) -> None:
-    for key in resources:
-        if key not in ("limits", "reservations"):
-            rep.at(str(key)).add(f"unknown key {describe(key)} (write limits and reservations)")
-    limits = resources.get("limits") or {}
-    if isinstance(limits, dict):
-        if limits.get("pids") is not None:
-            rep.at("limits", "pids").warn("ignored: the cluster sets the pids limit of every container")
-        out.set("resources", {k: v for k, v in limits.items() if k != "pids"}, "deploy", "resources", "limits")
-    wants = resources.get("reservations") or {}
-    if isinstance(wants, dict):
-        if wants.get("generic_resources") is not None:
-            rep.at("reservations", "generic_resources").add("not supported: request GPUs under devices")
-        devices = wants.get("devices")
-        if devices is not None:
-            out.set("gpus", _gpus(devices, rep.at("reservations", "devices")),
-                    "deploy", "resources", "reservations", "devices")
-        out.set("reservations", {k: v for k, v in wants.items() if k in ("cpus", "memory")},
-                "deploy", "resources", "reservations")
-
-
-def _restart_policy(policy: dict[Any, Any], rep: Reporter) -> dict[str, Any]:
-    condition = policy.get("condition", "any")
-    known = isinstance(condition, str) and condition in RESTART_CONDITIONS
-    restart: dict[str, Any] = {"policy": RESTART_CONDITIONS[condition] if known else "always"}
-    if not known:
-        rep.at("condition").add(f"must be none, on-failure or any, got {describe(condition)}")
-    if policy.get("max_attempts") is not None:
-        if restart["policy"] == "on-failure":
-            restart["max_attempts"] = policy["max_attempts"]
-        else:
-            rep.at("max_attempts").warn(f"ignored: taskorg counts attempts only for condition on-failure")
-    for key in ("delay", "window"):
-        if policy.get(key) is not None:
-            restart[key] = policy[key]
-    for key in policy:
-        if key not in ("condition", "max_attempts", "delay", "window"):
-            rep.at(str(key)).add(f"unknown key {describe(key)} (known: condition, delay, max_attempts, window)")
-    return restart
-
-
-def _placement(placement: dict[Any, Any], rep: Reporter, out: _Out) -> None:
-    for key in ("preferences", "max_replicas_per_node"):
-        if placement.get(key) is not None:
-            rep.at(key).warn("ignored: placement spreads instances over nodes by itself")
-    constraints = placement.get("constraints")
-    if constraints is None:
-        return
-    if not isinstance(constraints, list):
-        rep.at("constraints").add(f"must be a list like ['node.labels.zone == a'], got {describe(constraints)}")
-        return
-    labels: dict[str, str] = {}
-    rules: list[Any] = []
-    for index, rule in enumerate(constraints):
-        label = LABEL_RULE.match(rule) if isinstance(rule, str) else None
-        if label:
-            labels[label.group(1)] = label.group(2)
-        elif isinstance(rule, str) and ROLE_RULE.match(rule):
-            rep.at("constraints", index).warn("ignored: every taskorg node runs tasks, there are no roles")
-        else:
-            rules.append(rule)
-    out.set("constraints", {"labels": labels, "rules": rules}, "deploy", "placement", "constraints")
-
-
-# ---- secrets and configs ------------------------------------------------------------------
-
-def _declared_files(value: Any, rep: Reporter, context: ComposeContext,
-                    kind: str) -> dict[str, dict[str, Any] | None]:
-    """Top-level secrets/configs: name -> {name, content} (None if refused), content read now."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        rep.add(f"must be a mapping of {kind}, got {describe(value)}")
-        return {}
-    declared: dict[str, dict[str, Any] | None] = {}
-    for name, source in value.items():
-        at = rep.at(str(name))
-        content = checked(lambda v, r: _file_content(v, r, context, kind), source, at, None)
-        # A refused declaration is reported once, here; services using it say nothing more.
-        declared[str(name)] = None if content is None else {
-            "name": str(source.get("name") or name), "content": content}
-    return declared
-
-
-def _file_content(source: Any, rep: Reporter, context: ComposeContext, kind: str) -> str | None:
-    if not isinstance(source, dict):
-        raise Invalid(f"must be a mapping with file or environment, got {describe(source)}")
-    if source.get("external"):
-        raise Invalid(f"external {kind} are not supported: there is no {kind[:-1]} store; "
-                      "give the file with file:")
-    if isinstance(source.get("file"), str):
-        path = _beside(source["file"], context, rep.at("file"))
-        return None if path is None else read_small_text(path, MAX_FILE_BYTES)
-    if isinstance(source.get("environment"), str):
-        name = source["environment"]
-        if name not in context.environ:
-            raise Invalid(f"variable {name} is not set")
-        return context.environ[name]
-    if kind == "configs" and isinstance(source.get("content"), str):
-        return source["content"]
-    raise Invalid(f"must have file or environment{' or content' if kind == 'configs' else ''}")
-
-
-def _file_refs(value: Any, rep: Reporter, declared: Mapping[str, dict[str, Any] | None],
-               kind: str) -> list[Any] | None:
-    """A service's `secrets: [name | {source, target, uid, gid, mode}]` as file mounts."""
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        rep.add(f"must be a list of {kind}, got {describe(value)}")
-        return None
-    mounts: list[Any] = []
-    for index, ref in enumerate(value):
-        options = ref if isinstance(ref, dict) else {"source": ref}
-        source = options.get("source")
-        if not isinstance(source, str) or source not in declared:
-            rep.at(index).add(f"{describe(source)} is not declared under the top-level {kind}:")
-            continue
-        found = declared[source]
-        if found is None:
-            continue
-        mount = dict(found)
-        mount.update({key: options[key] for key in ("target", "uid", "gid", "mode") if options.get(key) is not None})
-        mounts.append(mount)
-    return mounts
