@@ -66,6 +66,8 @@ def reporter_for(service: Service, rep: Reporter, name: str) -> MappedReporter:
 
 def convert(data: dict[Any, Any], rep: Reporter, context: ComposeContext) -> tuple[str, dict[str, Service]]:
     """The job name and the services of a compose file, in taskorg's task format."""
+    if context.dotenv_problem:
+        rep.add(f"the .env beside the compose file: {context.dotenv_problem}")
     variables = rep.at()
     variables.problems = []  # variable problems first: the values they leave behind mean nothing
     data = interpolate(data, context.environ, variables, set())

@@ -25,20 +25,22 @@ class ComposeContext:
 
     base_dir: Path | None = None
     environ: Mapping[str, str] = field(default_factory=dict)
+    dotenv_problem: str | None = None  # a .env beside the file that could not be read
 
     @classmethod
     def for_file(cls, path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> "ComposeContext":
         """The file's directory, and the environment over a `.env` beside it (the environment wins)."""
         base = Path(path).resolve().parent
         variables: dict[str, str] = {}
+        problem = None
         dotenv = base / ".env"
         if dotenv.is_file():
             try:
                 variables.update(read_env_file(dotenv))
-            except Invalid:
-                pass  # reported where a variable is missing; a bad .env is not the spec's fault
+            except Invalid as error:
+                problem = error.message
         variables.update(os.environ if environ is None else environ)
-        return cls(base_dir=base, environ=variables)
+        return cls(base_dir=base, environ=variables, dotenv_problem=problem)
 
 
 def beside(path: str, context: ComposeContext, rep: Reporter) -> Path | None:

@@ -160,3 +160,12 @@ def test_a_compose_job_round_trips_through_its_canonical_form() -> None:
     assert job_from_dict(job.to_dict()) == job
     assert [(p.host_ip, p.host, p.container, p.protocol) for p in job.task("a").ports] == [
         ("127.0.0.1", 8000, 80, "udp"), ("127.0.0.1", 8001, 81, "udp")]
+
+
+def test_a_bad_env_file_beside_the_compose_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("this is not a variable\n")
+    (tmp_path / "compose.yaml").write_text("services:\n  web: {image: x}\n")
+    with pytest.raises(SpecError) as info:
+        load_spec_file(tmp_path / "compose.yaml", environ={})
+    assert [p.message for p in info.value.problems] == [
+        f"the .env beside the compose file: {tmp_path / '.env'}:1: expected KEY=VALUE, got 'this is not a variable'"]
