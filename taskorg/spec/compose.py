@@ -33,8 +33,12 @@ PLAIN_RESTART = {"no": "never", False: "never", "always": "always", "unless-stop
 
 
 def is_compose(data: Any) -> bool:
-    """A compose file has services; taskorg's own format has job/tasks or name/image."""
-    return isinstance(data, dict) and "services" in data and "job" not in data and "tasks" not in data
+    """A compose file has services; taskorg's own format has job/tasks or name/image.
+
+    A mapping with an image is a task (whose `services` key is then a mistake to name).
+    """
+    return (isinstance(data, dict) and "services" in data
+            and not any(key in data for key in ("job", "tasks", "image")))
 
 
 @dataclass

@@ -43,6 +43,7 @@ TASK_HINTS = {
     "nodes": "write constraints: {nodes: [...]}",
     "seed": "a seed belongs to a job: write job, seed and tasks",
     "job": "a job holds its tasks in a tasks list",
+    "services": "a compose file has only services and its other keys at the top, no image",
 }
 
 NAME_EXAMPLE = f"a name like web: {NAME_RULE}"

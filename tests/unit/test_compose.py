@@ -169,3 +169,11 @@ def test_a_bad_env_file_beside_the_compose_file_is_named(tmp_path: Path) -> None
         load_spec_file(tmp_path / "compose.yaml", environ={})
     assert [p.message for p in info.value.problems] == [
         f"the .env beside the compose file: {tmp_path / '.env'}:1: expected KEY=VALUE, got 'this is not a variable'"]
+
+
+def test_a_task_with_a_stray_services_key_stays_a_task() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec_text("name: a\nimage: x\nservices: {}\n", "t.yaml")
+    assert [(p.path, p.message) for p in info.value.problems] == [
+        ("services", "unknown field 'services' (a compose file has only services and its other keys at "
+                     "the top, no image)")]
