@@ -8,6 +8,7 @@ documents its own).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from taskorg import __version__
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `taskorg ps | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # cluster errors: one readable line, no traceback
         from taskorg.client import ClusterUnavailable, DnsUnavailable
         from taskorg.devtools.localcluster import ClusterError

@@ -235,8 +235,10 @@ def _long_port(item: dict[Any, Any], rep: Reporter) -> Any:
 # ---- restart, dependencies, network, resources -------------------------------------------
 
 def _plain_restart(value: Any, rep: Reporter) -> Any:
+    """Compose's `restart:`. With none (and no deploy.restart_policy), a service restarts whatever
+    happens, as `docker stack deploy` does (restart_policy condition `any`)."""
     if value is None:
-        return None
+        return "always"
     if isinstance(value, (str, bool)) and value in PLAIN_RESTART:
         return PLAIN_RESTART[value]
     return value  # always, on-failure, on-failure:N, or a mistake the task check names

@@ -32,7 +32,7 @@ SERVICE: dict[str, tuple[str, str]] = {
     "volumes": (MAPPED, "volumes: named, bind (if the cluster allows host paths), tmpfs"),
     "tmpfs": (MAPPED, "volumes of type tmpfs"),
     "deploy": (MAPPED, "see the deploy keys below"),
-    "restart": (MAPPED, "restart: no -> never, always, on-failure[:N], unless-stopped -> always"),
+    "restart": (MAPPED, "restart: no -> never, always, on-failure[:N], unless-stopped -> always; none given -> always (as Swarm)"),
     "healthcheck": (MAPPED, "healthcheck"),
     "depends_on": (MAPPED, "service_started/service_healthy -> depends_on, "
                            "service_completed_successfully -> after"),
