@@ -101,7 +101,7 @@ class StopAnswer(Struct):
     removed: list[str]
 
 
-class EpochFence(Struct):
+class EpochCommand(Struct):
     """`POST /v1/epoch` (and its answer): the highest master epoch the slave obeys."""
 
     epoch: Count
@@ -149,7 +149,7 @@ class Telemetry(Struct, kw_only=True):
 
     node: str | None = None
     time: str | None = None
-    cpu_count: int = 1
+    cpu_count: int | float = 1  # a whole number from psutil; a setting may advertise a share
     cpu_percent: float = 0.0
     load1: float | None = None
     memory_total: int = 0

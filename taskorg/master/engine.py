@@ -34,7 +34,7 @@ from taskorg.master.telemetry import TelemetryBook
 from taskorg.master.state import HistoryEvent, Instance, NoSuchTask, Record, StartKey
 from taskorg.master.store import Store
 from taskorg.net.client import ServiceError, ServiceUnavailable
-from taskorg.protocol import ContainerState, ProtocolError, StartOrder, Telemetry, to_wire
+from taskorg.protocol import ContainerState, ProtocolError, StartOrder, Telemetry
 from taskorg.spec import JobSpec, TaskSpec
 
 __all__ = ["Engine", "NoSuchTask", "NotMaster", "Role", "RUNNING_GRACE", "START_GRACE"]

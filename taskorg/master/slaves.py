@@ -17,7 +17,7 @@ from taskorg.config import Config
 from taskorg.logs import get_logger
 from taskorg.master.members import MemberCache
 from taskorg.net.client import ServiceClient
-from taskorg.protocol import (ContainerList, ContainerState, EpochFence, StartOrder, StopAnswer, StopRequest,
+from taskorg.protocol import (ContainerList, ContainerState, EpochCommand, StartOrder, StopAnswer, StopRequest,
                               Telemetry, convert, encode)
 
 log = get_logger("master.slaves")
@@ -54,9 +54,9 @@ class SlaveClient:
         return self._command(node, StopRequest(epoch=epoch, task_id=task_id))
 
     def fence(self, node: str, epoch: int) -> int:
-        answer = self._of(node).post("/v1/epoch", data=encode(EpochFence(epoch)), timeout=CALL_TIMEOUT,
+        answer = self._of(node).post("/v1/epoch", data=encode(EpochCommand(epoch)), timeout=CALL_TIMEOUT,
                                      headers={"Content-Type": "application/json"})
-        return convert(answer, EpochFence, "epoch answer").epoch
+        return convert(answer, EpochCommand, "epoch answer").epoch
 
     # ---- questions --------------------------------------------------------------------------
     def containers(self, node: str) -> ContainerList:

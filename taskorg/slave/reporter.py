@@ -27,7 +27,7 @@ from taskorg.config import Config
 from taskorg.logs import get_logger
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError, resolve_master
-from taskorg.protocol import ContainerState, Report, ReportAnswer, Telemetry, convert, encode
+from taskorg.protocol import ContainerState, ProtocolError, Report, ReportAnswer, Telemetry, convert, encode
 from taskorg.slave import telemetry
 from taskorg.slave.fence import EpochFence, Fenced
 from taskorg.slave.runner import DockerRunner
@@ -127,7 +127,7 @@ class Reporter:
             self._docker_down = False
         report = Report(node=self.runner.node, address=self.config.node_address, listed=listed,
                         containers=convert(containers, list[ContainerState], "container states"),
-                        telemetry=convert(self.collect(self.runner.node), Telemetry, "telemetry"))
+                        telemetry=self._telemetry())
         try:
             answer = self._client(address).post("/v1/reports", data=encode(report),
                                                 headers={"Content-Type": "application/json"})
@@ -136,6 +136,14 @@ class Reporter:
             return False
         self._obey(answer, address)
         return True
+
+    def _telemetry(self) -> Telemetry | None:
+        """This node's sample; a malformed one is left out (and said), never the whole report."""
+        try:
+            return convert(self.collect(self.runner.node), Telemetry, "telemetry")
+        except ProtocolError as exc:
+            log.warning("telemetry left out of the report", extra={"error": str(exc)})
+            return None
 
     def _obey(self, answer: Any, address: str) -> None:
         try:

@@ -21,7 +21,7 @@ from flask import Flask, Response, jsonify, request
 from taskorg.config import Config, ConfigError
 from taskorg.logs import get_logger
 from taskorg.net.server import ApiError, create_service_app, serve, typed_body
-from taskorg.protocol import EpochFence, StartOrder, StopRequest, to_wire
+from taskorg.protocol import EpochCommand, StartOrder, StopRequest, to_wire
 from taskorg.secret import read_secret
 from taskorg.slave import telemetry
 from taskorg.slave.fence import EpochFence, Fenced
@@ -88,7 +88,7 @@ def create_app(config: Config, secret: str, runner: DockerRunner, fence: EpochFe
 
     @app.post("/v1/epoch")
     def raise_epoch() -> Any:
-        return jsonify(epoch=check_epoch(typed_body(EpochFence, "epoch").epoch))
+        return jsonify(epoch=check_epoch(typed_body(EpochCommand, "epoch").epoch))
 
     def docker_unavailable(exc: Exception) -> Any:
         log.warning("docker engine error", extra={"error": str(exc)})

@@ -11,7 +11,6 @@ follows its instances as docs/api.md says.
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 
