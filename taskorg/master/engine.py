@@ -57,7 +57,7 @@ class Engine:
         self.store = store
         self.role = Role()
         self.lock = threading.RLock()
-        self.specs: SpecCache = SpecCache(parse=parse_spec)
+        self.specs: SpecCache[TaskSpec] = SpecCache(parse=parse_spec)
         self.role_lock = threading.Lock()  # swaps of `role`; never held while waiting for anything
         self.members = MemberCache(config, secret)
         self.replicator = Replicator(config, secret, store, self.members)

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Callable
+from typing import Callable, Generic, TypeVar
 
 # Bounded: past this many tasks the cache starts over (a tick then parses once more).
 MAX_SPECS = 50_000
+S = TypeVar("S")
 
 
-class SpecCache:
-    def __init__(self, parse: Callable[[str], Any] = json.loads) -> None:
+class SpecCache(Generic[S]):
+    def __init__(self, parse: Callable[[str], S] = json.loads) -> None:
         self.lock = threading.Lock()
         self.parse = parse
-        self.specs: dict[str, tuple[str, Any]] = {}
+        self.specs: dict[str, tuple[str, S]] = {}
 
-    def get(self, task_id: str, text: str) -> Any:
+    def get(self, task_id: str, text: str) -> S:
         with self.lock:
             cached = self.specs.get(task_id)
         if cached is not None and cached[0] == text:
@@ -34,7 +35,7 @@ class SpecCache:
             self.specs[task_id] = (text, spec)
         return spec
 
-    def known(self, task_id: str) -> Any:
+    def known(self, task_id: str) -> S | None:
         """The parsed spec when it is cached (no text at hand to check against)."""
         with self.lock:
             cached = self.specs.get(task_id)
