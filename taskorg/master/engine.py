@@ -237,7 +237,7 @@ class Engine:
         with self.lock:
             if not self.role.valid():
                 return []
-            instances = state.instances_of_report(self.store, node, (c.task_id for c in containers))
+            instances = state.instances_of_report(self.store, node, (c.task_id for c in containers), complete)
             result = reconcile(Listing(node, containers, complete, listed), instances, self._spec_of,
                                self.starts_in_flight, self.start_answers, self.clock())
             for key in result.settled:

@@ -97,7 +97,8 @@ class Instance(Stored):
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "Instance":
-        return cls(**{key: value for key, value in row.items() if key in _INSTANCE_FIELDS})
+        """From a query's row: the instance's columns, and any of the task's the query joined in."""
+        return cls(**row)
 
     @property
     def key(self) -> InstanceKey:
@@ -110,9 +111,6 @@ class Instance(Stored):
     def but(self, **changes: Any) -> "Instance":
         """A copy with `changes` (records are replaced, never changed in place)."""
         return dataclasses.replace(self, **changes)
-
-
-_INSTANCE_FIELDS = frozenset(f.name for f in dataclasses.fields(Instance))
 
 
 @dataclass(slots=True)
@@ -281,11 +279,13 @@ def job_tasks(store: Store, job_id: str) -> list[dict[str, Any]]:
                       "AS instances FROM tasks t WHERE t.job = ? ORDER BY t.created_at", (job_id,))
 
 
-def instances_of_report(store: Store, node: str, task_ids: Iterable[str]) -> dict[InstanceKey, Instance]:
-    """The instances a node's report speaks of: those placed on it, and those its containers name."""
+def instances_of_report(store: Store, node: str, task_ids: Iterable[str],
+                        complete: bool = True) -> dict[InstanceKey, Instance]:
+    """The instances a node's listing speaks of: those its containers name, and when the listing is
+    complete (a report) those placed on the node too (a start answer needs only its own)."""
     rows = store.rows("SELECT i.*, t.spec, t.desired FROM instances i JOIN tasks t ON t.id = i.task_id "
-                      "WHERE i.node = ? OR i.task_id IN (SELECT value FROM json_each(?))",
-                      (node, json.dumps(sorted(set(task_ids)))))
+                      "WHERE (? AND i.node = ?) OR i.task_id IN (SELECT value FROM json_each(?))",
+                      (complete, node, json.dumps(sorted(set(task_ids)))))
     return {(r["task_id"], r["idx"]): Instance.from_row(r) for r in rows}
 
 
