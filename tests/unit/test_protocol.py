@@ -69,3 +69,13 @@ def test_a_malformed_cluster_message_is_a_400_naming_the_field(tmp_path: Path) -
     assert good.status_code == 200 and good.json == {"epoch": 1, "stop": []}
     assert client.get("/v1/tasks/t-nope", headers=auth).json == {"error": "no such task: t-nope"}
     harness.close()
+
+
+def test_every_spec_field_crosses_the_wire_as_the_canonical_form() -> None:
+    """The start order encodes the TaskSpec itself: its JSON must stay the canonical dict, field for field."""
+    from test_spec_service_fields import full_job
+
+    for spec in full_job().tasks:
+        order = StartOrder(epoch=1, task_id="t-1", index=0, attempt=1, spec=spec)
+        assert json.loads(encode(order))["spec"] == json.loads(json.dumps(spec.to_dict()))
+        assert decode(encode(order), StartOrder).spec == spec

@@ -55,7 +55,7 @@ def test_on_failure_says_which_restart_it_is() -> None:
 
 def test_the_default_policy_is_on_failure_with_three_restarts() -> None:
     task = spec(None)
-    assert task.restart.to_dict() == {"policy": "on-failure", "max_attempts": 3}
+    assert task.restart.to_dict() == {"policy": "on-failure", "max_attempts": 3, "delay": None, "window": None}
     assert run_until_final(task)[0] == 4
     assert run_until_final(TaskSpec.from_dict({"name": "t", "image": "busybox"}))[0] == 4  # stored without a restart key
 
