@@ -227,3 +227,47 @@ class ReplicationBatch(Struct, kw_only=True, omit_defaults=True):
 # The answer to a replication batch is the standby's new ReplicaPosition.
 
 # ---- node <-> DNS service ----------------------------------------------------------------------
+NodeName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+# An IPv4 or IPv6 address as text; `checked_address` parses it for real (ipaddress) at the door.
+AddressText = Annotated[str, Meta(max_length=45, pattern=r"^[0-9A-Fa-f.:]*$")]
+
+
+class Registration(Struct, kw_only=True):
+    """`POST /v1/register`: a machine asking for (or confirming) its node name."""
+
+    identity: Annotated[str, Meta(min_length=1, max_length=200)]
+    address: AddressText
+    labels: dict[Annotated[str, Meta(max_length=100)], Annotated[str, Meta(max_length=200)]] = {}
+
+
+class Heartbeat(Struct, kw_only=True):
+    """`POST /v1/heartbeat`: a node is alive, where it is, and how fresh its master replica is."""
+
+    node: NodeName
+    address: AddressText = ""
+    replica: ReplicaPosition = msgspec.field(default_factory=lambda: ReplicaPosition(0, 0))
+
+
+class Lease(Struct):
+    """The master lease as the arbiter grants it: counted by the node from when it sent the heartbeat."""
+
+    holder: bool
+    epoch: int
+    valid_for: float
+
+
+class HeartbeatAnswer(Struct):
+    epoch: int
+    master: str | None
+    lease: Lease
+
+
+def checked_address(text: str, what: str) -> str:
+    """`text` as a canonical IP address, or a ProtocolError: an address goes into DNS records and
+    hosts files, so nothing but an address may pass (a newline would write a second record)."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ProtocolError(f"{what}: field 'address': not an IP address: {text[:60]!r}") from None

@@ -79,3 +79,21 @@ def test_every_spec_field_crosses_the_wire_as_the_canonical_form() -> None:
         order = StartOrder(epoch=1, task_id="t-1", index=0, attempt=1, spec=spec)
         assert json.loads(encode(order))["spec"] == json.loads(json.dumps(spec.to_dict()))
         assert decode(encode(order), StartOrder).spec == spec
+
+
+def test_heartbeats_and_registrations_are_typed_and_addresses_are_addresses() -> None:
+    from taskorg.protocol import Heartbeat, Registration, checked_address
+
+    beat = decode(b'{"node": "node2", "address": "127.0.1.3", "replica": {"epoch": 2, "seq": 40}}', Heartbeat)
+    assert (beat.node, beat.replica.epoch, beat.replica.seq) == ("node2", 2, 40)
+    with pytest.raises(ProtocolError, match="heartbeat: field 'replica'"):
+        decode(b'{"node": "node2", "replica": {"epoch": "x", "seq": 1}}', Heartbeat, "heartbeat")
+    with pytest.raises(ProtocolError, match="field 'node'"):
+        decode(b'{"node": "node2\\nmaster"}', Heartbeat, "heartbeat")
+    # A newline in an address once wrote a second master line into the hosts file.
+    with pytest.raises(ProtocolError, match="field 'address'"):
+        decode(b'{"identity": "x", "address": "10.6.6.6 master.taskorg.internal\\n10.6.6.7"}', Registration,
+               "registration")
+    with pytest.raises(ProtocolError, match="not an IP address"):
+        checked_address("1:2:3", "registration")
+    assert checked_address("127.0.1.3", "heartbeat") == "127.0.1.3"
