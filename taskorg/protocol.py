@@ -10,7 +10,7 @@ spec travels as a `TaskSpec` from submission to the runner.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta, Struct
@@ -128,6 +128,8 @@ class ContainerState(Struct, kw_only=True):
     result_error: str | None = None
     # The slave's own clock when a start finished (see reconcile: a report listed before it says nothing).
     answered: float | None = None
+    # Docker's health check status of a running container: starting, healthy or unhealthy (None: no check).
+    health: Literal["starting", "healthy", "unhealthy"] | None = None
 
 
 class ContainerList(Struct):
