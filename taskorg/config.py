@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import yaml
 
 from taskorg.labels import NO_MASTER_SERVICE
+from taskorg.spec.sizes import parse_size
 
 
 RUNNERS = ("docker", "standin")
@@ -90,6 +91,14 @@ class Config:
     allow_privileged: bool = False
     allow_host_network: bool = False
     allow_host_paths: bool = False
+    # The slave's own rules for every container it starts (docs/architecture.md, "Policy at the
+    # slave"): published host ports below 1024 only when allowed; a memory limit and a pids limit
+    # for a task whose spec sets none (a runaway task must not take its node's services down).
+    allow_low_ports: bool = False
+    default_memory_limit: str = "512M"
+    default_pids_limit: int = 512
+    # How long a slave waits for a missing image to be pulled (a Pi on a slow uplink needs minutes).
+    image_pull_timeout: float = 300.0
     # Cluster-wide shared storage mounted into tasks (empty = none).
     shared_dir: str = ""
     log_level: str = "warning"
@@ -111,6 +120,12 @@ class Config:
     @property
     def master_name(self) -> str:
         return f"master.{self.suffix}"
+
+    @property
+    def service_ports(self) -> range:
+        """The cluster's own port range (23333-23380 by default): no task may publish into it."""
+        ports = (self.dns_api_port, self.slave_port, self.master_port, self.node_port, self.webview_port)
+        return range(min(ports), max(ports) + 1)
 
     def url(self, address: str, port: int) -> str:
         return f"http://{address}:{port}"
@@ -211,6 +226,14 @@ def _validate(config: Config) -> None:
     if reserved:
         raise ConfigError(f"setting 'labels': the prefix '{RESERVED_LABEL_PREFIX}' is taskorg's own, "
                           f"got {', '.join(reserved)}")
+    try:
+        if parse_size(config.default_memory_limit) < 4 * 1024**2:
+            raise ConfigError(f"setting 'default_memory_limit': at least 4M (Docker's minimum), "
+                              f"got {config.default_memory_limit!r}")
+    except ValueError as exc:
+        raise ConfigError(f"setting 'default_memory_limit': {exc}") from None
+    if config.default_pids_limit < 1 or config.image_pull_timeout <= 0:
+        raise ConfigError("settings 'default_pids_limit' and 'image_pull_timeout' must be positive")
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"setting 'log_level': one of debug, info, warning, error; got {config.log_level!r}")
 

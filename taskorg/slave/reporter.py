@@ -1,7 +1,7 @@
 """Push this node's containers and telemetry to the active master.
 
 Every `report_interval`, and at once when the runner says one of this node's
-containers died (docker's events), the slave posts a `Report` (taskorg/protocol.py) to
+containers died or its health changed (docker's events), the slave posts a `Report` (taskorg/protocol.py) to
 whoever `master.<suffix>` names right now (resolved on every report, no
 cache). The master answers a `ReportAnswer` (epoch, stop); the stop list is obeyed only when
 that epoch passes the fence.
@@ -64,7 +64,7 @@ class Reporter:
                                 id="report", max_instances=1, coalesce=True, misfire_grace_time=None,
                                 next_run_time=datetime.now(timezone.utc))
         self._scheduler.start()
-        self._watcher = threading.Thread(target=self._watch_deaths, name="slave-deaths", daemon=True)
+        self._watcher = threading.Thread(target=self._watch_changes, name="slave-changes", daemon=True)
         self._watcher.start()
 
     def stop(self) -> None:
@@ -166,22 +166,23 @@ class Reporter:
             self._clients[url] = ServiceClient(url, self.secret, timeout=timeout)
         return self._clients[url]
 
-    # ---- deaths ------------------------------------------------------------
-    def _watch_deaths(self) -> None:
-        """Report as soon as one of our containers dies (reconnects if dockerd restarts)."""
+    # ---- changes -----------------------------------------------------------
+    def _watch_changes(self) -> None:
+        """Report as soon as one of our containers dies or changes health (reconnects if dockerd
+        restarts): a death or an unhealthy instance is news the master acts on."""
         backoff = 0.5
         while not self._stopped.is_set():
             try:
-                self._events = self.runner.deaths()
+                self._events = self.runner.changes()
                 backoff = 0.5
                 for container_id in self._events:
                     if self._stopped.is_set():
                         return
-                    log.debug("container died", extra={"container": container_id[:12]})
+                    log.debug("container changed", extra={"container": container_id[:12]})
                     self.report_now()
             except Exception as exc:  # dockerd restarted or unreachable: retry
                 if self._stopped.is_set():
                     return
-                log.debug("death feed interrupted", extra={"error": str(exc)})
+                log.debug("change feed interrupted", extra={"error": str(exc)})
             self._stopped.wait(backoff)
             backoff = min(backoff * 2, 10.0)

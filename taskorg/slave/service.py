@@ -2,7 +2,9 @@
 
 Endpoints are those of docs/api.md's slave section. Commands carry the
 master's epoch and pass the fence first, so a cut-off old master cannot undo
-the new master's work. On start-up the slave only lists and reports its
+the new master's work. A start order is decoded as a typed `StartOrder`, then
+held to this node's own copy of the cluster policy (runner/policy.py) before
+any runner sees it: the door is the same for every caller. On start-up the slave only lists and reports its
 labelled containers: what survived a restart is adopted, never restarted.
 """
 
@@ -21,13 +23,15 @@ from flask import Flask, Response, jsonify, request
 from taskorg.config import Config, ConfigError
 from taskorg.logs import get_logger
 from taskorg.net.server import ApiError, create_service_app, serve, typed_body
-from taskorg.protocol import EpochCommand, StartOrder, StopRequest, to_wire
+from taskorg.protocol import EpochCommand, StartOrder, StopRequest
 from taskorg.secret import read_secret
 from taskorg.slave import telemetry
 from taskorg.slave.fence import EpochFence, Fenced
 from taskorg.slave.reporter import Reporter
-from taskorg.slave.runner import DockerRunner, OrderError, Runner
+from taskorg.slave.runner import DockerRunner, NodePolicy, OrderError, Runner, check_start
+from taskorg.slave.runner.create_args import Site
 from taskorg.slave.standin import StandInRunner
+from taskorg.spec import parse_size
 
 log = get_logger("slave")
 
@@ -37,6 +41,7 @@ DOCKER_TIMEOUT = 30
 
 def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -> Flask:
     app = create_service_app("slave", secret)
+    policy = NodePolicy.from_config(config)
 
     def check_epoch(epoch: int) -> int:
         try:
@@ -53,8 +58,10 @@ def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -
         order = typed_body(StartOrder, "start order")
         check_epoch(order.epoch)
         try:
-            state = runner.start(to_wire(order))
+            check_start(order.spec, policy)
+            state = runner.start(order)
         except OrderError as exc:
+            log.warning("start order refused", extra={"task": order.task_id, "error": str(exc)})
             raise ApiError(400, str(exc)) from None
         # This node's clock when the start finished: a report listed before it cannot show the
         # container, and the master must not call it lost for that (see master/reconcile.py).
@@ -111,11 +118,19 @@ def docker_client(socket: str) -> docker.DockerClient:
 
 def open_runner(config: Config, node: str) -> Runner:
     """The runner the setting `runner` names; a stand-in node needs no dockerd at all."""
+    site = runner_site(config, node)
     if config.runner == "standin":
-        return StandInRunner(config.cluster, node, address=config.node_address)
+        return StandInRunner(config.cluster, node, address=config.node_address, site=site)
     client = docker_client(config.docker_socket)
     wait_for_docker(client)
-    return DockerRunner(client, config.cluster, node, address=config.node_address, shared_dir=config.shared_dir)
+    return DockerRunner(client, config.cluster, node, site=site, pull_timeout=config.image_pull_timeout)
+
+
+def runner_site(config: Config, node: str) -> Site:
+    """Where and with which defaults this node's containers run, from its settings."""
+    return Site(config.cluster, node, config.node_address, config.shared_dir,
+                files_dir=str(Path(config.state_dir) / "slave" / "files"),
+                memory_limit=parse_size(config.default_memory_limit), pids_limit=config.default_pids_limit)
 
 
 def wait_for_identity(config: Config, poll: float = 0.2, say_every: float = 5.0) -> dict[str, Any]:

@@ -5,8 +5,8 @@ containers (the scale benchmark runs 10,000 instances on 100 nodes on two
 cores), and for tests that need no dockerd. Chosen with the node setting
 `runner: standin`. Everything else on the node is the product's own code.
 
-A start order is checked as the Docker runner checks it (the same orders
-are refused), answered `running` at once, and the instance is in every
+A start order passes the same door and policy as for the Docker runner and
+is mapped to the same create arguments (the same orders are refused), answered `running` at once, and the instance is in every
 listing until it is stopped or told to finish (`finish`). Its states have
 the Docker runner's fields, so the master cannot tell them apart.
 """
@@ -17,10 +17,11 @@ import queue
 import threading
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator
 
+from taskorg.protocol import StartOrder
 from taskorg.slave.runner.create_args import Site, create_args
-from taskorg.slave.runner.order import check_order, container_name, order_state
+from taskorg.slave.runner.order import container_name, order_state
 from taskorg.slave.runner.protocol import ContainerState
 
 LOGS = "(stand-in runner: no container, no output)\n"
@@ -30,8 +31,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-class StandInDeaths:
-    """Deaths of stand-in instances (those told to finish), in order; iteration ends when closed."""
+class StandInChanges:
+    """Deaths of stand-in instances (those told to finish), in order; iteration ends when closed.
+    (A stand-in has no health check, so no health changes.)"""
 
     _CLOSED = object()
 
@@ -52,18 +54,17 @@ class StandInDeaths:
 
 
 class StandInRunner:
-    def __init__(self, cluster: str, node: str, address: str = "0.0.0.0") -> None:
-        self.site = Site(cluster, node, address)
+    def __init__(self, cluster: str, node: str, address: str = "0.0.0.0", site: Site | None = None) -> None:
+        self.site = site or Site(cluster, node, address)
         self.cluster = cluster
         self.node = node
         self._lock = threading.Lock()
         self._states: dict[str, ContainerState] = {}  # container id -> state
-        self._feeds: list[StandInDeaths] = []
+        self._feeds: list[StandInChanges] = []
 
-    def start(self, order: Mapping[str, Any]) -> ContainerState:
+    def start(self, order: StartOrder) -> ContainerState:
         """Running at once; the same attempt twice gives the same instance."""
-        order = check_order(order)
-        name = container_name(self.cluster, self.node, order["task_id"], order["index"], order["attempt"])
+        name = container_name(self.cluster, self.node, order.task_id, order.index, order.attempt)
         create_args(order, name, self.site)  # refuses what the Docker runner refuses
         with self._lock:
             same = next((state for state in self._states.values() if state["name"] == name), None)
@@ -75,11 +76,11 @@ class StandInRunner:
             self._states[state["container_id"]] = state
             return dict(state)
 
-    def _drop_earlier_attempts(self, order: dict[str, Any]) -> None:
+    def _drop_earlier_attempts(self, order: StartOrder) -> None:
         """As the Docker runner removes an instance's finished earlier attempts."""
         for cid, state in list(self._states.items()):
-            if (state["task_id"], state["index"]) == (order["task_id"], order["index"]) \
-                    and state["attempt"] < order["attempt"] and state["status"] != "running":
+            if (state["task_id"], state["index"]) == (order.task_id, order.index) \
+                    and state["attempt"] < order.attempt and state["status"] != "running":
                 del self._states[cid]
 
     def finish(self, container_id: str, exit_code: int = 0, result: Any = None) -> ContainerState:
@@ -118,8 +119,8 @@ class StandInRunner:
                 raise LookupError(f"no container for {task_id}/{index} on {self.node}")
         return LOGS if tail else ""
 
-    def deaths(self) -> StandInDeaths:
-        feed = StandInDeaths()
+    def changes(self) -> StandInChanges:
+        feed = StandInChanges()
         with self._lock:
             self._feeds = [*(f for f in self._feeds if not f.closed), feed]
         return feed

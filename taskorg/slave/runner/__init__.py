@@ -7,7 +7,8 @@ node setting `runner` (docker | standin) chooses.
 """
 
 from taskorg.slave.runner.docker_runner import DockerRunner
-from taskorg.slave.runner.order import OrderError, check_order
-from taskorg.slave.runner.protocol import ContainerState, DeathFeed, Runner
+from taskorg.slave.runner.order import OrderError
+from taskorg.slave.runner.policy import NodePolicy, check_start
+from taskorg.slave.runner.protocol import ChangeFeed, ContainerState, Runner
 
-__all__ = ["ContainerState", "DeathFeed", "DockerRunner", "OrderError", "Runner", "check_order"]
+__all__ = ["ChangeFeed", "ContainerState", "DockerRunner", "NodePolicy", "OrderError", "Runner", "check_start"]

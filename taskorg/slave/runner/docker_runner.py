@@ -8,13 +8,10 @@ about restarts, and one it cannot see would make a task run twice.
 
 from __future__ import annotations
 
-import io
-import json
-import tarfile
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator
 
 import docker
 from docker.errors import APIError, NotFound
@@ -22,36 +19,40 @@ from docker.models.containers import Container
 
 from taskorg import labels
 from taskorg.logs import get_logger
+from taskorg.protocol import StartOrder
+from taskorg.slave.runner.container_files import remove_container_files, write_container_files
 from taskorg.slave.runner.create_args import RESULT_FILE, Site, create_args, shared_job_dir
-from taskorg.slave.runner.docker_images import ensure_image
-from taskorg.slave.runner.docker_state import STABLE, container_state, explain, int_label
-from taskorg.slave.runner.order import check_order, container_name, order_state
+from taskorg.slave.runner.docker_images import DEFAULT_PULL_TIMEOUT, ensure_image
+from taskorg.slave.runner.docker_results import MAX_RESULT_BYTES, Result, read_result
+from taskorg.slave.runner.docker_state import STABLE, container_state, explain, int_label, listed_health
+from taskorg.slave.runner.order import container_name, order_state
 
 log = get_logger("slave.runner")
 
-STOP_TIMEOUT = 3  # seconds between SIGTERM and SIGKILL
-MAX_RESULT_BYTES = 64 * 1024  # results are small summaries; data goes to /shared
+DEFAULT_STOP_TIMEOUT = 10  # Docker's own: seconds between the stop signal and SIGKILL
 
 
 class DockerRunner:
     def __init__(self, docker_client: docker.DockerClient, cluster: str, node: str,
-                 address: str = "0.0.0.0", shared_dir: str = "") -> None:
+                 address: str = "0.0.0.0", shared_dir: str = "", site: Site | None = None,
+                 pull_timeout: float = DEFAULT_PULL_TIMEOUT) -> None:
         """`address` is the node's own address: published ports bind to it only.
 
         `shared_dir` is the cluster-wide shared storage on this node (NFS in
         a lab); each job gets `<shared_dir>/<job id>` mounted at /shared.
+        `site` (when given) says all of that and the container defaults at once.
         """
-        self.site = Site(cluster, node, address, shared_dir)
-        self.shared_dir = shared_dir
-        self._results: dict[str, tuple[Any, str | None]] = {}
-        # State of each container by (id, docker status), for list(): see there.
-        self._states: dict[tuple[str, str], dict[str, Any]] = {}
+        self.site = site or Site(cluster, node, address, shared_dir)
+        self.pull_timeout = pull_timeout
+        self._results: dict[str, Result] = {}
+        # State of each container by (id, docker status, health), for list(): see there.
+        self._states: dict[tuple[str, str, str | None], dict[str, Any]] = {}
         self._states_lock = threading.Lock()
         self._forgotten: set[str] = set()
         self.client = docker_client
-        self.cluster = cluster
-        self.node = node
-        self.address = address
+        self.cluster = self.site.cluster
+        self.node = self.site.node
+        self.address = self.site.address
         # Starts of the same container name are serialised; a fixed set of
         # striped locks keeps memory bounded however many tasks come and go.
         self._locks = [threading.Lock() for _ in range(32)]
@@ -69,38 +70,39 @@ class DockerRunner:
         return found.get(labels.CLUSTER) == self.cluster and found.get(labels.NODE) == self.node
 
     # ---- start -----------------------------------------------------------
-    def start(self, order: Mapping[str, Any]) -> dict[str, Any]:
+    def start(self, order: StartOrder) -> dict[str, Any]:
         """Start one attempt of one instance; the same attempt twice gives the same container.
 
         Failures that are the task's (missing image, bad mount, port taken)
         come back as a state with status `error`; only an unreachable docker
         engine raises.
         """
-        order = check_order(order)
-        name = self.container_name(order["task_id"], order["index"], order["attempt"])
+        name = self.container_name(order.task_id, order.index, order.attempt)
         args = create_args(order, name, self.site)
         with self._lock_for(name):
             existing = self._get(name)
             if existing is not None:
                 return self.state(existing)
             self._remove_earlier_attempts(order)
-            problem = ensure_image(self.client, order["spec"]["image"], self.node)
+            problem = ensure_image(self.client, order.spec.image, self.node, order.spec.platform,
+                                   self.pull_timeout)
             if problem:
                 return self._error_state(order, name, problem)
             self._make_shared_dir(order)
+            write_container_files(self.site, name, order.spec)
             return self._create_and_start(order, name, args)
 
     def _lock_for(self, name: str) -> threading.Lock:
         return self._locks[zlib.crc32(name.encode()) % len(self._locks)]
 
-    def _make_shared_dir(self, order: dict[str, Any]) -> None:
+    def _make_shared_dir(self, order: StartOrder) -> None:
         """The job's directory on the shared storage, created on first use."""
         path = shared_job_dir(self.site, order)
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
             path.chmod(0o777)  # tasks may run as any user
 
-    def _create_and_start(self, order: dict[str, Any], name: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _create_and_start(self, order: StartOrder, name: str, args: dict[str, Any]) -> dict[str, Any]:
         try:
             container = self.client.containers.create(**args)
         except APIError as exc:
@@ -108,53 +110,42 @@ class DockerRunner:
                 existing = self._get(name)
                 if existing is not None:
                     return self.state(existing)
+            remove_container_files(self.site, name)
             return self._error_state(order, name, f"cannot create container on {self.node}: {explain(exc)}")
         try:
             container.start()
         except APIError as exc:
             # A container that never started would be returned forever by the
             # idempotent path; remove it so a retry (next attempt) starts clean.
-            _quietly_remove(container)
+            self._remove(container)
             return self._error_state(order, name, f"cannot start container on {self.node}: {explain(exc)}")
         container.reload()
         log.info("started", extra={"container": name, "id": container.short_id})
         return self.state(container)
 
-    def result(self, container: Container) -> tuple[Any, str | None]:
+    def result(self, container: Container) -> Result:
         """The JSON a finished task wrote to its result file: (value, error); cached."""
         if container.id in self._results:
             return self._results[container.id]
         env = dict(item.partition("=")[::2] for item in container.attrs.get("Config", {}).get("Env") or [])
         path = env.get("TASKORG_RESULT") or RESULT_FILE
         try:
-            stream, info = container.get_archive(path)
-            if info.get("size", 0) > MAX_RESULT_BYTES:
-                found: tuple[Any, str | None] = (None, f"result file {path} is larger than {MAX_RESULT_BYTES} bytes")
-            else:
-                with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-                    member = archive.next()
-                    handle = archive.extractfile(member) if member else None
-                    text = handle.read().decode() if handle else ""
-                found = (json.loads(text), None) if text.strip() else (None, None)
-        except NotFound:
-            found = (None, None)  # the task wrote no result: that is allowed
-        except (ValueError, UnicodeDecodeError) as exc:
-            found = (None, f"result file {path} is not JSON: {exc}")
+            found = read_result(container, path, MAX_RESULT_BYTES)
         except APIError as exc:
             return None, f"cannot read result file {path}: {explain(exc)}"  # not cached: may pass later
         self._results[container.id] = found
         return found
 
-    def _remove_earlier_attempts(self, order: dict[str, Any]) -> None:
-        instance = f"{order['task_id']}/{order['index']}"
+    def _remove_earlier_attempts(self, order: StartOrder) -> None:
+        instance = f"{order.task_id}/{order.index}"
         for container in self._own(**{labels.INSTANCE: instance}):
             attempt = int_label(container, labels.ATTEMPT)
             status = container.attrs.get("State", {}).get("Status")
-            if attempt < order["attempt"] and status in ("exited", "dead", "created"):
-                _quietly_remove(container)
+            if attempt < order.attempt and status in ("exited", "dead", "created"):
+                self._remove(container)
                 log.info("removed earlier attempt", extra={"container": container.name})
 
-    def _error_state(self, order: dict[str, Any], name: str, message: str) -> dict[str, Any]:
+    def _error_state(self, order: StartOrder, name: str, message: str) -> dict[str, Any]:
         log.warning("start failed", extra={"container": name, "error": message})
         return order_state(order, name, status="error", error=message)
 
@@ -164,7 +155,7 @@ class DockerRunner:
 
         Reports run every `report_interval`, so this must be cheap: one sparse
         listing, and a full inspect only for a container whose docker status
-        changed since the last call. (An inspect per container per report kept
+        (or health) changed since the last call. (An inspect per container per report kept
         dockerd so busy with a few dozen containers that starts took 30 s.)
         A running or finished container's state is fixed until its status
         changes; transient ones (created, restarting, removing) are never cached.
@@ -172,17 +163,17 @@ class DockerRunner:
         listed = self.client.containers.list(all=True, sparse=True, filters=self._own_filters())
         with self._states_lock:
             known = dict(self._states)
-        fresh: dict[tuple[str, str], dict[str, Any]] = {}
+        fresh: dict[tuple[str, str, str | None], dict[str, Any]] = {}
         states: list[dict[str, Any]] = []
         for sparse in listed:
-            key = (sparse.id, str(sparse.attrs.get("State") or ""))
+            key = (sparse.id, str(sparse.attrs.get("State") or ""), listed_health(str(sparse.attrs.get("Status") or "")))
             state = known.get(key)
             if state is None:
                 full = self._get(sparse.id)
                 if full is None:
                     continue  # removed meanwhile
                 state = self.state(full)
-                key = (full.id, str((full.attrs.get("State") or {}).get("Status") or ""))
+                key = (full.id, str((full.attrs.get("State") or {}).get("Status") or ""), state.get("health"))
             if key[1] in STABLE:
                 fresh[key] = state
             states.append(state)
@@ -226,16 +217,17 @@ class DockerRunner:
         data = newest.logs(stdout=True, stderr=True, tail=max(0, int(tail)) if tail is not None else "all")
         return data.decode("utf-8", errors="replace")
 
-    def deaths(self) -> "DockerDeaths":
-        """Docker's `die` events for this cluster's and node's containers."""
-        return DockerDeaths(self)
+    def changes(self) -> "DockerChanges":
+        """Docker's `die` and `health_status` events for this cluster's and node's containers."""
+        return DockerChanges(self)
 
     def close(self) -> None:
         self.client.close()
 
     # ---- stop --------------------------------------------------------------
     def stop(self, container_ids: Iterable[str]) -> list[str]:
-        """Stop (SIGTERM, then SIGKILL after STOP_TIMEOUT) and remove, in parallel.
+        """Stop (the task's stop signal, then SIGKILL after its stop grace period) and remove,
+        in parallel.
 
         Returns the ids that are gone now; a missing container counts as
         removed. Containers that are not this cluster's and node's are refused.
@@ -261,29 +253,46 @@ class DockerRunner:
             return False
         try:
             if container.status in ("running", "paused", "restarting"):
-                container.stop(timeout=STOP_TIMEOUT)
+                container.stop(timeout=stop_timeout(container))
             container.remove(force=True)
         except NotFound:
+            remove_container_files(self.site, container.name)
             return True
         except APIError as exc:
             if "already in progress" in explain(exc):
                 return True
             log.warning("stop failed", extra={"container": container.name, "error": explain(exc)})
             return False
+        remove_container_files(self.site, container.name)
         log.info("removed", extra={"container": container.name})
         return True
 
+    def _remove(self, container: Container) -> None:
+        """Remove a container that is not running, and its files; quietly (it may be gone)."""
+        try:
+            container.remove(force=True)
+        except (NotFound, APIError) as exc:
+            log.debug("remove failed", extra={"container": container.name, "error": str(exc)})
+        remove_container_files(self.site, container.name)
 
-class DockerDeaths:
-    """The ids of this node's containers as docker reports them dead.
 
-    Each death first drops the runner's cached state of that container:
+def stop_timeout(container: Container) -> int:
+    """The container's own stop grace period (its spec's, given to docker at create)."""
+    found = (container.attrs.get("Config") or {}).get("StopTimeout")
+    return found if isinstance(found, int) and found >= 0 else DEFAULT_STOP_TIMEOUT
+
+
+class DockerChanges:
+    """The ids of this node's containers as docker reports them dead or their health changed.
+
+    Each change first drops the runner's cached state of that container:
     docker's listing may still say "running" for a moment, so the next
     list() inspects it afresh.
     """
 
     def __init__(self, runner: DockerRunner) -> None:
-        filters = {"type": "container", "event": "die",
+        # Docker matches "health_status" against "health_status: healthy" and the others.
+        filters = {"type": "container", "event": ["die", "health_status"],
                    "label": [f"{labels.CLUSTER}={runner.cluster}", f"{labels.NODE}={runner.node}"]}
         self.runner = runner
         self.stream = runner.client.events(decode=True, filters=filters)
@@ -296,10 +305,3 @@ class DockerDeaths:
 
     def close(self) -> None:
         self.stream.close()
-
-
-def _quietly_remove(container: Container) -> None:
-    try:
-        container.remove(force=True)
-    except (NotFound, APIError) as exc:
-        log.debug("remove failed", extra={"container": container.name, "error": str(exc)})

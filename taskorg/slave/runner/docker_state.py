@@ -15,6 +15,7 @@ STATUS = {"created": "created", "running": "running", "paused": "running", "rest
           "removing": "exited", "exited": "exited", "dead": "dead"}
 # Docker statuses whose inspect data stays the same until the status changes.
 STABLE = frozenset({"running", "exited", "dead"})
+HEALTH = ("starting", "healthy", "unhealthy")
 
 
 def container_state(container: Container) -> dict[str, Any]:
@@ -47,7 +48,23 @@ def container_state(container: Container) -> dict[str, Any]:
         "finished_at": finished_at,
         "image": container.attrs.get("Config", {}).get("Image"),
         "error": error,
+        "health": health(docker_state) if status == "running" else None,
     }
+
+
+def health(docker_state: dict[str, Any]) -> str | None:
+    """Docker's health check status (starting, healthy, unhealthy), None without a check."""
+    found = (docker_state.get("Health") or {}).get("Status")
+    return found if found in HEALTH else None
+
+
+def listed_health(status_text: str) -> str | None:
+    """The health in a listing's status text ("Up 3 seconds (health: starting)", "Up 1 hour
+    (unhealthy)"): the listing has no health field, and a cached state must not hide a change."""
+    for word in ("unhealthy", "healthy", "health: starting"):
+        if f"({word})" in status_text:
+            return word.removeprefix("health: ")
+    return None
 
 
 def explain(exc: Exception) -> str:

@@ -8,13 +8,16 @@ A state is the container state of docs/api.md's slave section.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping, Protocol
+from typing import Any, Iterable, Iterator, Protocol
+
+from taskorg.protocol import StartOrder
 
 ContainerState = dict[str, Any]
 
 
-class DeathFeed(Protocol):
-    """Ids of this node's containers as they die; blocks between deaths until closed."""
+class ChangeFeed(Protocol):
+    """Ids of this node's containers as they die or their health changes; blocks between changes
+    until closed."""
 
     def __iter__(self) -> Iterator[str]: ...
 
@@ -25,8 +28,9 @@ class Runner(Protocol):
     cluster: str
     node: str
 
-    def start(self, order: Mapping[str, Any]) -> ContainerState:
-        """Start one attempt of one instance (idempotent); OrderError for a malformed order."""
+    def start(self, order: StartOrder) -> ContainerState:
+        """Start one attempt of one instance (idempotent); OrderError for an order it cannot run.
+        The order was decoded (typed) and checked against the node's policy at the slave's door."""
         ...
 
     def list(self) -> list[ContainerState]:
@@ -45,8 +49,9 @@ class Runner(Protocol):
         """The newest attempt's output; LookupError when the instance has none here."""
         ...
 
-    def deaths(self) -> DeathFeed:
-        """A feed of dying containers, so the reporter reports at once rather than on its next tick."""
+    def changes(self) -> ChangeFeed:
+        """A feed of dying containers and health changes, so the reporter reports at once rather
+        than on its next tick."""
         ...
 
     def close(self) -> None:
