@@ -12,6 +12,7 @@ INSTANCE = "taskorg.instance"  # "<task id>/<replica index>"
 EPOCH = "taskorg.epoch"
 ATTEMPT = "taskorg.attempt"
 JOB = "taskorg.job"
+STOP_GRACE = "taskorg.stop-grace"  # seconds between the stop signal and SIGKILL (the spec's stop_grace_period)
 
 # Node labels taskorg sets itself (registered with the DNS service; users may not set `taskorg.*`).
 NO_MASTER_SERVICE = "taskorg.no-master-service"  # "true": the node runs no master service (setting master_service)

@@ -24,10 +24,12 @@ from werkzeug.serving import make_server
 from taskorg import labels
 from taskorg.config import Config, load_config
 from taskorg.devtools.images import LATEST, REPOSITORY, content_hash
+from taskorg.protocol import StartOrder, convert
 from taskorg.slave.fence import EpochFence
 from taskorg.slave.reporter import Reporter
 from taskorg.slave.runner import DockerRunner
 from taskorg.slave.service import create_app, docker_client as make_docker_client
+from taskorg.spec import RestartPolicy, TaskSpec
 
 pytestmark = pytest.mark.cluster
 
@@ -68,21 +70,24 @@ def free_port(address: str) -> int:
 
 
 def spec(command: list[str] | None = None, **changes: Any) -> dict[str, Any]:
-    base = {
-        "name": "web", "image": LATEST, "command": command or ["sleep", "300"], "entrypoint": None,
-        "env": {"K": "V"}, "ports": [], "volumes": [], "resources": {"cpus": None, "memory": None},
-        "constraints": {"labels": {}, "nodes": []}, "restart": {"policy": "never", "max_attempts": 0},
-        "replicas": 1, "parallel": 1, "after": [], "privileged": False, "network": "bridge",
-        "workdir": None, "user": None, "result_file": None,
-    }
+    """A task spec in its canonical form (as the master sends it), with `changes`."""
+    base = TaskSpec(name="web", image=LATEST, command=tuple(command or ["sleep", "300"]), env={"K": "V"},
+                    restart=RestartPolicy(policy="never", max_attempts=None)).to_dict()
     base.update(changes)
     return base
 
 
-def order(task_id: str = "t-0000aaaa", index: int = 0, attempt: int = 1, epoch: int = 1,
-          **spec_changes: Any) -> dict[str, Any]:
+def order_data(task_id: str = "t-0000aaaa", index: int = 0, attempt: int = 1, epoch: int = 1,
+               **spec_changes: Any) -> dict[str, Any]:
+    """A start order as the wire carries it (what the master posts)."""
     return {"epoch": epoch, "task_id": task_id, "index": index, "attempt": attempt, "job": "j-0000bbbb",
             "spec": spec(**spec_changes), "env": {"FROM_ORDER": "yes"}}
+
+
+def order(task_id: str = "t-0000aaaa", index: int = 0, attempt: int = 1, epoch: int = 1,
+          **spec_changes: Any) -> StartOrder:
+    """A start order as the slave's door hands it to the runner."""
+    return convert(order_data(task_id, index, attempt, epoch, **spec_changes), StartOrder)
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -154,6 +159,7 @@ def test_start_labels_env_and_resources(runner: DockerRunner, docker_client: doc
     assert attrs["Config"]["Labels"] == {
         labels.CLUSTER: cluster, labels.NODE: "node1", labels.TASK: "t-0000aaaa",
         labels.INSTANCE: "t-0000aaaa/0", labels.EPOCH: "1", labels.ATTEMPT: "1", labels.JOB: "j-0000bbbb",
+        labels.STOP_GRACE: "10",
     }
     env = set(attrs["Config"]["Env"])
     assert {"K=V", "FROM_ORDER=yes", "TASKORG_TASK_ID=t-0000aaaa", "TASKORG_INDEX=0",
@@ -164,10 +170,11 @@ def test_start_labels_env_and_resources(runner: DockerRunner, docker_client: doc
     assert attrs["Config"]["WorkingDir"] == "/tmp" and attrs["Config"]["User"] == "nobody"
 
 
-def test_no_resources_means_no_limits(runner: DockerRunner, docker_client: docker.DockerClient) -> None:
+def test_no_resources_means_the_node_defaults(runner: DockerRunner, docker_client: docker.DockerClient) -> None:
     state = runner.start(order())
     host = docker_client.containers.get(state["container_id"]).attrs["HostConfig"]
-    assert host["NanoCpus"] == 0 and host["Memory"] == 0
+    assert host["NanoCpus"] == 0 and host["Memory"] == 512 * 1024 * 1024 and host["PidsLimit"] == 512
+    assert host["SecurityOpt"] == ["no-new-privileges"] and host["CapDrop"] == ["NET_RAW"]
 
 
 def test_ports_are_published_on_the_node_address(runner: DockerRunner, docker_client: docker.DockerClient,
@@ -337,7 +344,7 @@ def test_app_requires_the_secret(app_factory: Callable[[], Flask]) -> None:
 
 def test_app_start_list_logs_stop(app_factory: Callable[[], Flask]) -> None:
     client = app_factory().test_client()
-    body = order(epoch=2, command=["sh", "-c", "echo via-http; sleep 300"])
+    body = order_data(epoch=2, command=["sh", "-c", "echo via-http; sleep 300"])
     answer = client.post("/v1/containers", json=body, headers=AUTH)
     assert answer.status_code == 201, answer.json
     assert client.post("/v1/containers", json=body, headers=AUTH).json["container_id"] == answer.json["container_id"]
@@ -357,11 +364,11 @@ def test_app_rejects_bad_orders(app_factory: Callable[[], Flask]) -> None:
     client = app_factory().test_client()
     missing = client.post("/v1/containers", json={"epoch": 1}, headers=AUTH)
     assert missing.status_code == 400 and "task_id" in missing.json["error"]
-    bad = client.post("/v1/containers", json={**order(), "index": "zero"}, headers=AUTH)
+    bad = client.post("/v1/containers", json={**order_data(), "index": "zero"}, headers=AUTH)
     assert bad.status_code == 400 and "'index'" in bad.json["error"]
-    broken = client.post("/v1/containers", json=order(ports=[{"host": 1}]), headers=AUTH)
+    broken = client.post("/v1/containers", json=order_data(ports=[{"host": 1}]), headers=AUTH)
     assert broken.status_code == 400 and "'spec'" in broken.json["error"]
-    failed = client.post("/v1/containers", json=order(image="taskorg/nope:1"), headers=AUTH)
+    failed = client.post("/v1/containers", json=order_data(image="taskorg/nope:1"), headers=AUTH)
     assert failed.status_code == 200 and failed.json["status"] == "error"
 
 
@@ -370,14 +377,14 @@ def test_app_fences_older_masters_across_restarts(app_factory: Callable[[], Flas
     assert client.post("/v1/epoch", json={"epoch": 4}, headers=AUTH).json == {"epoch": 4}
 
     restarted = app_factory().test_client()  # a new EpochFence on the same file
-    for path, body in (("/v1/containers", order(epoch=3)),
+    for path, body in (("/v1/containers", order_data(epoch=3)),
                        ("/v1/containers/stop", {"epoch": 3, "task_id": "t-0000aaaa"}),
                        ("/v1/epoch", {"epoch": 3})):
         answer = restarted.post(path, json=body, headers=AUTH)
         assert answer.status_code == 409, path
         assert answer.json == {"error": "fenced: command from epoch 3, this slave has seen epoch 4", "epoch": 4}
     assert restarted.get("/v1/containers", headers=AUTH).json["containers"] == []
-    assert restarted.post("/v1/containers", json=order(epoch=5), headers=AUTH).status_code == 201
+    assert restarted.post("/v1/containers", json=order_data(epoch=5), headers=AUTH).status_code == 201
     assert restarted.get("/v1/containers", headers=AUTH).json["epoch"] == 5
 
 
@@ -521,7 +528,7 @@ def test_service_process_waits_for_identity_and_adopts_after_restart(cluster: st
         assert listing() is None and slave.poll() is None  # waiting for the node service
         (tmp_path / "node.json").write_text(json.dumps({"node": "node4", "number": 4, "address": address}))
         assert wait_for(listing, what="the slave service")["node"] == "node4"
-        started = session.post(url, json=order(epoch=2), timeout=10).json()
+        started = session.post(url, json=order_data(epoch=2), timeout=10).json()
         assert started["status"] == "running"
 
         slave.send_signal(signal.SIGTERM)

@@ -41,7 +41,8 @@ def order(job: str = "j-7", **changes: Any) -> StartOrder:
 def test_labels_and_environment() -> None:
     args = create_args(order(labels={"team": "lab", labels.NODE: "forged"}), "tk-x", SITE)
     assert args["labels"] == {"team": "lab", labels.CLUSTER: "unit", labels.NODE: "node2", labels.TASK: "t-1",
-                              labels.INSTANCE: "t-1/2", labels.EPOCH: "4", labels.ATTEMPT: "3", labels.JOB: "j-7"}
+                              labels.INSTANCE: "t-1/2", labels.EPOCH: "4", labels.ATTEMPT: "3", labels.JOB: "j-7",
+                              labels.STOP_GRACE: "10"}
     env = args["environment"]
     assert (env["A"], env["B"], env["C"]) == ("true", "order", "")
     assert (env["TASKORG_TASK_ID"], env["TASKORG_INDEX"], env["TASKORG_NODE"], env["TASKORG_ATTEMPT"]) == \
@@ -54,7 +55,7 @@ def test_every_container_gets_the_defaults() -> None:
     args = create_args(order(), "tk-x", SITE)
     assert args["security_opt"] == ["no-new-privileges"]
     assert (args["pids_limit"], args["mem_limit"], args["cap_drop"]) == (100, 256 * 2**20, ["NET_RAW"])
-    assert args["stop_timeout"] == 10 and "stop_signal" not in args and "cap_add" not in args
+    assert "stop_signal" not in args and "cap_add" not in args
     added_back = create_args(order(cap_add=("NET_RAW",), cap_drop=("MKNOD",)), "tk-x", SITE)
     assert (added_back["cap_add"], added_back["cap_drop"]) == (["NET_RAW"], ["MKNOD"])
 
@@ -81,11 +82,11 @@ def test_a_health_check_reaches_docker_in_nanoseconds() -> None:
 
 
 def test_lifecycle_identity_and_platform_fields() -> None:
-    args = create_args(order(stop_grace_period=30.0, stop_signal="SIGINT", user="1000:1000", workdir="/work",
+    args = create_args(order(stop_grace_period=29.5, stop_signal="SIGINT", user="1000:1000", workdir="/work",
                              entrypoint=("/bin/sh", "-c"), command=("echo hi",), platform="linux/arm64"),
                        "tk-x", SITE)
-    assert (args["stop_timeout"], args["stop_signal"], args["user"], args["working_dir"]) == \
-        (30, "SIGINT", "1000:1000", "/work")
+    assert (args["labels"][labels.STOP_GRACE], args["stop_signal"], args["user"], args["working_dir"]) == \
+        ("30", "SIGINT", "1000:1000", "/work")  # a grace period is never cut short
     assert (args["entrypoint"], args["command"], args["platform"]) == (["/bin/sh", "-c"], ["echo hi"], "linux/arm64")
 
 
@@ -141,5 +142,5 @@ def test_a_compose_service_maps_field_for_field() -> None:
         "    deploy: {resources: {limits: {memory: 128M}, reservations: {memory: 64M}}}\n", "c.yml")
     args = create_args(StartOrder(epoch=1, task_id="t-2", index=0, attempt=0, spec=job.task("web")), "tk-w", SITE)
     assert args["healthcheck"]["Interval"] == 5 * 10**9 and args["healthcheck"]["Retries"] == 2
-    assert (args["stop_timeout"], args["working_dir"], args["labels"]["tier"]) == (90, "/srv", "front")
+    assert (args["labels"][labels.STOP_GRACE], args["working_dir"], args["labels"]["tier"]) == ("90", "/srv", "front")
     assert (args["mem_limit"], args["ports"]) == (128 * 2**20, {"80/tcp": ("127.0.9.5", 8000)})

@@ -9,6 +9,7 @@ something to Docker is mapped here (docs/spec.md, "What the runner honours").
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -100,7 +101,6 @@ def _create_args(order: StartOrder, name: str, site: Site) -> dict[str, Any]:
         "working_dir": spec.workdir,
         "user": spec.user,
         "mounts": mounts,
-        "stop_timeout": max(0, round(spec.stop_grace_period)),
         # Defaults for every container: no privilege gained through setuid binaries, a bounded
         # number of processes (a fork bomb stops at it), no raw sockets unless the spec adds them.
         "security_opt": ["no-new-privileges"],
@@ -147,6 +147,8 @@ def own_labels(order: StartOrder, site: Site) -> dict[str, str]:
         labels.EPOCH: str(order.epoch),
         labels.ATTEMPT: str(order.attempt),
         labels.JOB: order.job or "",
+        # docker-py's create takes no stop timeout: the runner's stop reads it here.
+        labels.STOP_GRACE: str(max(0, math.ceil(order.spec.stop_grace_period))),
     }
 
 

@@ -277,9 +277,9 @@ class DockerRunner:
 
 
 def stop_timeout(container: Container) -> int:
-    """The container's own stop grace period (its spec's, given to docker at create)."""
-    found = (container.attrs.get("Config") or {}).get("StopTimeout")
-    return found if isinstance(found, int) and found >= 0 else DEFAULT_STOP_TIMEOUT
+    """The container's own stop grace period (its spec's, in its label; Docker's 10 s without one)."""
+    found = int_label(container, labels.STOP_GRACE) if (container.labels or {}).get(labels.STOP_GRACE) else None
+    return DEFAULT_STOP_TIMEOUT if found is None else found
 
 
 class DockerChanges:
