@@ -25,6 +25,7 @@ from taskorg.spec.sizes import parse_size
 
 
 RUNNERS = ("docker", "standin")
+SERVICE_PORT_RANGE = range(23333, 23381)  # the cluster's own ports (the original Task-Org ports)
 RESERVED_LABEL_PREFIX = "taskorg."  # node labels taskorg sets itself (taskorg/labels.py)
 
 
@@ -122,10 +123,12 @@ class Config:
         return f"master.{self.suffix}"
 
     @property
-    def service_ports(self) -> range:
-        """The cluster's own port range (23333-23380 by default): no task may publish into it."""
-        ports = (self.dns_api_port, self.slave_port, self.master_port, self.node_port, self.webview_port)
-        return range(min(ports), max(ports) + 1)
+    def service_ports(self) -> frozenset[int]:
+        """The cluster's own ports, which no task may publish: the range 23333-23380 and every
+        service port configured (a task there could catch secrets while a service restarts)."""
+        configured = {self.dns_port, self.dns_api_port, self.slave_port, self.master_port, self.node_port,
+                      self.webview_port}
+        return frozenset(SERVICE_PORT_RANGE) | configured
 
     def url(self, address: str, port: int) -> str:
         return f"http://{address}:{port}"

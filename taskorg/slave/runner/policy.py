@@ -27,7 +27,7 @@ DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 SYSTEM_PATHS = ("/etc", "/proc", "/sys", "/dev", "/boot", "/root")
 # Capabilities a container keeps only when its spec adds them back (and the policy lets it).
 DROPPED_BY_DEFAULT = ("NET_RAW",)
-DEFAULT_SERVICE_PORTS = range(23333, 23381)
+DEFAULT_SERVICE_PORTS = frozenset(range(23333, 23381))
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class NodePolicy:
 
     spec: SpecPolicy = field(default_factory=SpecPolicy)
     allow_low_ports: bool = False
-    service_ports: range = DEFAULT_SERVICE_PORTS
+    service_ports: frozenset[int] = DEFAULT_SERVICE_PORTS
     state_dir: str = "/var/lib/taskorg"
 
     @classmethod
@@ -116,9 +116,8 @@ def _check_port(host: int | None, where: str, policy: NodePolicy) -> None:
     if host is None:
         return
     if host in policy.service_ports:
-        ports = policy.service_ports
-        raise OrderError(f"order field 'spec.{where}.host': port {host} is refused: "
-                         f"{ports.start}-{ports.stop - 1} are the cluster's own service ports")
+        raise OrderError(f"order field 'spec.{where}.host': port {host} is refused: it is one of the "
+                         "cluster's own service ports (23333-23380 and those configured)")
     if host < 1024 and not policy.allow_low_ports:
         raise OrderError(_refused(f"{where}.host", f"port {host} (below 1024)", "allow_low_ports"))
 
