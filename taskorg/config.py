@@ -230,11 +230,12 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"setting 'labels': the prefix '{RESERVED_LABEL_PREFIX}' is taskorg's own, "
                           f"got {', '.join(reserved)}")
     try:
-        if parse_size(config.default_memory_limit) < 4 * 1024**2:
-            raise ConfigError(f"setting 'default_memory_limit': at least 4M (Docker's minimum), "
-                              f"got {config.default_memory_limit!r}")
+        memory = parse_size(config.default_memory_limit)
     except ValueError as exc:
         raise ConfigError(f"setting 'default_memory_limit': {exc}") from None
+    if memory < 4 * 1024**2:
+        raise ConfigError(f"setting 'default_memory_limit': at least 4M (Docker's minimum), "
+                          f"got {config.default_memory_limit!r}")
     if config.default_pids_limit < 1 or config.image_pull_timeout <= 0:
         raise ConfigError("settings 'default_pids_limit' and 'image_pull_timeout' must be positive")
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
