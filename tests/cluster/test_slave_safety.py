@@ -34,8 +34,8 @@ from taskorg import labels
 from taskorg.slave.runner import DockerRunner
 from taskorg.slave.runner.create_args import Site
 from taskorg.slave.runner.docker_images import ensure_image
-from tests.cluster.test_slave_runner import (SECRET, address, cluster, free_port, http, order,  # noqa: F401
-                                             order_data, state_of, wait_for)
+from tests.cluster.test_slave_runner import (SECRET, FakeMaster, address, cluster, free_port, http,  # noqa: F401
+                                             master, order, order_data, reporter_for, state_of, wait_for)
 
 pytestmark = pytest.mark.cluster
 
@@ -171,6 +171,25 @@ def test_health_is_reported_and_its_changes_are_fed(site_runner: DockerRunner) -
     assert plain["health"] is None  # no check, no health
 
 
+def test_the_reporter_sends_a_health_change_at_once(site_runner: DockerRunner, master: FakeMaster,
+                                                     tmp_path: Path, address: str) -> None:
+    state = site_runner.start(order(
+        command=["sh", "-c", "sleep 2; touch /tmp/ok; sleep 300"],
+        healthcheck={"test": ["CMD-SHELL", "test -f /tmp/ok"], "interval": 0.3, "timeout": 1.0, "retries": 100,
+                     "start_period": 0.0, "start_interval": 5.0}))
+    reporter = reporter_for(site_runner, master, tmp_path, address, interval=60)  # only the first tick runs
+    reporter.start()
+    try:
+        wait_for(lambda: master.reports, what="the first report")
+        assert master.reports[0]["containers"][0]["health"] == "starting"
+        healthy = wait_for(lambda: next((c for r in master.reports for c in r["containers"]
+                                         if c["container_id"] == state["container_id"] and c["health"] == "healthy"),
+                                        None), timeout=10, what="a report of the healthy container")
+        assert healthy["status"] == "running"
+    finally:
+        reporter.stop()
+
+
 RESULTS = [
     ("mkdir -p $R/a/b && for i in $(seq 200); do head -c 100000 /dev/zero > $R/a/f$i; done",
      "is a directory, not one regular file: not read"),
@@ -188,9 +207,9 @@ def test_a_result_path_that_is_not_one_small_regular_file_is_named_not_read(
                         and s, timeout=30, what="the task to finish")
     assert finished["result"] is None and finished["result_error"] == f"result file /tmp/taskorg-result.json {error}"
     started = time.monotonic()
-    site_runner._results.clear()  # read it again, as a restarted slave would
-    assert state_of(site_runner, state["container_id"])["result_error"] == finished["result_error"]
-    assert time.monotonic() - started < 2
+    restarted = DockerRunner(site_runner.client, site_runner.cluster, "node1", site=site_runner.site)
+    assert state_of(restarted, state["container_id"])["result_error"] == finished["result_error"]
+    assert time.monotonic() - started < 2  # read again as a restarted slave would: the stat alone
 
 
 def test_a_small_result_is_read(site_runner: DockerRunner) -> None:
