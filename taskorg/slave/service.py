@@ -123,7 +123,9 @@ def open_runner(config: Config, node: str) -> Runner:
         return StandInRunner(config.cluster, node, address=config.node_address, site=site)
     client = docker_client(config.docker_socket)
     wait_for_docker(client)
-    return DockerRunner(client, config.cluster, node, site=site, pull_timeout=config.image_pull_timeout)
+    runner = DockerRunner(client, config.cluster, node, site=site, pull_timeout=config.image_pull_timeout)
+    runner.sweep_files()
+    return runner
 
 
 def runner_site(config: Config, node: str) -> Site:

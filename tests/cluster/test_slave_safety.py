@@ -263,3 +263,14 @@ def test_a_pull_that_stalls_ends_at_its_deadline(site_runner: DockerRunner, sile
     assert state["error"] == (f"image {silent_registry}/none:latest not found on node1 and could not be pulled: "
                               "the pull took longer than 1.5 s (setting image_pull_timeout)")
     assert 1.4 < took < 5
+
+
+def test_files_of_containers_gone_while_the_slave_was_down_are_swept(site_runner: DockerRunner,
+                                                                     tmp_path: Path) -> None:
+    live = site_runner.start(order(secrets=[{"name": "t", "target": "/run/secrets/t", "content": "x",
+                                             "mode": None, "uid": None, "gid": None}]))
+    files = tmp_path / "slave" / "files"
+    (files / "tk-gone-container").mkdir()
+    (files / "tk-gone-container" / "secret-0").write_text("old")
+    site_runner.sweep_files()
+    assert sorted(entry.name for entry in files.iterdir()) == [live["name"]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 from taskorg.slave.runner.create_args import Site, container_files_dir, file_mounts
 from taskorg.spec import TaskSpec
@@ -43,3 +44,15 @@ def _number(owner: str | None) -> int:
 def remove_container_files(site: Site, name: str) -> None:
     """Remove what write_container_files wrote for `name` (nothing there is fine)."""
     shutil.rmtree(container_files_dir(site, name), ignore_errors=True)
+
+
+def sweep_container_files(site: Site, keep: set[str]) -> list[str]:
+    """Remove the files of every container not in `keep` (those removed while the slave was down,
+    e.g. by `cluster down`); the names removed. Only at start-up: a start writes files first."""
+    folder = Path(site.files_dir)
+    if not folder.is_dir():
+        return []
+    gone = sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and entry.name not in keep)
+    for name in gone:
+        remove_container_files(site, name)
+    return gone

@@ -20,7 +20,8 @@ from docker.models.containers import Container
 from taskorg import labels
 from taskorg.logs import get_logger
 from taskorg.protocol import StartOrder
-from taskorg.slave.runner.container_files import remove_container_files, write_container_files
+from taskorg.slave.runner.container_files import (remove_container_files, sweep_container_files,
+                                                   write_container_files)
 from taskorg.slave.runner.create_args import RESULT_FILE, Site, create_args, shared_job_dir
 from taskorg.slave.runner.docker_images import DEFAULT_PULL_TIMEOUT, ensure_image
 from taskorg.slave.runner.docker_results import MAX_RESULT_BYTES, Result, read_result
@@ -91,6 +92,12 @@ class DockerRunner:
             self._make_shared_dir(order)
             write_container_files(self.site, name, order.spec)
             return self._create_and_start(order, name, args)
+
+    def sweep_files(self) -> None:
+        """At start-up: drop the secret and config files of containers that are gone."""
+        gone = sweep_container_files(self.site, {c.name for c in self._own()})
+        if gone:
+            log.info("removed files of gone containers", extra={"count": len(gone)})
 
     def _lock_for(self, name: str) -> threading.Lock:
         return self._locks[zlib.crc32(name.encode()) % len(self._locks)]
