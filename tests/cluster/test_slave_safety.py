@@ -274,3 +274,52 @@ def test_files_of_containers_gone_while_the_slave_was_down_are_swept(site_runner
     (files / "tk-gone-container" / "secret-0").write_text("old")
     site_runner.sweep_files()
     assert sorted(entry.name for entry in files.iterdir()) == [live["name"]]
+
+
+@pytest.fixture
+def fake_registry() -> Iterator[tuple[str, list[str]]]:
+    """A registry on loopback that asks for Basic credentials and records every Authorization header."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Registry(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            seen.append(self.headers.get("Authorization") or "")
+            if not self.headers.get("Authorization"):
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="test"')
+            else:
+                self.send_response(404)
+            self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_pull_carries_the_registry_credentials_of_the_nodes_docker_config(
+        fake_registry: tuple[str, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    registry, seen = fake_registry
+    token = base64.b64encode(b"lab:pa55word").decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {registry: {"auth": token}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # read by docker-py when the client is made
+    client = docker.DockerClient(base_url="unix:///var/run/docker.sock", timeout=30)
+    try:
+        problem = ensure_image(client, f"{registry}/none:latest", "node1", timeout=20)
+    finally:
+        client.close()
+    assert problem is not None and "could not be pulled" in problem
+    assert f"Basic {token}" in seen, seen
