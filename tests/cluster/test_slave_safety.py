@@ -83,8 +83,13 @@ CRAFTED = [
     ({"privileged": True}, "order field 'spec.privileged'"),
     ({"network": "host"}, "order field 'spec.network'"),
     ({"network": "container:" + "0" * 64}, "order field 'spec.network'"),
-    ({"volumes": [volume("/")]}, "order field 'spec.volumes[0]'"),
-    ({"volumes": [volume("/var/run/docker.sock", "/var/run/docker.sock")]}, "order field 'spec.volumes[0]'"),
+    ({"volumes": [volume("/")]}, "order field 'spec.volumes[0].source': host path / is refused: it gives the "
+                                 "container the node's docker engine (never allowed)"),
+    ({"volumes": [volume("/var/run/docker.sock", "/var/run/docker.sock")]},
+     "order field 'spec.volumes[0].source': host path /var/run/docker.sock is refused: it gives the container "
+     "the node's docker engine (never allowed)"),
+    ({"volumes": [volume("/etc")]}, "order field 'spec.volumes[0]': host path /etc is refused by the cluster "
+                                    "policy (the cluster setting allow_host_paths: true allows it)"),
     ({"cap_add": ["NET_RAW"]}, "order field 'spec.cap_add'"),
     ({"ports": [{"host": 23335, "container": 80, "protocol": "tcp", "host_ip": None}]},
      "order field 'spec.ports[0].host': port 23335 is refused: it is one of the cluster's own service ports"),

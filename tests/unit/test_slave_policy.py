@@ -54,8 +54,12 @@ def test_a_plain_spec_passes_and_so_does_what_the_policy_allows() -> None:
     ({"privileged": True}, "order field 'spec.privileged': privileged containers are refused"),
     ({"network": "host"}, "order field 'spec.network': host networking is refused"),
     ({"network": "container:0123abcd"}, "order field 'spec.network': must be bridge, host or none"),
-    ({"volumes": bind("/")}, "order field 'spec.volumes[0]': host path / is refused"),
-    ({"volumes": bind("/var/run/docker.sock")}, "order field 'spec.volumes[0]': host path /var/run/docker.sock"),
+    ({"volumes": bind("/")}, "order field 'spec.volumes[0].source': host path / is refused: it gives the "
+                             "container the node's docker engine (never allowed)"),
+    ({"volumes": bind("/var/run/docker.sock")}, "order field 'spec.volumes[0].source': host path "
+                                                "/var/run/docker.sock is refused: it gives the container"),
+    ({"volumes": bind("/srv/in")}, "order field 'spec.volumes[0]': host path /srv/in is refused by the cluster "
+                                   "policy (the cluster setting allow_host_paths: true allows it)"),
     ({"volumes": bind("/etc")}, "order field 'spec.volumes[0]'"),
     ({"cap_add": ("NET_RAW",)}, "order field 'spec.cap_add': adding NET_RAW refused by this node's policy"),
     ({"ports": (Port(80, 23335),)}, "order field 'spec.ports[0].host': port 23335 is refused: it is one of "

@@ -51,6 +51,9 @@ def check_start(spec: TaskSpec, policy: NodePolicy,
 
     `resolve` turns a bind's source into the path dockerd will mount (symlinks followed).
     """
+    for index, volume in enumerate(spec.volumes):  # first: no setting makes these safe, say so
+        if volume.type == "bind":
+            _check_never_mounted(volume.source, f"volumes[{index}]", policy, resolve)
     _recheck_task(spec, policy.spec)
     if spec.privileged and not policy.spec.allow_privileged:
         raise OrderError(_refused("privileged", "privileged containers", "allow_privileged"))
@@ -94,6 +97,15 @@ def _check_volume(kind: str, source: str, where: str, policy: NodePolicy,
 def _check_host_path(source: str, where: str, policy: NodePolicy, resolve: Callable[[str], str]) -> None:
     """A host path reaches into the node: never its docker socket (or a directory holding it) or
     taskorg's own state; system paths and any other host path only under allow_host_paths."""
+    path = _check_never_mounted(source, where, policy, resolve)
+    if not policy.spec.allow_host_paths:
+        system = next((p for p in SYSTEM_PATHS if _within(path, p)), None)
+        what = f"the node's {system}" if system else f"host path {source}"
+        raise OrderError(_refused(where, what, "allow_host_paths"))
+
+
+def _check_never_mounted(source: str, where: str, policy: NodePolicy, resolve: Callable[[str], str]) -> str:
+    """The resolved host path, unless it is the docker socket, holds it, or is taskorg's state."""
     field_name = f"spec.{where}.source"
     if not posixpath.isabs(source):
         raise OrderError(f"order field '{field_name}': host path {source!r} is not absolute")
@@ -106,10 +118,7 @@ def _check_host_path(source: str, where: str, policy: NodePolicy, resolve: Calla
     if _within(path, state) or _within(state, path):
         raise OrderError(f"order field '{field_name}': host path {source} is refused: it holds "
                          "taskorg's own state on this node (never allowed)")
-    if not policy.spec.allow_host_paths:
-        system = next((p for p in SYSTEM_PATHS if _within(path, p)), None)
-        what = f"the node's {system}" if system else f"host path {source}"
-        raise OrderError(_refused(where, what, "allow_host_paths"))
+    return path
 
 
 def _check_port(host: int | None, where: str, policy: NodePolicy) -> None:
