@@ -4,8 +4,9 @@ Endpoints are those of docs/api.md's slave section. Commands carry the
 master's epoch and pass the fence first, so a cut-off old master cannot undo
 the new master's work. A start order is decoded as a typed `StartOrder`, then
 held to this node's own copy of the cluster policy (runner/policy.py) before
-any runner sees it: the door is the same for every caller. On start-up the slave only lists and reports its
-labelled containers: what survived a restart is adopted, never restarted.
+any runner sees it: the door is the same for every caller. On start-up the
+slave only lists and reports its labelled containers: what survived a
+restart is adopted, never restarted.
 """
 
 from __future__ import annotations

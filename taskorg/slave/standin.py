@@ -6,8 +6,9 @@ cores), and for tests that need no dockerd. Chosen with the node setting
 `runner: standin`. Everything else on the node is the product's own code.
 
 A start order passes the same door and policy as for the Docker runner and
-is mapped to the same create arguments (the same orders are refused), answered `running` at once, and the instance is in every
-listing until it is stopped or told to finish (`finish`). Its states have
+is mapped to the same create arguments (the same orders are refused),
+answered `running` at once, and the instance is in every listing until it
+is stopped or told to finish (`finish`). Its states have
 the Docker runner's fields, so the master cannot tell them apart.
 """
 

@@ -162,8 +162,8 @@ class DockerRunner:
 
         Reports run every `report_interval`, so this must be cheap: one sparse
         listing, and a full inspect only for a container whose docker status
-        (or health) changed since the last call. (An inspect per container per report kept
-        dockerd so busy with a few dozen containers that starts took 30 s.)
+        (or health) changed since the last call. (An inspect per container per
+        report kept dockerd so busy with a few dozen containers that starts took 30 s.)
         A running or finished container's state is fixed until its status
         changes; transient ones (created, restarting, removing) are never cached.
         """
@@ -173,7 +173,8 @@ class DockerRunner:
         fresh: dict[tuple[str, str, str | None], dict[str, Any]] = {}
         states: list[dict[str, Any]] = []
         for sparse in listed:
-            key = (sparse.id, str(sparse.attrs.get("State") or ""), listed_health(str(sparse.attrs.get("Status") or "")))
+            attrs = sparse.attrs
+            key = (sparse.id, str(attrs.get("State") or ""), listed_health(str(attrs.get("Status") or "")))
             state = known.get(key)
             if state is None:
                 full = self._get(sparse.id)
