@@ -18,10 +18,10 @@ from taskorg.master import state
 from taskorg.master.engine import Engine
 from taskorg.master.events import sse_stream, wait_events
 from taskorg.master.forward import install_forwarding
-from taskorg.master.replication import apply_on_standby
+from taskorg.master.replication import Refused, admit_epoch, apply_on_standby, check_batch
 from taskorg.master.role import NotMaster
 from taskorg.master.state import NoSuchTask
-from taskorg.master.store import GapError
+from taskorg.master.store import BadChange, GapError
 from taskorg.master.views import member_rows, task_detail, task_summaries
 from taskorg.net.client import ServiceError, ServiceUnavailable
 from taskorg.net.server import ApiError, create_service_app, typed_body
@@ -190,18 +190,22 @@ def cluster_routes(engine: Engine) -> Blueprint:
     @routes.post("/v1/replica/apply")
     def replica_apply() -> Any:
         batch = typed_body(ReplicationBatch, "replication batch")
-        fence = engine.store.fence_epoch()
-        if batch.epoch < fence or (engine.role.valid() and batch.epoch <= engine.role.epoch):
-            raise ApiError(409, f"fenced: changes from epoch {batch.epoch}, this replica has seen epoch "
-                                f"{max(fence, engine.role.epoch)}")
+        try:
+            admit_epoch(batch.epoch, engine.store.fence_epoch(), engine.role, engine.members.granted_epoch)
+            check_batch(batch)
+        except Refused as exc:
+            raise ApiError(exc.status, str(exc)) from None
+        except BadChange as exc:
+            raise ApiError(400, f"replication batch refused: {exc}") from None
         if engine.role.active:
             role = engine.role
             engine.set_role(False, role.epoch, 0.0, role.master, role.master_address, role.node)
-        engine.store.raise_fence(batch.epoch)
         try:
             position = apply_on_standby(engine.store, batch)
         except GapError as exc:
             return jsonify(error=f"gap: {exc}", gap=True, seq=engine.store.position()[1]), 409
+        except BadChange as exc:
+            raise ApiError(400, f"replication batch refused: {exc}") from None
         return jsonify(epoch=position[0], seq=position[1])
 
     @routes.get("/v1/state")

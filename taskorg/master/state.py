@@ -88,6 +88,7 @@ class Instance(Stored):
     not_before: float | None = None
     updated_at: float | None = None
     result: str | None = None
+    health: str | None = None  # Docker's health check status of its container: starting, healthy, unhealthy
     # Joined in from the task by the queries that need them; never stored with the instance.
     spec: str | None = None
     job: str | None = None

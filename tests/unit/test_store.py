@@ -310,11 +310,11 @@ def crash_after(store: Store, upserts: int) -> None:
     real = store._upsert
     count = {"n": 0}
 
-    def upsert(table: str, row: dict[str, Any]) -> None:
+    def upsert(table: str, row: dict[str, Any], **where: Any) -> None:
         if count["n"] >= upserts:
             raise Crash()
         count["n"] += 1
-        real(table, row)
+        real(table, row, **where)
 
     store._upsert = upsert  # type: ignore[method-assign]
 
