@@ -132,6 +132,11 @@ def client_routes(engine: Engine) -> Blueprint:
         return Response(sse_stream(engine, int(since)), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
+    @routes.post("/v1/prune")
+    def prune() -> Any:
+        """Remove finished jobs past their retention now (admin; the master also does it every minute)."""
+        return jsonify(removed=engine.prune())
+
     @routes.get("/v1/members")
     def members() -> Any:
         engine.members.refresh()

@@ -22,7 +22,7 @@ import msgspec
 
 from taskorg.config import Config
 from taskorg.logs import get_logger
-from taskorg.master import placement, state
+from taskorg.master import placement, retention, state
 from taskorg.master.members import MemberCache
 from taskorg.master.plan import Membership, membership_events, node_views, plan, reserve
 from taskorg.master.reconcile import RUNNING_GRACE, START_GRACE, Listing, reconcile
@@ -41,6 +41,8 @@ __all__ = ["Engine", "NoSuchTask", "NotMaster", "Role", "RUNNING_GRACE", "START_
 
 log = get_logger("master")
 MAX_START_ANSWERS = 50_000
+PRUNE_EVERY = 60.0  # seconds between automatic prunes of finished jobs
+PRUNE_BATCH = 500  # delete changes per commit: a big prune never holds the lock for long at once
 
 
 def parse_spec(text: str) -> TaskSpec:
@@ -77,6 +79,7 @@ class Engine:
         # Start answers by the slave's own clock (`answered`), until a report listed after them comes:
         # a report listed before a start cannot show its container, however late it arrives.
         self.start_answers: dict[StartKey, float] = {}
+        self.pruned_at = 0.0  # wall clock of the last automatic prune
 
     # ---- role --------------------------------------------------------------------------
     def set_role(self, active: bool, epoch: int, lease_until: float, master: str | None,
@@ -216,6 +219,38 @@ class Engine:
         for node in nodes:
             self.pool.submit(quietly, self.slaves.stop_task, node, self.role.epoch, task_id)
 
+    def prune(self) -> dict[str, int]:
+        """Remove finished jobs past their retention (and old node events), as replicated delete changes."""
+        self.require_active()
+        removed = {"jobs": 0, "events": 0}
+        with self.lock:
+            now = self.clock()
+            jobs = retention.jobs_to_remove(state.finished_jobs(self.store), now, self.config.retain_finished_for,
+                                            self.config.retain_finished_jobs)
+            events = retention.cluster_events_to_remove(state.cluster_events(self.store), now,
+                                                        self.config.retain_finished_for)
+            changes = state.removal_changes(jobs, events)
+            for start in range(0, len(changes), PRUNE_BATCH):
+                self.commit(changes[start:start + PRUNE_BATCH])
+            removed = {"jobs": len(jobs), "events": len(events)}
+        if jobs or events:
+            log.info("pruned finished jobs", extra=removed)
+        return removed
+
+    def _prune_if_due(self) -> None:
+        now = self.clock()
+        if now - self.pruned_at >= PRUNE_EVERY:
+            self.pruned_at = now
+            self.pool.submit(self._prune_quietly)
+
+    def _prune_quietly(self) -> None:
+        try:
+            self.prune()
+        except NotMaster:
+            pass  # the next master prunes
+        except Exception:
+            log.exception("pruning finished jobs failed")
+
     def preview(self, job: JobSpec) -> dict[str, list[str | None]]:
         self.members.refresh()
         nodes = self.node_views()
@@ -272,6 +307,7 @@ class Engine:
         for node, address, order in starts:
             self.starts_in_flight.add((order.task_id, order.index, order.attempt))
             self.pool.submit(self._start, str(node), address, order)
+        self._prune_if_due()
 
     def node_views(self) -> list[placement.NodeView]:
         """Placeable nodes (alive, active, reporting) with what is already reserved on them."""

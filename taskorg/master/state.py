@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Union
 
 from taskorg.master.states import TERMINAL, task_status
-from taskorg.master.store import TABLES, Change, Store
+from taskorg.master.store import TABLES, Change, Delete, Store
 from taskorg.protocol import StartOrder
 from taskorg.spec import JobSpec, TaskSpec
 
@@ -380,6 +380,23 @@ def history_after(store: Store, since: int, limit: int) -> list[dict[str, Any]]:
     return store.rows("SELECT h.id, h.time, h.event, h.task_id, h.idx, h.node, h.detail, t.job, t.name "
                       "FROM history h LEFT JOIN tasks t ON t.id = h.task_id WHERE h.id > ? ORDER BY h.id LIMIT ?",
                       (since, limit))
+
+
+def finished_jobs(store: Store) -> list[tuple[str, float]]:
+    """(job id, when its last task ended) of every job whose tasks have all ended."""
+    rows = store.rows("SELECT job, MAX(updated_at) AS ended FROM tasks GROUP BY job HAVING "
+                      "SUM(status NOT IN ('succeeded', 'failed', 'cancelled')) = 0")
+    return [(r["job"], r["ended"] or 0.0) for r in rows]
+
+
+def cluster_events(store: Store) -> list[tuple[int, float]]:
+    """(history id, time) of the history rows of no task: node events, activations."""
+    return [(r["id"], r["time"] or 0.0) for r in store.rows("SELECT id, time FROM history WHERE task_id IS NULL")]
+
+
+def removal_changes(jobs: Iterable[str], events: Iterable[int]) -> list[Change]:
+    """Delete changes: a job's takes its tasks, instances and history with it (see `store.Delete`)."""
+    return [Delete("jobs", {"id": job}) for job in jobs] + [Delete("history", {"id": event}) for event in events]
 
 
 def last_history_id(store: Store) -> int:
