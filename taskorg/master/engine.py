@@ -298,8 +298,10 @@ class Engine:
             records = membership_events(self.membership, membership, now)
             self.membership = membership
             rows = state.instances_to_plan(self.store, membership.usable)
-            dependencies = state.dependency_states(self.store, (str(r.job) for r in rows if r.status == "waiting"))
-            decided = plan(rows, membership, dependencies, self._spec_of, self.node_views, now)
+            waiting = {str(r.job) for r in rows if r.status == "waiting"}
+            dependencies = state.dependency_states(self.store, waiting)
+            decided = plan(rows, membership, dependencies, self._spec_of, self.node_views, now,
+                           state.healthy_tasks(self.store, waiting))
             records += decided.records + state.reason_records(self.store, decided.reasons, now)
             self._commit_with_task_status(records)
             starts = [(p.instance.node, p.address, state.start_order(self.store, p.instance, p.spec, self.role.epoch))

@@ -159,7 +159,7 @@ def task_result(instances: list[Instance]) -> str | None:
 
 def first_status(spec: TaskSpec) -> str:
     """A task that runs after others waits for them; any other is pending at once."""
-    return "waiting" if spec.after else "pending"
+    return "waiting" if spec.waits_for else "pending"
 
 
 def job_records(job: JobSpec, source: str, request_id: str | None, now: float) -> tuple[list[Record], dict[str, Any]]:
@@ -312,6 +312,18 @@ def dependency_states(store: Store, jobs: Iterable[str]) -> dict[tuple[str, str]
     return {(r["job"], r["name"]): r["status"] for r in found}
 
 
+def healthy_tasks(store: Store, jobs: Iterable[str]) -> set[tuple[str, str]]:
+    """(job, task name) of the tasks of these jobs whose every instance runs and is healthy (an instance
+    whose container has no health check counts as healthy once it runs)."""
+    wanted = sorted(set(jobs))
+    if not wanted:
+        return set()
+    rows = store.rows("SELECT t.job, t.name FROM tasks t WHERE t.job IN (SELECT value FROM json_each(?)) AND "
+                      "NOT EXISTS (SELECT 1 FROM instances i WHERE i.task_id = t.id AND "
+                      "(i.status != 'running' OR COALESCE(i.health, 'healthy') != 'healthy'))", (json.dumps(wanted),))
+    return {(r["job"], r["name"]) for r in rows}
+
+
 def live_placements(store: Store) -> list[tuple[str, str]]:
     """(task id, node) of every starting or running instance: what each node has reserved."""
     return [(r["task_id"], r["node"]) for r in
@@ -329,7 +341,8 @@ def task_summaries(store: Store, state: str | None = None, node: str | None = No
                    name: str | None = None, job: str | None = None) -> list[dict[str, Any]]:
     sql = ("SELECT t.id, t.job, t.name, t.status, t.desired, t.reason, t.created_at, t.updated_at, "
            "j.name AS job_name, "
-           "(SELECT json_group_array(json_object('index', idx, 'node', node, 'status', status, 'attempt', attempt)) "
+           "(SELECT json_group_array(json_object('index', idx, 'node', node, 'status', status, 'attempt', attempt, "
+           "'health', health)) "
            " FROM instances i WHERE i.task_id = t.id) AS instances "
            "FROM tasks t LEFT JOIN jobs j ON j.id = t.job WHERE 1=1")
     params: list[Any] = []
@@ -358,7 +371,7 @@ def task_with_job(store: Store, task_id: str) -> dict[str, Any]:
 
 def instance_details(store: Store, task_id: str) -> list[dict[str, Any]]:
     return store.rows("SELECT idx, node, status, attempt, restarts, exit_code, container_id, error, started_at, "
-                      "finished_at FROM instances WHERE task_id = ? ORDER BY idx", (task_id,))
+                      "finished_at, health FROM instances WHERE task_id = ? ORDER BY idx", (task_id,))
 
 
 def task_history(store: Store, task_id: str) -> list[dict[str, Any]]:
