@@ -20,15 +20,18 @@ from taskorg.master.events import sse_stream, wait_events
 from taskorg.master.forward import install_forwarding
 from taskorg.master.replication import Refused, admit_epoch, apply_on_standby, check_batch
 from taskorg.master.role import NotMaster
-from taskorg.master.state import NoSuchTask
+from taskorg.master.state import NoSuchJob, NoSuchTask
 from taskorg.master.store import BadChange, GapError
-from taskorg.master.views import member_rows, task_detail, task_summaries
+from taskorg.master.views import job_detail, job_summaries, member_rows, task_detail, task_summaries
 from taskorg.net.client import ServiceError, ServiceUnavailable
 from taskorg.net.server import ApiError, create_service_app, typed_body
 from taskorg.protocol import ReplicationBatch, Report, RolePush
 from taskorg.spec import JobSpec, SpecError, SpecPolicy, job_from_dict, parse_spec_text
 
 MAX_SPEC_BYTES = 1024 * 1024
+MAX_JOBS_LISTED = 10_000
+# `tail=all`: the slave takes a line count, so "all" is this many (Docker's log, newest lines).
+ALL_LOG_LINES = 1_000_000
 
 
 def create_app(engine: Engine) -> Flask:
@@ -44,6 +47,10 @@ def create_app(engine: Engine) -> Flask:
     @app.errorhandler(NoSuchTask)
     def _unknown(exc: NoSuchTask) -> Any:
         return jsonify(error=f"no such task: {exc.task_id}"), 404
+
+    @app.errorhandler(NoSuchJob)
+    def _unknown_job(exc: NoSuchJob) -> Any:
+        return jsonify(error=f"no such job: {exc.job_id}"), 404
 
     app.register_blueprint(client_routes(engine))
     app.register_blueprint(cluster_routes(engine))
@@ -73,6 +80,29 @@ def client_routes(engine: Engine) -> Blueprint:
                                  "it may be lost if the master dies now", **answer), 503
         return jsonify(answer), 201
 
+    @routes.get("/v1/jobs")
+    def jobs() -> Any:
+        engine.require_active()
+        limit_text, before_text = request.args.get("limit", "100"), request.args.get("before")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_JOBS_LISTED:
+            raise ApiError(400, f"limit: expected a whole number from 1 to {MAX_JOBS_LISTED}, got {limit_text!r}")
+        before = None
+        if before_text is not None:
+            try:
+                before = float(before_text)
+            except ValueError:
+                raise ApiError(400, f"before: expected a time (seconds since the epoch), got {before_text!r}") from None
+        return jsonify(jobs=job_summaries(engine.store, int(limit_text), before))
+
+    @routes.get("/v1/jobs/<job_id>")
+    def job(job_id: str) -> Any:
+        engine.require_active()
+        return jsonify(job_detail(engine.store, job_id))
+
+    @routes.delete("/v1/jobs/<job_id>")
+    def cancel_job(job_id: str) -> Any:
+        return jsonify(engine.cancel_job(job_id))
+
     @routes.get("/v1/tasks")
     def tasks() -> Any:
         engine.require_active()
@@ -96,8 +126,11 @@ def client_routes(engine: Engine) -> Blueprint:
     def logs(task_id: str) -> Any:
         engine.require_active()
         index_text, tail_text = request.args.get("index", "0"), request.args.get("tail", "200")
+        if tail_text == "all":
+            tail_text = str(ALL_LOG_LINES)
         if not index_text.isdigit() or not tail_text.isdigit():
-            raise ApiError(400, "index and tail must be whole numbers")
+            raise ApiError(400, f"index must be a whole number and tail a whole number or 'all', got index "
+                                f"{index_text!r:.40}, tail {tail_text!r:.40}")
         index = int(index_text)
         inst = state.instance(engine.store, task_id, index)
         if inst is None:

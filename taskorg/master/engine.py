@@ -200,6 +200,27 @@ class Engine:
         self._stop_task_on(nodes, task_id)
         return {"id": task_id, "status": status}
 
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """Cancel every task of a job in one commit; each task's status after."""
+        with self.lock:
+            self.require_active()
+            records: list[Record] = []
+            answers, nodes = [], {}
+            for task_id in state.job_task_ids(self.store, job_id):
+                task = state.task(self.store, task_id)
+                if task.desired != "cancelled":
+                    cancelled, task_status = state.cancel_records(task, state.instances(self.store, task_id),
+                                                                  self.clock())
+                    records += cancelled
+                    nodes[task_id] = self._nodes_of(task_id)
+                else:
+                    task_status = task.status
+                answers.append({"id": task_id, "status": task_status})
+            self.commit(records)
+        for task_id, on in nodes.items():
+            self._stop_task_on(on, task_id)
+        return {"id": job_id, "tasks": answers}
+
     def restart(self, task_id: str) -> dict[str, Any]:
         with self.lock:
             self.require_active()

@@ -32,6 +32,14 @@ class NoSuchTask(LookupError):
         self.task_id = task_id
 
 
+class NoSuchJob(LookupError):
+    """No job has this id."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+
 class Stored:
     """A record that is one row of the store's table `TABLE`."""
 
@@ -337,10 +345,35 @@ def spec_texts(store: Store, task_ids: Iterable[str]) -> dict[str, str]:
 
 
 # ---- queries for the API (read models) ---------------------------------------------------------
+JOB_SUMMARY = ("SELECT j.id, j.name, j.submitted_at, "
+               "(SELECT COUNT(*) FROM tasks t WHERE t.job = j.id) AS tasks, "
+               "(SELECT json_group_object(status, n) FROM (SELECT status, COUNT(*) AS n FROM tasks t "
+               " WHERE t.job = j.id GROUP BY status)) AS counts, "
+               "(SELECT MAX(updated_at) FROM tasks t WHERE t.job = j.id) AS updated_at FROM jobs j ")
+
+
+def job_summaries(store: Store, limit: int, before: float | None = None) -> list[dict[str, Any]]:
+    """The newest `limit` jobs submitted before `before` (all when None), newest first."""
+    where, params = ("WHERE j.submitted_at < ? ", [before]) if before is not None else ("", [])
+    return store.rows(JOB_SUMMARY + where + "ORDER BY j.submitted_at DESC, j.id LIMIT ?", [*params, limit])
+
+
+def job_summary(store: Store, job_id: str) -> dict[str, Any]:
+    found = store.row(JOB_SUMMARY + "WHERE j.id = ?", (job_id,))
+    if found is None:
+        raise NoSuchJob(job_id)
+    return found
+
+
+def job_task_ids(store: Store, job_id: str) -> list[str]:
+    job_summary(store, job_id)  # NoSuchJob
+    return [r["id"] for r in store.rows("SELECT id FROM tasks WHERE job = ? ORDER BY created_at", (job_id,))]
+
+
 def task_summaries(store: Store, state: str | None = None, node: str | None = None,
                    name: str | None = None, job: str | None = None) -> list[dict[str, Any]]:
     sql = ("SELECT t.id, t.job, t.name, t.status, t.desired, t.reason, t.created_at, t.updated_at, "
-           "j.name AS job_name, "
+           "j.name AS job_name, json_extract(t.spec, '$.after') AS after, "
            "(SELECT json_group_array(json_object('index', idx, 'node', node, 'status', status, 'attempt', attempt, "
            "'health', health)) "
            " FROM instances i WHERE i.task_id = t.id) AS instances "

@@ -145,6 +145,7 @@ class Store:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_request ON jobs(request_id)")
         self.db.execute("CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks(status, updated_at)")
+        self.db.execute("CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs(submitted_at)")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
