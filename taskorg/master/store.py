@@ -1,6 +1,7 @@
 """Master state in SQLite (WAL), changed only through a numbered change log.
 
-Every change is a whole-row upsert, so applying it is deterministic and
+Every change is a whole-row upsert or a delete by key (a job's takes its
+tasks, instances and history along), so applying it is deterministic and
 idempotent: the active master commits rows and log entries in one
 transaction, and a standby applies the same entries (or a snapshot) to its
 replica. The replica position is (epoch of the last change, its sequence
@@ -268,7 +269,8 @@ class Store:
                 if entry["seq"] != seq + 1:
                     raise GapError(f"expected change {seq + 1}, got {entry['seq']}")
                 op = entry.get("op", "put")
-                change: Change = Delete(entry["table"], entry["row"]) if op == "delete" else (entry["table"], entry["row"])
+                table, row = entry["table"], entry["row"]
+                change: Change = Delete(table, row) if op == "delete" else (table, row)
                 self._apply(change)
                 self.db.execute("INSERT OR REPLACE INTO changelog VALUES (?,?,?,?,?)",
                                 (entry["seq"], entry["epoch"], entry["table"], json.dumps(entry["row"]), op))
