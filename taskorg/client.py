@@ -309,6 +309,10 @@ class Client:
     def status(self) -> dict[str, Any]:
         return dict(self.call("GET", "/v1/status"))
 
+    def prune(self) -> dict[str, Any]:
+        """Remove finished jobs past their retention now (the master also does it every minute)."""
+        return dict(self.call("POST", "/v1/prune", write=True, deduped=True) or {})
+
     def state(self) -> dict[str, Any]:
         return dict(self.call("GET", "/v1/state"))
 

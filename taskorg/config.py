@@ -71,6 +71,10 @@ class Config:
     # (when that many are alive), and how long to wait for them.
     replication_acks: int = 1
     replication_timeout: float = 5.0
+    # Finished jobs are kept this long after their last task ended, and at most this many of them;
+    # then they are removed with their tasks, instances and history (`POST /v1/prune` at once).
+    retain_finished_for: float = 24 * 3600.0
+    retain_finished_jobs: int = 1000
     # Node labels used by placement constraints (gpu, arch, ...).
     labels: Mapping[str, str] = field(default_factory=dict)
     # Docker: the engine's local socket only; never TCP.

@@ -203,25 +203,36 @@ class RoleAnswer(Struct):
 
 
 # ---- master -> standby -------------------------------------------------------------------------
-class ChangeEntry(Struct):
-    """One numbered whole-row upsert of the change log."""
+# A change's sequence number or an epoch as the store keeps them (SQLite integers).
+Position = Annotated[int, Meta(ge=0, le=2 ** 63 - 1)]
 
-    seq: int
-    epoch: int
+
+class ChangeEntry(Struct):
+    """One numbered change of the change log: a whole-row upsert (`put`), or a removal by key (`delete`;
+    a job's removes its tasks, instances and history too)."""
+
+    seq: Position
+    epoch: Position
     table: str
     row: Row
+    op: Literal["put", "delete"] = "put"
 
 
 class Snapshot(Struct):
-    epoch: int
-    seq: int
+    """The whole state at (epoch, seq), or one part of it: parts `0..n` are sent in order, `last` on the
+    final one, each about a MiB (a standby catches up from any state size)."""
+
+    epoch: Position
+    seq: Position
     tables: dict[str, list[Row]]
+    part: Position = 0
+    last: bool = True
 
 
 class ReplicationBatch(Struct, kw_only=True, omit_defaults=True):
     """`POST /v1/replica/apply`: log entries after the standby's position, or a whole snapshot."""
 
-    epoch: Count
+    epoch: Position
     entries: list[ChangeEntry] = []
     snapshot: Snapshot | None = None
 

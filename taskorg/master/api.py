@@ -18,17 +18,20 @@ from taskorg.master import state
 from taskorg.master.engine import Engine
 from taskorg.master.events import sse_stream, wait_events
 from taskorg.master.forward import install_forwarding
-from taskorg.master.replication import apply_on_standby
+from taskorg.master.replication import Refused, admit_epoch, apply_on_standby, check_batch
 from taskorg.master.role import NotMaster
-from taskorg.master.state import NoSuchTask
-from taskorg.master.store import GapError
-from taskorg.master.views import member_rows, task_detail, task_summaries
+from taskorg.master.state import NoSuchJob, NoSuchTask
+from taskorg.master.store import BadChange, GapError
+from taskorg.master.views import job_detail, job_summaries, member_rows, task_detail, task_summaries
 from taskorg.net.client import ServiceError, ServiceUnavailable
 from taskorg.net.server import ApiError, create_service_app, typed_body
 from taskorg.protocol import ReplicationBatch, Report, RolePush
 from taskorg.spec import JobSpec, SpecError, SpecPolicy, job_from_dict, parse_spec_text
 
 MAX_SPEC_BYTES = 1024 * 1024
+MAX_JOBS_LISTED = 10_000
+# `tail=all`: the slave takes a line count, so "all" is this many (Docker's log, newest lines).
+ALL_LOG_LINES = 1_000_000
 
 
 def create_app(engine: Engine) -> Flask:
@@ -44,6 +47,10 @@ def create_app(engine: Engine) -> Flask:
     @app.errorhandler(NoSuchTask)
     def _unknown(exc: NoSuchTask) -> Any:
         return jsonify(error=f"no such task: {exc.task_id}"), 404
+
+    @app.errorhandler(NoSuchJob)
+    def _unknown_job(exc: NoSuchJob) -> Any:
+        return jsonify(error=f"no such job: {exc.job_id}"), 404
 
     app.register_blueprint(client_routes(engine))
     app.register_blueprint(cluster_routes(engine))
@@ -73,6 +80,29 @@ def client_routes(engine: Engine) -> Blueprint:
                                  "it may be lost if the master dies now", **answer), 503
         return jsonify(answer), 201
 
+    @routes.get("/v1/jobs")
+    def jobs() -> Any:
+        engine.require_active()
+        limit_text, before_text = request.args.get("limit", "100"), request.args.get("before")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_JOBS_LISTED:
+            raise ApiError(400, f"limit: expected a whole number from 1 to {MAX_JOBS_LISTED}, got {limit_text!r}")
+        before = None
+        if before_text is not None:
+            try:
+                before = float(before_text)
+            except ValueError:
+                raise ApiError(400, f"before: expected a time (seconds since the epoch), got {before_text!r}") from None
+        return jsonify(jobs=job_summaries(engine.store, int(limit_text), before))
+
+    @routes.get("/v1/jobs/<job_id>")
+    def job(job_id: str) -> Any:
+        engine.require_active()
+        return jsonify(job_detail(engine.store, job_id))
+
+    @routes.delete("/v1/jobs/<job_id>")
+    def cancel_job(job_id: str) -> Any:
+        return jsonify(engine.cancel_job(job_id))
+
     @routes.get("/v1/tasks")
     def tasks() -> Any:
         engine.require_active()
@@ -96,8 +126,11 @@ def client_routes(engine: Engine) -> Blueprint:
     def logs(task_id: str) -> Any:
         engine.require_active()
         index_text, tail_text = request.args.get("index", "0"), request.args.get("tail", "200")
+        if tail_text == "all":
+            tail_text = str(ALL_LOG_LINES)
         if not index_text.isdigit() or not tail_text.isdigit():
-            raise ApiError(400, "index and tail must be whole numbers")
+            raise ApiError(400, f"index must be a whole number and tail a whole number or 'all', got index "
+                                f"{index_text!r:.40}, tail {tail_text!r:.40}")
         index = int(index_text)
         inst = state.instance(engine.store, task_id, index)
         if inst is None:
@@ -131,6 +164,11 @@ def client_routes(engine: Engine) -> Blueprint:
             raise ApiError(400, f"since / Last-Event-ID: expected an event id, got {since!r}")
         return Response(sse_stream(engine, int(since)), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @routes.post("/v1/prune")
+    def prune() -> Any:
+        """Remove finished jobs past their retention now (admin; the master also does it every minute)."""
+        return jsonify(removed=engine.prune())
 
     @routes.get("/v1/members")
     def members() -> Any:
@@ -190,18 +228,22 @@ def cluster_routes(engine: Engine) -> Blueprint:
     @routes.post("/v1/replica/apply")
     def replica_apply() -> Any:
         batch = typed_body(ReplicationBatch, "replication batch")
-        fence = engine.store.fence_epoch()
-        if batch.epoch < fence or (engine.role.valid() and batch.epoch <= engine.role.epoch):
-            raise ApiError(409, f"fenced: changes from epoch {batch.epoch}, this replica has seen epoch "
-                                f"{max(fence, engine.role.epoch)}")
+        try:
+            admit_epoch(batch.epoch, engine.store.fence_epoch(), engine.role, engine.members.granted_epoch)
+            check_batch(batch)
+        except Refused as exc:
+            raise ApiError(exc.status, str(exc)) from None
+        except BadChange as exc:
+            raise ApiError(400, f"replication batch refused: {exc}") from None
         if engine.role.active:
             role = engine.role
             engine.set_role(False, role.epoch, 0.0, role.master, role.master_address, role.node)
-        engine.store.raise_fence(batch.epoch)
         try:
             position = apply_on_standby(engine.store, batch)
         except GapError as exc:
             return jsonify(error=f"gap: {exc}", gap=True, seq=engine.store.position()[1]), 409
+        except BadChange as exc:
+            raise ApiError(400, f"replication batch refused: {exc}") from None
         return jsonify(epoch=position[0], seq=position[1])
 
     @routes.get("/v1/state")

@@ -22,7 +22,7 @@ import msgspec
 
 from taskorg.config import Config
 from taskorg.logs import get_logger
-from taskorg.master import placement, state
+from taskorg.master import placement, retention, state
 from taskorg.master.members import MemberCache
 from taskorg.master.plan import Membership, membership_events, node_views, plan, reserve
 from taskorg.master.reconcile import RUNNING_GRACE, START_GRACE, Listing, reconcile
@@ -41,11 +41,24 @@ __all__ = ["Engine", "NoSuchTask", "NotMaster", "Role", "RUNNING_GRACE", "START_
 
 log = get_logger("master")
 MAX_START_ANSWERS = 50_000
+PRUNE_EVERY = 60.0  # seconds between automatic prunes of finished jobs
+PRUNE_BATCH = 500  # delete changes per commit: a big prune never holds the lock for long at once
 
 
 def parse_spec(text: str) -> TaskSpec:
     """A stored spec (our own canonical JSON) as a TaskSpec."""
     return msgspec.json.decode(text, type=TaskSpec)
+
+
+@dataclasses.dataclass
+class Submission:
+    """One submission waiting for a group commit, and what became of it."""
+
+    job: JobSpec
+    source: str
+    request_id: str | None
+    answer: dict[str, Any] | None = None
+    error: BaseException | None = None
 
 
 class Engine:
@@ -77,6 +90,10 @@ class Engine:
         # Start answers by the slave's own clock (`answered`), until a report listed after them comes:
         # a report listed before a start cannot show its container, however late it arrives.
         self.start_answers: dict[StartKey, float] = {}
+        self.pruned_at = 0.0  # wall clock of the last automatic prune
+        # Submissions waiting to be committed together (see `submit`).
+        self.submissions_lock = threading.Lock()
+        self.submissions: list[Submission] = []
 
     # ---- role --------------------------------------------------------------------------
     def set_role(self, active: bool, epoch: int, lease_until: float, master: str | None,
@@ -171,19 +188,52 @@ class Engine:
 
     # ---- submissions and actions --------------------------------------------------------------
     def submit(self, job: JobSpec, source: str, request_id: str | None = None) -> dict[str, Any]:
-        """Store a job; a retried request (same `request_id`) gets the first answer again."""
-        known = state.job_by_request(self.store, request_id) if request_id else None
-        if known:
-            seq = self.store.position()[1]
-            return {"job": known["id"], "name": known["name"], "seed": known["seed"],
-                    "tasks": state.job_tasks(self.store, known["id"]), "seq": seq,
-                    "replicated": self.replicator.wait_for(seq, self.config.replication_timeout), "repeated": True}
-        with self.lock:  # history ids must commit in the order they are handed out
-            records, answer = state.job_records(job, source, request_id, self.clock())
-            answer["seq"] = self.commit(records)
+        """Store a job; a retried request (same `request_id`) gets the first answer again.
+
+        Group commit: submissions that wait for the lock at the same moment are committed together by
+        whichever gets it first, in one transaction (one fsync) and so one replication round; nothing
+        waits for a beat to gather them, they gather while the lock is busy.
+        """
+        mine = Submission(job, source, request_id)
+        with self.submissions_lock:
+            self.submissions.append(mine)
+        with self.lock:
+            if mine.answer is None and mine.error is None:
+                self._commit_submissions()
+        if mine.error is not None:
+            raise mine.error
+        answer = dict(mine.answer or {})
         answer["replicated"] = self.replicator.wait_for(answer["seq"], self.config.replication_timeout)
         self.kick.set()
         return answer
+
+    def _commit_submissions(self) -> None:
+        """Commit every queued submission in one transaction (under the engine lock); answer each."""
+        with self.submissions_lock:
+            batch, self.submissions = self.submissions, []
+        now = self.clock()
+        records: list[Record] = []
+        by_request: dict[str, dict[str, Any]] = {}
+        for sub in batch:
+            known = state.job_by_request(self.store, sub.request_id) if sub.request_id else None
+            if known:
+                sub.answer = {"job": known["id"], "name": known["name"], "seed": known["seed"],
+                              "tasks": state.job_tasks(self.store, known["id"]), "repeated": True}
+            elif sub.request_id in by_request:  # the same request twice in one batch: one job
+                sub.answer = {**by_request[sub.request_id], "repeated": True}
+            else:
+                job_records, sub.answer = state.job_records(sub.job, sub.source, sub.request_id, now)
+                records += job_records
+                if sub.request_id:
+                    by_request[sub.request_id] = sub.answer
+        try:
+            seq = self.commit(records)
+        except BaseException as exc:
+            for sub in batch:
+                sub.answer, sub.error = None, exc
+            return
+        for sub in batch:
+            sub.answer = {**(sub.answer or {}), "seq": seq}
 
     def cancel(self, task_id: str) -> dict[str, Any]:
         with self.lock:
@@ -196,6 +246,27 @@ class Engine:
             nodes = self._nodes_of(task_id)
         self._stop_task_on(nodes, task_id)
         return {"id": task_id, "status": status}
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """Cancel every task of a job in one commit; each task's status after."""
+        with self.lock:
+            self.require_active()
+            records: list[Record] = []
+            answers, nodes = [], {}
+            for task_id in state.job_task_ids(self.store, job_id):
+                task = state.task(self.store, task_id)
+                if task.desired != "cancelled":
+                    cancelled, task_status = state.cancel_records(task, state.instances(self.store, task_id),
+                                                                  self.clock())
+                    records += cancelled
+                    nodes[task_id] = self._nodes_of(task_id)
+                else:
+                    task_status = task.status
+                answers.append({"id": task_id, "status": task_status})
+            self.commit(records)
+        for task_id, on in nodes.items():
+            self._stop_task_on(on, task_id)
+        return {"id": job_id, "tasks": answers}
 
     def restart(self, task_id: str) -> dict[str, Any]:
         with self.lock:
@@ -215,6 +286,38 @@ class Engine:
     def _stop_task_on(self, nodes: set[str], task_id: str) -> None:
         for node in nodes:
             self.pool.submit(quietly, self.slaves.stop_task, node, self.role.epoch, task_id)
+
+    def prune(self) -> dict[str, int]:
+        """Remove finished jobs past their retention (and old node events), as replicated delete changes."""
+        self.require_active()
+        removed = {"jobs": 0, "events": 0}
+        with self.lock:
+            now = self.clock()
+            jobs = retention.jobs_to_remove(state.finished_jobs(self.store), now, self.config.retain_finished_for,
+                                            self.config.retain_finished_jobs)
+            events = retention.cluster_events_to_remove(state.cluster_events(self.store), now,
+                                                        self.config.retain_finished_for)
+            changes = state.removal_changes(jobs, events)
+            for start in range(0, len(changes), PRUNE_BATCH):
+                self.commit(changes[start:start + PRUNE_BATCH])
+            removed = {"jobs": len(jobs), "events": len(events)}
+        if jobs or events:
+            log.info("pruned finished jobs", extra=removed)
+        return removed
+
+    def _prune_if_due(self) -> None:
+        now = self.clock()
+        if now - self.pruned_at >= PRUNE_EVERY:
+            self.pruned_at = now
+            self.pool.submit(self._prune_quietly)
+
+    def _prune_quietly(self) -> None:
+        try:
+            self.prune()
+        except NotMaster:
+            pass  # the next master prunes
+        except Exception:
+            log.exception("pruning finished jobs failed")
 
     def preview(self, job: JobSpec) -> dict[str, list[str | None]]:
         self.members.refresh()
@@ -263,8 +366,10 @@ class Engine:
             records = membership_events(self.membership, membership, now)
             self.membership = membership
             rows = state.instances_to_plan(self.store, membership.usable)
-            dependencies = state.dependency_states(self.store, (str(r.job) for r in rows if r.status == "waiting"))
-            decided = plan(rows, membership, dependencies, self._spec_of, self.node_views, now)
+            waiting = {str(r.job) for r in rows if r.status == "waiting"}
+            dependencies = state.dependency_states(self.store, waiting)
+            decided = plan(rows, membership, dependencies, self._spec_of, self.node_views, now,
+                           state.healthy_tasks(self.store, waiting))
             records += decided.records + state.reason_records(self.store, decided.reasons, now)
             self._commit_with_task_status(records)
             starts = [(p.instance.node, p.address, state.start_order(self.store, p.instance, p.spec, self.role.epoch))
@@ -272,6 +377,7 @@ class Engine:
         for node, address, order in starts:
             self.starts_in_flight.add((order.task_id, order.index, order.attempt))
             self.pool.submit(self._start, str(node), address, order)
+        self._prune_if_due()
 
     def node_views(self) -> list[placement.NodeView]:
         """Placeable nodes (alive, active, reporting) with what is already reserved on them."""

@@ -33,6 +33,15 @@ class MemberCache:
             self.fetched_at = time.monotonic()
         return True
 
+    def granted_epoch(self) -> int | None:
+        """The master epoch the DNS service has granted last (None: it cannot be asked now)."""
+        try:
+            answer = self.client.get("/v1/master")
+        except (ServiceUnavailable, ServiceError):
+            return None
+        epoch = answer.get("epoch") if isinstance(answer, dict) else None
+        return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+
     def next_death_in(self) -> float | None:
         """Seconds until the DNS service would first declare a member dead that is alive in our
         view, if it stays silent: the tick looks then instead of up to a tick later (every 0.1 s

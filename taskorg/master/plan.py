@@ -9,7 +9,7 @@ a task waits. The engine commits the records, then sends the start orders.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Collection, Iterable, Mapping
 
 from taskorg.master import placement
 from taskorg.master.placement import NodeView
@@ -57,14 +57,16 @@ def membership_events(before: Membership | None, after: Membership, now: float) 
 
 
 def plan(instances: Iterable[Instance], membership: Membership, dependencies: Mapping[tuple[str, str], str],
-         spec_of: Callable[[Instance], TaskSpec], nodes: Callable[[], list[NodeView]], now: float) -> Plan:
+         spec_of: Callable[[Instance], TaskSpec], nodes: Callable[[], list[NodeView]], now: float,
+         healthy: Collection[tuple[str, str]] = frozenset()) -> Plan:
     """Decide one tick. `nodes` is asked (once) only when something is to be placed: what every
-    node has reserved costs a read of every live instance."""
+    node has reserved costs a read of every live instance. `healthy`: (job, task name) of the tasks
+    whose every instance runs healthy (or has no health check)."""
     result = Plan()
     views: list[NodeView] | None = None
     for inst in instances:
         if inst.status == "waiting":
-            result.records += released(inst, spec_of(inst), dependencies, now)
+            result.records += released(inst, spec_of(inst), dependencies, now, healthy)
         elif inst.status in ("starting", "running") and inst.node not in membership.usable:
             node = inst.node
             why = "drained" if node in membership.draining and node in membership.alive else "dead"
@@ -80,24 +82,39 @@ def plan(instances: Iterable[Instance], membership: Membership, dependencies: Ma
                 result.reasons[inst.task_id] = reason
                 continue
             placed = inst.but(status="starting", node=chosen.name, attempt=inst.attempt + 1, exit_code=None,
-                              error=None, container_id=None, updated_at=now)
+                              error=None, container_id=None, health=None, updated_at=now)
             result.records += [placed, HistoryEvent(inst.task_id, inst.idx, "placed", chosen.name,
                                                     f"attempt {placed.attempt}", now)]
             result.placements.append(Placement(placed, spec, chosen.address))
     return result
 
 
-def released(inst: Instance, spec: TaskSpec, dependencies: Mapping[tuple[str, str], str], now: float) -> list[Record]:
-    """A waiting instance: failed when a task it runs after failed, pending once they all succeeded."""
-    states = {name: dependencies.get((str(inst.job), name)) for name in spec.after}
+def released(inst: Instance, spec: TaskSpec, dependencies: Mapping[tuple[str, str], str], now: float,
+             healthy: Collection[tuple[str, str]] = frozenset()) -> list[Record]:
+    """A waiting instance: failed when a task it waits for failed (or was cancelled), pending once every
+    one meets its condition: `after` succeeded, `depends_on` started (running or done) or healthy
+    (running, every instance healthy: compose's service_healthy)."""
+    job = str(inst.job)
+    conditions = {name: "succeeded" for name in spec.after}
+    conditions.update({name: how for name, how in spec.depends_on.items() if name not in conditions})
+    states = {name: dependencies.get((job, name)) for name in conditions}
     failed = [name for name, status in states.items() if status in ("failed", "cancelled")]
     if failed:
         error = f"dependency {failed[0]} {states[failed[0]]}"
         return [inst.but(status="failed", error=error, finished_at=now, updated_at=now),
                 HistoryEvent(inst.task_id, inst.idx, "failed", None, error, now)]
-    if all(status == "succeeded" for status in states.values()):
+    if all(condition_met(how, states[name], (job, name) in healthy) for name, how in conditions.items()):
         return [inst.but(status="pending", updated_at=now)]
     return []
+
+
+def condition_met(condition: str, status: str | None, healthy: bool) -> bool:
+    """Whether a dependency in `status` meets `condition` (succeeded, started or healthy)."""
+    if condition == "started":
+        return status in ("running", "succeeded")
+    if condition == "healthy":
+        return status == "running" and healthy
+    return status == "succeeded"
 
 
 def node_views(placeable: Iterable[Mapping[str, Any]], telemetry: Mapping[str, Mapping[str, Any]]

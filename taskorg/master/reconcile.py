@@ -59,6 +59,8 @@ def reconcile(listing: Listing, instances: Mapping[InstanceKey, Instance], spec_
                 result.stop.append(container.container_id)
         elif verdict:
             result.records += verdict
+            if container.health == "unhealthy" and container.container_id and container.status == "running":
+                result.stop.append(container.container_id)
     if listing.complete:
         lost(listing, instances.values(), seen, starts_in_flight, start_answers, now, result)
     return result
@@ -76,16 +78,20 @@ def judge(node: str, container: ContainerState, inst: Instance | None, spec_of: 
     if inst.status in TERMINAL or inst.status == "pending":
         if status != "running":
             return None
-        if container.container_id and container.container_id == inst.container_id:
+        if container.container_id and container.container_id == inst.container_id and inst.health != "unhealthy":
             # The very container we saw finish: a report listed before it exited and
             # delivered after the start answer that said so. Stale, not a duplicate.
             return None
-        return "stop"
+        return "stop"  # (an unhealthy one we are replacing is stopped until it is gone)
     if status == "running":
+        if container.health == "unhealthy":
+            return unhealthy(node, container, inst, spec_of(inst), now)
         if inst.status != "running" or inst.container_id != container.container_id:
             row = inst.but(status="running", container_id=container.container_id, error=None, started_at=now,
-                           updated_at=now)
+                           health=container.health, updated_at=now)
             return [row, HistoryEvent(inst.task_id, inst.idx, "running", node, f"attempt {attempt}", now)]
+        if inst.health != container.health:
+            return [inst.but(health=container.health, updated_at=now)]
         return None
     if status in ("exited", "dead", "error"):
         return finished(node, container, inst, spec_of(inst), now)
@@ -105,6 +111,20 @@ def finished(node: str, container: ContainerState, inst: Instance, spec: TaskSpe
     else:
         row = row.but(status=decision.final_status)
     return [row, HistoryEvent(inst.task_id, inst.idx, decision.event, node, decision.detail, now)]
+
+
+def unhealthy(node: str, container: ContainerState, inst: Instance, spec: TaskSpec, now: float) -> list[Record]:
+    """A running container whose health check fails: restarted under the task's restart policy, as if it
+    had failed (its container is stopped: see `reconcile`), with an `unhealthy` history event."""
+    decision = restart_decision(spec, None, "its health check failed", inst.restarts)
+    row = inst.but(container_id=container.container_id, health="unhealthy", error="unhealthy", finished_at=now,
+                   updated_at=now)
+    if decision.restart:
+        row = row.but(status="pending", node=None, restarts=inst.restarts + 1, not_before=now + decision.delay)
+    else:
+        row = row.but(status=decision.final_status)
+    policy = decision.detail.partition("; ")[2]
+    return [row, HistoryEvent(inst.task_id, inst.idx, "unhealthy", node, f"its health check failed; {policy}", now)]
 
 
 def lost(listing: Listing, instances: Iterable[Instance], seen: set[StartKey], starts_in_flight: Collection[StartKey],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 
 import msgspec
 
@@ -18,7 +19,8 @@ from taskorg.config import Config
 from taskorg.labels import NO_MASTER_SERVICE
 from taskorg.logs import get_logger
 from taskorg.master.members import MemberCache
-from taskorg.master.store import Store
+from taskorg.master.role import Role
+from taskorg.master.store import Store, check_entries, check_row
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.protocol import ChangeEntry, ProtocolError, ReplicaPosition, ReplicationBatch, Snapshot, convert, encode
 
@@ -142,8 +144,11 @@ class Replicator:
         return self._send_snapshot(client)
 
     def _send_snapshot(self, client: ServiceClient) -> int:
-        snapshot = Snapshot(**self.store.snapshot())
-        return self._send(client, ReplicationBatch(epoch=self.epoch, snapshot=snapshot), timeout=30)
+        """The whole state, part by part (each about CHUNK_BYTES): the standby swaps it in with the last."""
+        seq = 0
+        for part in self.store.snapshot_parts():
+            seq = self._send(client, ReplicationBatch(epoch=self.epoch, snapshot=Snapshot(**part)), timeout=30)
+        return seq
 
     def _send(self, client: ServiceClient, batch: ReplicationBatch, timeout: float | None = None) -> int:
         """Send a batch; the standby's new seq."""
@@ -166,8 +171,45 @@ class Replicator:
                 raise
 
 
-def apply_on_standby(store: Store, batch: ReplicationBatch) -> tuple[int, int]:
-    """A standby applying what the active master sent (snapshot or entries)."""
+class Refused(Exception):
+    """A replication batch this replica will not apply; `status` is the HTTP answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def admit_epoch(epoch: int, fence: int, role: Role, granted: Callable[[], int | None]) -> None:
+    """Refuse (Refused) a batch whose epoch is fenced off, or higher than any the arbiter granted.
+
+    An epoch above everything this replica has seen would demote an active master and raise its fence
+    for good (10^18 did, issue 15), so the arbiter (`granted`: the DNS service's current epoch, None
+    when unreachable) is asked first: only once per new epoch, as the fence rises with the batch.
+    """
+    if epoch < fence or (role.valid() and epoch <= role.epoch):
+        raise Refused(409, f"fenced: changes from epoch {epoch}, this replica has seen epoch {max(fence, role.epoch)}")
+    if epoch > max(fence, role.epoch):
+        arbiter = granted()
+        if arbiter is None:
+            raise Refused(503, f"changes from a new epoch {epoch}, and the DNS service cannot be asked "
+                               "whether it was granted")
+        if epoch > arbiter:
+            raise Refused(409, f"epoch {epoch} was never granted: the DNS service's epoch is {arbiter}")
+
+
+def check_batch(batch: ReplicationBatch) -> None:
+    """Every row of a batch against its table's columns and types (BadChange), before any side effect."""
     if batch.snapshot is not None:
-        return store.load_snapshot(msgspec.structs.asdict(batch.snapshot))
-    return store.apply_replicated([msgspec.structs.asdict(entry) for entry in batch.entries])
+        for name, rows in batch.snapshot.tables.items():
+            for row in rows:
+                check_row(name, row)
+    else:
+        check_entries([msgspec.structs.asdict(entry) for entry in batch.entries], batch.epoch)
+
+
+def apply_on_standby(store: Store, batch: ReplicationBatch) -> tuple[int, int]:
+    """A standby applying what the active master sent (snapshot or entries), its fence raised to the
+    batch's epoch in the same transaction. BadChange: refused, nothing written."""
+    if batch.snapshot is not None:
+        return store.load_snapshot(msgspec.structs.asdict(batch.snapshot), fence=batch.epoch)
+    return store.apply_replicated([msgspec.structs.asdict(entry) for entry in batch.entries], fence=batch.epoch)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Union
 
 from taskorg.master.states import TERMINAL, task_status
-from taskorg.master.store import TABLES, Change, Store
+from taskorg.master.store import TABLES, Change, Delete, Store
 from taskorg.protocol import StartOrder
 from taskorg.spec import JobSpec, TaskSpec
 
@@ -30,6 +30,14 @@ class NoSuchTask(LookupError):
     def __init__(self, task_id: str) -> None:
         super().__init__(task_id)
         self.task_id = task_id
+
+
+class NoSuchJob(LookupError):
+    """No job has this id."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
 
 
 class Stored:
@@ -88,6 +96,7 @@ class Instance(Stored):
     not_before: float | None = None
     updated_at: float | None = None
     result: str | None = None
+    health: str | None = None  # Docker's health check status of its container: starting, healthy, unhealthy
     # Joined in from the task by the queries that need them; never stored with the instance.
     spec: str | None = None
     job: str | None = None
@@ -158,7 +167,7 @@ def task_result(instances: list[Instance]) -> str | None:
 
 def first_status(spec: TaskSpec) -> str:
     """A task that runs after others waits for them; any other is pending at once."""
-    return "waiting" if spec.after else "pending"
+    return "waiting" if spec.waits_for else "pending"
 
 
 def job_records(job: JobSpec, source: str, request_id: str | None, now: float) -> tuple[list[Record], dict[str, Any]]:
@@ -311,6 +320,18 @@ def dependency_states(store: Store, jobs: Iterable[str]) -> dict[tuple[str, str]
     return {(r["job"], r["name"]): r["status"] for r in found}
 
 
+def healthy_tasks(store: Store, jobs: Iterable[str]) -> set[tuple[str, str]]:
+    """(job, task name) of the tasks of these jobs whose every instance runs and is healthy (an instance
+    whose container has no health check counts as healthy once it runs)."""
+    wanted = sorted(set(jobs))
+    if not wanted:
+        return set()
+    rows = store.rows("SELECT t.job, t.name FROM tasks t WHERE t.job IN (SELECT value FROM json_each(?)) AND "
+                      "NOT EXISTS (SELECT 1 FROM instances i WHERE i.task_id = t.id AND "
+                      "(i.status != 'running' OR COALESCE(i.health, 'healthy') != 'healthy'))", (json.dumps(wanted),))
+    return {(r["job"], r["name"]) for r in rows}
+
+
 def live_placements(store: Store) -> list[tuple[str, str]]:
     """(task id, node) of every starting or running instance: what each node has reserved."""
     return [(r["task_id"], r["node"]) for r in
@@ -324,11 +345,37 @@ def spec_texts(store: Store, task_ids: Iterable[str]) -> dict[str, str]:
 
 
 # ---- queries for the API (read models) ---------------------------------------------------------
+JOB_SUMMARY = ("SELECT j.id, j.name, j.submitted_at, "
+               "(SELECT COUNT(*) FROM tasks t WHERE t.job = j.id) AS tasks, "
+               "(SELECT json_group_object(status, n) FROM (SELECT status, COUNT(*) AS n FROM tasks t "
+               " WHERE t.job = j.id GROUP BY status)) AS counts, "
+               "(SELECT MAX(updated_at) FROM tasks t WHERE t.job = j.id) AS updated_at FROM jobs j ")
+
+
+def job_summaries(store: Store, limit: int, before: float | None = None) -> list[dict[str, Any]]:
+    """The newest `limit` jobs submitted before `before` (all when None), newest first."""
+    where, params = ("WHERE j.submitted_at < ? ", [before]) if before is not None else ("", [])
+    return store.rows(JOB_SUMMARY + where + "ORDER BY j.submitted_at DESC, j.id LIMIT ?", [*params, limit])
+
+
+def job_summary(store: Store, job_id: str) -> dict[str, Any]:
+    found = store.row(JOB_SUMMARY + "WHERE j.id = ?", (job_id,))
+    if found is None:
+        raise NoSuchJob(job_id)
+    return found
+
+
+def job_task_ids(store: Store, job_id: str) -> list[str]:
+    job_summary(store, job_id)  # NoSuchJob
+    return [r["id"] for r in store.rows("SELECT id FROM tasks WHERE job = ? ORDER BY created_at", (job_id,))]
+
+
 def task_summaries(store: Store, state: str | None = None, node: str | None = None,
                    name: str | None = None, job: str | None = None) -> list[dict[str, Any]]:
     sql = ("SELECT t.id, t.job, t.name, t.status, t.desired, t.reason, t.created_at, t.updated_at, "
-           "j.name AS job_name, "
-           "(SELECT json_group_array(json_object('index', idx, 'node', node, 'status', status, 'attempt', attempt)) "
+           "j.name AS job_name, json_extract(t.spec, '$.after') AS after, "
+           "(SELECT json_group_array(json_object('index', idx, 'node', node, 'status', status, 'attempt', attempt, "
+           "'health', health)) "
            " FROM instances i WHERE i.task_id = t.id) AS instances "
            "FROM tasks t LEFT JOIN jobs j ON j.id = t.job WHERE 1=1")
     params: list[Any] = []
@@ -357,7 +404,7 @@ def task_with_job(store: Store, task_id: str) -> dict[str, Any]:
 
 def instance_details(store: Store, task_id: str) -> list[dict[str, Any]]:
     return store.rows("SELECT idx, node, status, attempt, restarts, exit_code, container_id, error, started_at, "
-                      "finished_at FROM instances WHERE task_id = ? ORDER BY idx", (task_id,))
+                      "finished_at, health FROM instances WHERE task_id = ? ORDER BY idx", (task_id,))
 
 
 def task_history(store: Store, task_id: str) -> list[dict[str, Any]]:
@@ -379,6 +426,23 @@ def history_after(store: Store, since: int, limit: int) -> list[dict[str, Any]]:
     return store.rows("SELECT h.id, h.time, h.event, h.task_id, h.idx, h.node, h.detail, t.job, t.name "
                       "FROM history h LEFT JOIN tasks t ON t.id = h.task_id WHERE h.id > ? ORDER BY h.id LIMIT ?",
                       (since, limit))
+
+
+def finished_jobs(store: Store) -> list[tuple[str, float]]:
+    """(job id, when its last task ended) of every job whose tasks have all ended."""
+    rows = store.rows("SELECT job, MAX(updated_at) AS ended FROM tasks GROUP BY job HAVING "
+                      "SUM(status NOT IN ('succeeded', 'failed', 'cancelled')) = 0")
+    return [(r["job"], r["ended"] or 0.0) for r in rows]
+
+
+def cluster_events(store: Store) -> list[tuple[int, float]]:
+    """(history id, time) of the history rows of no task: node events, activations."""
+    return [(r["id"], r["time"] or 0.0) for r in store.rows("SELECT id, time FROM history WHERE task_id IS NULL")]
+
+
+def removal_changes(jobs: Iterable[str], events: Iterable[int]) -> list[Change]:
+    """Delete changes: a job's takes its tasks, instances and history with it (see `store.Delete`)."""
+    return [Delete("jobs", {"id": job}) for job in jobs] + [Delete("history", {"id": event}) for event in events]
 
 
 def last_history_id(store: Store) -> int:

@@ -62,3 +62,15 @@ def task_status(instance_statuses: Iterable[str]) -> str:
         if any(s == status for s in statuses):
             return status
     return "cancelled" if any(s == "cancelled" for s in statuses) else "pending"
+
+
+def job_status(counts: dict[str, int]) -> str:
+    """One word for a whole job from its tasks' statuses -> count: failed or cancelled when any task is,
+    succeeded when all did, running while any runs or starts, else pending (waiting included)."""
+    present = {status for status, n in counts.items() if n}
+    for word in ("failed", "cancelled"):
+        if word in present:
+            return word
+    if present <= {"succeeded"}:
+        return "succeeded"
+    return "running" if present & {"running", "starting"} else "pending"

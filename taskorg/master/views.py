@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from taskorg.master import state
+from taskorg.master.states import job_status
 from taskorg.master.store import Store
 
 if TYPE_CHECKING:
@@ -18,8 +19,25 @@ def task_summaries(store: Store, **filters: str | None) -> list[dict[str, Any]]:
     rows = state.task_summaries(store, **filters)
     for row in rows:
         row["instances"] = json.loads(row["instances"] or "[]")
+        row["after"] = json.loads(row["after"] or "[]")
         row["nodes"] = sorted({i["node"] for i in row["instances"] if i["node"]})
     return rows
+
+
+def job_summaries(store: Store, limit: int, before: float | None) -> list[dict[str, Any]]:
+    return [job_row(row) for row in state.job_summaries(store, limit, before)]
+
+
+def job_detail(store: Store, job_id: str) -> dict[str, Any]:
+    """A job's summary and its tasks' summaries."""
+    return {**job_row(state.job_summary(store, job_id)), "tasks": task_summaries(store, job=job_id)}
+
+
+def job_row(row: dict[str, Any]) -> dict[str, Any]:
+    counts = json.loads(row["counts"] or "{}")
+    return {"id": row["id"], "name": row["name"], "tasks": row["tasks"], "counts": counts,
+            "status": job_status(counts), "submitted_at": row["submitted_at"],
+            "updated_at": row["updated_at"] or row["submitted_at"]}
 
 
 def task_detail(store: Store, task_id: str) -> dict[str, Any]:

@@ -76,3 +76,28 @@ def test_node_views_want_the_telemetry_they_lack_and_count_reservations() -> Non
     assert list(found) == ["node1"] and wanted == ["node2"]
     reserve(found, [("t-1", "node1"), ("t-1", "node9")], {"t-1": SPEC})
     assert found["node1"].tasks["t-1"] == 1
+
+
+# ---- depends_on conditions (issue 16) ------------------------------------------------------------------
+def test_depends_on_started_waits_until_the_dependency_runs() -> None:
+    web = TaskSpec.from_dict({"name": "web", "image": "busybox", "depends_on": {"db": "started"}})
+    waiting = inst("waiting")
+    assert plan([waiting], BOTH, {("j-1", "db"): "pending"}, lambda i: web, views, NOW).records == []
+    released = plan([waiting], BOTH, {("j-1", "db"): "running"}, lambda i: web, views, NOW).records
+    assert isinstance(released[0], Instance) and released[0].status == "pending"
+
+
+def test_depends_on_healthy_waits_until_every_instance_of_the_dependency_is_healthy() -> None:
+    web = TaskSpec.from_dict({"name": "web", "image": "busybox", "depends_on": {"db": "healthy"}})
+    running = {("j-1", "db"): "running"}
+    assert plan([inst("waiting")], BOTH, running, lambda i: web, views, NOW).records == []
+    released = plan([inst("waiting")], BOTH, running, lambda i: web, views, NOW,
+                    healthy={("j-1", "db")}).records
+    assert isinstance(released[0], Instance) and released[0].status == "pending"
+    failed = plan([inst("waiting")], BOTH, {("j-1", "db"): "failed"}, lambda i: web, views, NOW).records
+    assert isinstance(failed[0], Instance) and failed[0].status == "failed"
+
+
+def test_a_new_attempt_starts_with_no_health() -> None:
+    decided = plan([inst().but(health="unhealthy")], BOTH, {}, lambda i: SPEC, views, NOW)
+    assert decided.placements[0].instance.health is None

@@ -74,3 +74,35 @@ def test_a_report_listed_before_the_start_answer_says_nothing_about_it() -> None
     assert before.records == [] and before.settled == []
     after = run([old], [], listed=101.0, answers={("t-1", 0, 1): 100.0})
     assert after.settled == [("t-1", 0, 1)] and after.records[1].event == "lost"  # type: ignore[union-attr]
+
+
+# ---- health (issue 16) ------------------------------------------------------------------------------
+def test_a_health_change_of_a_running_container_is_stored() -> None:
+    started = run([inst(status="starting", container=None)], [state(health="starting")]).records[0]
+    assert isinstance(started, Instance) and (started.status, started.health) == ("running", "starting")
+    healthy = run([inst()], [state(health="healthy")]).records
+    assert len(healthy) == 1 and isinstance(healthy[0], Instance) and healthy[0].health == "healthy"
+    assert run([inst().but(health="healthy")], [state(health="healthy")]).records == []  # no news, no write
+
+
+def test_an_unhealthy_container_is_stopped_and_its_instance_restarted_under_its_policy() -> None:
+    result = run([inst().but(health="healthy")], [state(health="unhealthy")])
+    row, event = result.records
+    assert isinstance(row, Instance) and (row.status, row.node, row.restarts, row.health) == (
+        "pending", None, 1, "unhealthy")
+    assert isinstance(event, HistoryEvent) and event.event == "unhealthy"
+    assert event.detail == "its health check failed; restart 1 of 3 (on-failure)"
+    assert result.stop == ["c1"]
+
+
+def test_an_unhealthy_container_of_a_task_that_never_restarts_fails_it() -> None:
+    never = TaskSpec.from_dict({"name": "t", "image": "busybox", "restart": {"policy": "never"}})
+    result = reconcile(Listing("node1", [state(health="unhealthy")]), {inst().key: inst()}, lambda i: never,
+                       (), {}, NOW)
+    assert isinstance(result.records[0], Instance) and result.records[0].status == "failed"
+    assert result.stop == ["c1"]
+
+
+def test_the_unhealthy_container_being_replaced_is_stopped_again_if_a_report_still_lists_it() -> None:
+    replaced = inst(status="pending", node=None).but(health="unhealthy")
+    assert run([replaced], [state(health="unhealthy")]).stop == ["c1"]

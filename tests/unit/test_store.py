@@ -310,11 +310,11 @@ def crash_after(store: Store, upserts: int) -> None:
     real = store._upsert
     count = {"n": 0}
 
-    def upsert(table: str, row: dict[str, Any]) -> None:
+    def upsert(table: str, row: dict[str, Any], **where: Any) -> None:
         if count["n"] >= upserts:
             raise Crash()
         count["n"] += 1
-        real(table, row)
+        real(table, row, **where)
 
     store._upsert = upsert  # type: ignore[method-assign]
 
@@ -351,3 +351,39 @@ def test_a_snapshot_load_cut_short_keeps_the_old_replica(tmp_path: Path, master:
     restarted = Store(path)
     assert content(restarted) == before  # today: its instances are gone, its position still (2, 13)
     restarted.close()
+
+
+# ---- snapshot parts and deletes (issue 14) ---------------------------------------------------------------
+def test_a_snapshot_in_parts_loads_only_with_its_last_part(master: Store, replica: Store) -> None:
+    fill(master)
+    parts = list(master.snapshot_parts(max_bytes=200))
+    assert len(parts) > 3 and [p["last"] for p in parts].count(True) == 1
+    replica.commit([task("t-stale")], epoch=1)
+    before = content(replica)
+    for part in parts[:-1]:
+        replica.load_snapshot(part)
+        assert content(replica) == before  # gathered aside, the state untouched until the last part
+    assert replica.load_snapshot(parts[-1]) == (2, 13)
+    assert content(replica) == content(master)
+
+
+def test_a_snapshot_part_out_of_order_is_a_gap(master: Store, replica: Store) -> None:
+    fill(master)
+    parts = list(master.snapshot_parts(max_bytes=200))
+    replica.load_snapshot(parts[0])
+    with pytest.raises(GapError):
+        replica.load_snapshot(parts[2])
+    for part in parts:  # the master starts over from part 0
+        replica.load_snapshot(part)
+    assert content(replica) == content(master)
+
+
+def test_a_deleted_job_takes_its_rows_along_on_every_replica(master: Store, replica: Store) -> None:
+    fill(master)
+    master.commit([job("j-2"), task("t-other", job_id="j-2")], epoch=2)
+    master.commit([store_module.Delete("jobs", {"id": "j-1"})], epoch=2)
+    assert master.rows("SELECT id FROM tasks") == [{"id": "t-other"}]
+    assert master.rows("SELECT * FROM instances") == [] and master.rows("SELECT * FROM history") == []
+    assert master.changes_since(master.position()[1] - 1)[0]["op"] == "delete"
+    replicate(master, replica)
+    assert content(replica) == content(master)

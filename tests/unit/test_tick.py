@@ -74,3 +74,30 @@ def test_a_cancelled_task_is_stopped_on_its_nodes(harness: TickHarness) -> None:
     harness.tick()
     assert harness.engine.cancel(task_id) == {"id": task_id, "status": "cancelled"}
     assert harness.slaves.stopped == [(harness.instances(task_id)[0].node, task_id)]
+
+
+def test_a_service_healthy_dependant_starts_only_once_its_dependency_is_healthy(harness: TickHarness) -> None:
+    answer = harness.submit("job: stack\ntasks:\n"
+                            "  - name: db\n    image: busybox\n    replicas: 2\n"
+                            "    healthcheck: {test: [CMD, 'true']}\n"
+                            "  - name: web\n    image: busybox\n    depends_on: {db: healthy}\n")
+    db, web = (t["id"] for t in answer["tasks"])
+    harness.tick()
+    assert harness.task(web).status == "waiting"
+
+    def report(health: str) -> None:
+        for inst in harness.instances(db):
+            harness.report(str(inst.node), [ContainerState(
+                task_id=db, index=inst.idx, attempt=inst.attempt, status="running", health=health,
+                container_id=f"c-{db}-{inst.idx}-{inst.attempt}")], listed=None)
+
+    report("starting")
+    harness.tick()
+    assert harness.task(web).status == "waiting"
+    assert {i.health for i in harness.instances(db)} == {"starting"}
+    report("healthy")
+    harness.tick()  # released
+    assert harness.task(web).status == "pending"
+    harness.tick()  # placed
+    assert harness.task(web).status in ("starting", "running")
+    assert "health" in harness.instances(db)[0].row()

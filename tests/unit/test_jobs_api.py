@@ -1,0 +1,78 @@
+"""The jobs API (issue 17) on the real engine, store and Flask app: list newest first with counts and a
+status, paginate with `before`, show one job with its tasks (each naming what it runs `after`), cancel a
+whole job in one call; bad arguments get a 400 naming them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from flask.testing import FlaskClient
+
+from taskorg.master.api import create_app
+from tickharness import TickHarness
+
+HEADERS = {"Authorization": "Bearer secret"}
+PIPELINE = "job: pipe\ntasks:\n  - name: a\n    image: busybox\n  - name: b\n    image: busybox\n    after: [a]\n"
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[TickHarness]:
+    h = TickHarness(tmp_path)
+    yield h
+    h.close()
+
+
+def client(harness: TickHarness) -> FlaskClient:
+    return create_app(harness.engine).test_client()
+
+
+def test_jobs_are_listed_newest_first_with_counts_and_a_status(harness: TickHarness) -> None:
+    first = harness.submit(PIPELINE)
+    harness.now += 10
+    second = harness.submit("job: one\ntasks:\n  - name: x\n    image: busybox\n")
+    harness.tick()
+    jobs = client(harness).get("/v1/jobs", headers=HEADERS).get_json()["jobs"]
+    assert [j["id"] for j in jobs] == [second["job"], first["job"]]
+    pipe = jobs[1]
+    assert (pipe["name"], pipe["tasks"], pipe["status"]) == ("pipe", 2, "running")
+    assert pipe["counts"] == {"running": 1, "waiting": 1}
+    assert set(pipe) == {"id", "name", "tasks", "counts", "status", "submitted_at", "updated_at"}
+    older = client(harness).get(f"/v1/jobs?limit=1&before={jobs[0]['submitted_at']}", headers=HEADERS)
+    assert [j["id"] for j in older.get_json()["jobs"]] == [first["job"]]
+
+
+def test_a_job_shows_its_tasks_and_what_each_runs_after(harness: TickHarness) -> None:
+    job = harness.submit(PIPELINE)
+    shown = client(harness).get(f"/v1/jobs/{job['job']}", headers=HEADERS).get_json()
+    assert {t["name"]: t["after"] for t in shown["tasks"]} == {"a": [], "b": ["a"]}
+    assert client(harness).get("/v1/jobs/j-nothere", headers=HEADERS).status_code == 404
+
+
+def test_cancelling_a_job_cancels_every_task(harness: TickHarness) -> None:
+    job = harness.submit(PIPELINE)
+    harness.tick()
+    answer = client(harness).delete(f"/v1/jobs/{job['job']}", headers=HEADERS).get_json()
+    assert {t["status"] for t in answer["tasks"]} == {"cancelled"}
+    assert len(harness.slaves.stopped) == 1  # a's container; b never ran
+    shown = client(harness).get(f"/v1/jobs/{job['job']}", headers=HEADERS).get_json()
+    assert shown["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("query, complaint", [("limit=0", "limit"), ("limit=x", "limit"), ("before=soon", "before")])
+def test_bad_arguments_are_named(harness: TickHarness, query: str, complaint: str) -> None:
+    answer = client(harness).get(f"/v1/jobs?{query}", headers=HEADERS)
+    assert answer.status_code == 400 and answer.get_json()["error"].startswith(complaint)
+
+
+def test_logs_take_tail_all(harness: TickHarness) -> None:
+    job = harness.submit("job: one\ntasks:\n  - name: x\n    image: busybox\n")
+    task_id = job["tasks"][0]["id"]
+    asked: list[int] = []
+    harness.engine.slave_logs = lambda node, task, index, tail: asked.append(tail) or "line\n"  # type: ignore
+    harness.tick()
+    answer = client(harness).get(f"/v1/tasks/{task_id}/logs?tail=all", headers=HEADERS)
+    assert answer.status_code == 200 and answer.get_json()["logs"] == "line\n" and asked[0] >= 1_000_000
+    bad = client(harness).get(f"/v1/tasks/{task_id}/logs?tail=some", headers=HEADERS)
+    assert bad.status_code == 400 and "'all'" in bad.get_json()["error"]
