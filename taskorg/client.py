@@ -18,7 +18,7 @@ from typing import Any, Iterator
 from taskorg.config import Config
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError, resolve_master
-from taskorg.secret import read_secret
+from taskorg.secret import read_credential
 
 
 class ClusterUnavailable(Exception):
@@ -34,7 +34,7 @@ class Client:
 
     @classmethod
     def from_config(cls, config: Config, **kwargs: Any) -> "Client":
-        return cls(config, read_secret(config), **kwargs)
+        return cls(config, read_credential(config), **kwargs)
 
     # ---- plumbing ----------------------------------------------------------------------------
     def master_address(self) -> str:

@@ -10,14 +10,14 @@ from typing import Any
 from taskorg.cli.output import ago, emit_json, size, table
 from taskorg.client import Client
 from taskorg.net.client import ServiceError
-from taskorg.secret import read_secret
+from taskorg.secret import read_credential
 
 
 def make_client(args: argparse.Namespace) -> Client:
     from taskorg.cli.main import client_config
 
     config = client_config(args)
-    return Client(config, read_secret(config))
+    return Client(config, read_credential(config))
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

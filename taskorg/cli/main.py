@@ -23,6 +23,15 @@ class UsageError(Exception):
 
 
 def client_config(args: argparse.Namespace) -> Config:
+    """The client's settings, with its TLS material configured for every request it makes."""
+    from taskorg.security.process import configure_process
+
+    config = find_client_config(args)
+    configure_process(config, service=False)
+    return config
+
+
+def find_client_config(args: argparse.Namespace) -> Config:
     """Where a client command finds the cluster: flags, env, system config, the local cluster."""
     from taskorg.devtools.localcluster import DEFAULT_DIR
 
@@ -54,6 +63,8 @@ def run_service(args: argparse.Namespace) -> int:
         return cmd_node_admin(args)
     config = service_config(args)
     setup_logging(config.log_level)
+    from taskorg.security.process import configure_process
+    configure_process(config, service=True)
     run: Callable[[Config], None]
     if args.command == "dns":
         from taskorg.dns.service import run
@@ -70,7 +81,7 @@ def run_service(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from taskorg.cli import client_commands, cluster_commands, admin_commands
+    from taskorg.cli import client_commands, cluster_commands, admin_commands, security_commands
 
     parser = argparse.ArgumentParser(prog="taskorg", description="Container tasks on a small LAN cluster.")
     add_common_options(parser, None)
@@ -91,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_commands.register(sub, common)
     cluster_commands.register(sub, common)
     admin_commands.register(sub, common)
+    security_commands.register(sub, common)
     return parser
 
 

@@ -15,6 +15,7 @@ import requests
 from flask import Flask, Response, jsonify, request
 
 from taskorg.net.client import CONNECT_TIMEOUT
+from taskorg.security import tls
 
 if TYPE_CHECKING:
     from taskorg.master.engine import Engine
@@ -32,6 +33,7 @@ ACTIVATION_WAIT = 2.0
 def install_forwarding(app: Flask, engine: "Engine") -> None:
     session = requests.Session()
     session.trust_env = False
+    tls.mount(session, "")  # this node's certificate, verified against the cluster CA
 
     @app.before_request
     def _forward() -> Any:
@@ -49,7 +51,7 @@ def install_forwarding(app: Flask, engine: "Engine") -> None:
             return None  # the view answers 409: no master right now
         headers = {k: v for k, v in request.headers.items() if k.lower() in PASSED_HEADERS}
         headers[FORWARDED] = engine.role.node or "standby"
-        url = f"http://{address}:{engine.config.master_port}{request.full_path.rstrip('?')}"
+        url = f"{engine.config.url(address, engine.config.master_port)}{request.full_path.rstrip('?')}"
         try:
             upstream = session.request(request.method, url, data=request.get_data(), headers=headers,
                                        stream=True, timeout=(CONNECT_TIMEOUT, 65))

@@ -1,10 +1,18 @@
-"""A thin authenticated JSON client for talking to taskorg services."""
+"""A thin authenticated JSON client for talking to taskorg services.
+
+An `https://` URL is verified against the cluster CA and presents this
+process's node certificate, both from the TLS material the process
+configured at start (`taskorg.security.tls`), or the `tls` given here.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+
+from taskorg.security import tls as tls_material
 
 
 class ServiceError(Exception):
@@ -30,7 +38,7 @@ CONNECT_TIMEOUT = 0.5
 
 class ServiceClient:
     def __init__(self, base_url: str, secret: str, timeout: float = 5.0,
-                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
+                 connect_timeout: float = CONNECT_TIMEOUT, tls: tls_material.TlsMaterial | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -38,6 +46,7 @@ class ServiceClient:
         self.session.headers["Authorization"] = f"Bearer {secret}"
         # Cluster traffic is LAN-local: never route it through a proxy.
         self.session.trust_env = False
+        tls_material.mount(self.session, urlsplit(self.base_url).hostname or "", tls)
 
     def request(self, method: str, path: str, *, timeout: float | tuple[float, float] | None = None,
                 **kwargs: Any) -> Any:
