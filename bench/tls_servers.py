@@ -43,6 +43,12 @@ def ping():
 if kind == "waitress":
     from waitress import serve
     serve(app, host=host, port=int(port), threads=8, _quiet=True)
+elif kind == "cheroot-stock-tls":
+    from cheroot import wsgi
+    from cheroot.ssl.builtin import BuiltinSSLAdapter
+    server = wsgi.Server((host, int(port)), app, numthreads=8, request_queue_size=1024)
+    server.ssl_adapter = BuiltinSSLAdapter(cert, key)
+    server.safe_start()
 elif kind.startswith("cheroot"):
     from taskorg.net.httpd import make_server, run_server
     from taskorg.security.tls import TlsMaterial
@@ -92,7 +98,7 @@ def measure(kind: str, port: int, material: tls.TlsMaterial, seconds: float) -> 
         cpu0 = proc.cpu_times()
         time.sleep(5)
         cpu1 = proc.cpu_times()
-        idle_cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / 5 * 100
+        idle_cpu = max(0.0, (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / 5 * 100)
         counts = [0] * 4
         stop = time.monotonic() + seconds
 
@@ -126,6 +132,7 @@ def main() -> None:
         issued = ca.issue(Path(tmp) / "ca", "bench", ["127.0.0.1"], "bench.internal")
         material = tls.TlsMaterial(str(Path(tmp) / "ca" / "ca.pem"), str(issued.cert_file), str(issued.key_file))
         kinds = [k for k, module in (("waitress", "waitress"), ("cheroot", "cheroot"), ("cheroot-tls", "cheroot"),
+                                     ("cheroot-stock-tls", "cheroot"),
                                      ("gunicorn-tls", "gunicorn")) if importlib.util.find_spec(module)]
         results = [measure(kind, 29400 + i, material, args.seconds) for i, kind in enumerate(kinds)]
     print(json.dumps(results, indent=1))

@@ -126,7 +126,10 @@ def issue(directory: str | Path, name: str, addresses: list[str], suffix: str,
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
     out = private_dir(out_dir) if out_dir else folder
-    pem = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+    if out.resolve() != folder.resolve():
+        write_private(out / CA_CERT, ca_pem, mode=0o644)  # the directory is all a node needs
+    pem = cert.public_bytes(serialization.Encoding.PEM) + ca_pem
     key_file = write_private(out / f"{name}.key", _key_pem(key))
     cert_file = write_private(out / f"{name}.pem", pem, mode=0o644)
     return IssuedCert(cert_file, key_file)

@@ -174,3 +174,16 @@ def test_a_client_sends_its_token_before_the_secret(tmp_path: Path) -> None:
     assert read_credential(config, {"TASKORG_TOKEN": "tko_env"}) == "tko_env"
     with pytest.raises(ConfigError, match="token_file"):
         read_credential(config.replace(token_file=str(tmp_path / "missing")), {})
+
+
+# ---- connection slots ------------------------------------------------------------------------------------------------------
+def test_a_source_gets_its_share_and_loopback_only_the_total() -> None:
+    from taskorg.net.httpd import _Slots
+
+    slots = _Slots(per_source=2, total=5)
+    assert slots.take("10.0.0.5") and slots.take("10.0.0.5") and not slots.take("10.0.0.5")
+    assert slots.take("10.0.0.6")
+    slots.give_back("10.0.0.5")
+    assert slots.take("10.0.0.5")
+    assert slots.take("127.0.0.1") and slots.take("127.0.0.1")  # past the share: this machine's own
+    assert not slots.take("127.0.0.1") and not slots.take("10.0.0.7")  # the total holds for everyone
