@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from taskorg.cli.commands import CLIENT, Group
+from taskorg.cli.context import UsageError, client_config
 from taskorg.cli.output import emit_json, table
 
 DEFAULT_CA_DIR = "/etc/taskorg/ca"
@@ -13,13 +15,10 @@ DEFAULT_CA_DIR = "/etc/taskorg/ca"
 
 def _settings(args: argparse.Namespace) -> Any:
     # No TLS set-up here: these commands make the material it needs.
-    from taskorg.cli.main import find_client_config
-
-    return find_client_config(args)
+    return client_config(args)
 
 
 def cmd_ca_init(args: argparse.Namespace) -> int:
-    from taskorg.cli.main import UsageError
     from taskorg.security.ca import CaError, init_ca
 
     config = _settings(args)
@@ -33,7 +32,6 @@ def cmd_ca_init(args: argparse.Namespace) -> int:
 
 
 def cmd_ca_issue(args: argparse.Namespace) -> int:
-    from taskorg.cli.main import UsageError
     from taskorg.security.ca import CaError, describe, issue
 
     config = _settings(args)
@@ -56,19 +54,18 @@ def _store(args: argparse.Namespace) -> Any:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from taskorg.cli.main import UsageError
     from taskorg.security.tokens import TokenError
 
     store = _store(args)
     try:
-        if args.action == "create":
+        if args.token_action == "create":
             token, clear = store.create(args.name, args.role)
             if args.json:
                 emit_json({"id": token.id, "name": token.name, "role": token.role, "token": clear})
             else:
                 print(f"token {token.id} ({token.name}, role {token.role}); shown once, only its hash is kept:")
                 print(clear)
-        elif args.action == "revoke":
+        elif args.token_action == "revoke":
             token = store.revoke(args.which)
             emit_json({"id": token.id, "name": token.name, "revoked": True}) if args.json else \
                 print(f"revoked token {token.id} ({token.name})")
@@ -81,32 +78,32 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
+def register(top: Group) -> None:
     from taskorg.security.tokens import ROLES
 
-    ca = sub.add_parser("ca", help="the cluster CA: make it, issue node certificates")
-    actions = ca.add_subparsers(dest="action", metavar="ACTION")
-    actions.required = True
-    init = actions.add_parser("init", help="make the cluster CA", parents=[common])
+    ca = top.group("ca", "the cluster CA: make it, issue node certificates",
+                   ["taskorg ca init --dir /etc/taskorg/ca", "taskorg ca issue node2 --address 10.0.0.12 --out ./node2"])
+    init = ca.add("init", "make the cluster CA (its key 0600, in a 0700 directory)",
+                  ["taskorg ca init --dir /etc/taskorg/ca"], cmd_ca_init, kind=CLIENT)
     init.add_argument("--force", action="store_true", help="replace an existing CA (every node needs a new certificate)")
-    init.set_defaults(func=cmd_ca_init)
-    issue = actions.add_parser("issue", help="issue a node certificate signed by the cluster CA", parents=[common])
-    issue.add_argument("node", help="node name, e.g. node2 (the certificate names node2.<suffix>)")
+    issue = ca.add("issue", "issue a node certificate signed by the cluster CA (names NODE.<suffix> and its address)",
+                   ["taskorg ca issue node2 --address 10.0.0.12 --out /root/node2-tls"], cmd_ca_issue, kind=CLIENT)
+    issue.add_argument("node", help="node name, e.g. node2")
     issue.add_argument("--address", action="append", default=[], help="the node's IP address (repeatable)")
-    issue.add_argument("--out", help="directory for NODE.pem and NODE.key (default: the CA directory)")
-    issue.set_defaults(func=cmd_ca_issue)
+    issue.add_argument("--out", help="directory for ca.pem, NODE.pem and NODE.key (default: the CA directory)")
     for p in (init, issue):
         p.add_argument("--dir", default=DEFAULT_CA_DIR, help=f"CA directory (default {DEFAULT_CA_DIR})")
 
-    token = sub.add_parser("token", help="user tokens with roles (read, submit, admin)")
-    actions = token.add_subparsers(dest="action", metavar="ACTION")
-    actions.required = True
-    create = actions.add_parser("create", help="make a token (printed once)", parents=[common])
+    token = top.group("token", "user tokens with roles (read, submit, admin)",
+                      ["taskorg token create alice --role submit", "taskorg token revoke alice"])
+    create = token.add("create", "make a token (printed once; only its hash is kept)",
+                       ["taskorg token create ci --role submit"], cmd_token, kind=CLIENT)
     create.add_argument("name", help="who or what uses it, e.g. alice or ci")
     create.add_argument("--role", required=True, choices=ROLES)
-    listing = actions.add_parser("list", help="tokens (ids, names, roles; never the tokens)", parents=[common])
-    revoke = actions.add_parser("revoke", help="revoke a token by id or name", parents=[common])
+    listing = token.add("ls", "list tokens (ids, names, roles; never the tokens)", ["taskorg token ls"], cmd_token,
+                        kind=CLIENT, aliases=["list"])
+    revoke = token.add("revoke", "revoke a token by id or name", ["taskorg token revoke alice"], cmd_token, kind=CLIENT)
     revoke.add_argument("which", metavar="ID|NAME")
-    for p in (create, listing, revoke):
+    for p, action in ((create, "create"), (listing, "list"), (revoke, "revoke")):
         p.add_argument("--tokens-file", help="the token file (default: the 'tokens_file' setting)")
-        p.set_defaults(func=cmd_token)
+        p.set_defaults(token_action=action)

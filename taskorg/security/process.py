@@ -9,4 +9,5 @@ from taskorg.security import auth, tls
 def configure_process(config: Config, service: bool) -> None:
     """`service`: this process serves (needs its node certificate) rather than only calling services."""
     tls.configure(config, service=service)
-    auth.use_tokens(config.tokens_path if service else None)
+    if service:
+        auth.use_tokens(config.tokens_path)

@@ -125,17 +125,25 @@ def from_config(config: Config, need_cert: bool) -> TlsMaterial:
 
 
 def configure(config: Config, service: bool) -> TlsMaterial | None:
-    """Set this process's TLS material from its settings (once, at start). None when TLS is off."""
+    """Set this process's TLS material from its settings (once, at start). None when TLS is off.
+    `service`: the process serves too (its node certificate is required and used by `serve`)."""
     global _server
     if not config.tls:
-        log.warning("TLS is off ('tls: false'): credentials and cluster traffic cross the network in clear text")
+        if service:
+            log.warning("TLS is off ('tls: false'): credentials and cluster traffic cross the network in clear text")
+            _server = None
         use(None)
-        _server = None
         return None
     material = from_config(config, need_cert=service)
     use(material)
-    _server = material if service else None
+    if service:
+        _server = material
     return material
+
+
+def configured() -> bool:
+    """Whether this process has client material for every host (set by `configure` or `use`)."""
+    return _default is not None
 
 
 class _ContextAdapter(HTTPAdapter):
