@@ -111,31 +111,38 @@ class _Handshakes:
         self._wake_w.send(b"x")
 
     def _run(self) -> None:
-        context = self.server.ssl_adapter.context
         while not self._stop:
-            for key, events in self._selector.select(timeout=0.5):
-                if key.data is None:
-                    try:
-                        self._wake_r.recv(4096)
-                    except BlockingIOError:
-                        pass
-                    continue
-                self._step(key.fd)
-            with self._lock:
-                incoming, self._incoming = self._incoming, []
-            for sock, source, port in incoming:
-                sock.setblocking(False)
+            try:
+                self._round()
+            except Exception:  # this thread must outlive any one connection's surprise
+                log.exception("TLS handshake loop error")
+
+    def _round(self) -> None:
+        """Advance every handshake that can move, take new connections, drop the overdue."""
+        context = self.server.ssl_adapter.context
+        for key, events in self._selector.select(timeout=0.5):
+            if key.data is None:
                 try:
-                    wrapped = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-                except (OSError, ssl.SSLError):
-                    self._drop_raw(sock, source)
-                    continue
-                self._pending[wrapped.fileno()] = (wrapped, source, port, time.monotonic() + HANDSHAKE_TIMEOUT)
-                self._selector.register(wrapped.fileno(), selectors.EVENT_READ, "tls")
-                self._step(wrapped.fileno())
-            now = time.monotonic()
-            for fd in [fd for fd, item in self._pending.items() if item[3] < now]:
-                self._drop(fd)
+                    self._wake_r.recv(4096)
+                except BlockingIOError:
+                    pass
+                continue
+            self._step(key.fd)
+        with self._lock:
+            incoming, self._incoming = self._incoming, []
+        for sock, source, port in incoming:
+            sock.setblocking(False)
+            try:
+                wrapped = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            except (OSError, ssl.SSLError):
+                self._drop_raw(sock, source)
+                continue
+            self._pending[wrapped.fileno()] = (wrapped, source, port, time.monotonic() + HANDSHAKE_TIMEOUT)
+            self._selector.register(wrapped.fileno(), selectors.EVENT_READ, "tls")
+            self._step(wrapped.fileno())
+        now = time.monotonic()
+        for fd in [fd for fd, item in self._pending.items() if item[3] < now]:
+            self._drop(fd)
 
     def _step(self, fd: int) -> None:
         sock, source, port, _ = self._pending[fd]
@@ -221,7 +228,10 @@ class GuardedServer(wsgi.Server):
         conn.remote_addr, conn.remote_port = source, port
         conn.ssl_env = ssl_env
         conn.slot_source = source
-        self._connections.put(conn)
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            self.process_conn(conn)  # the request arrived with the handshake: the selector would not see it
+        else:
+            self._connections.put(conn)
 
     def stop(self) -> None:
         if self.handshakes:
