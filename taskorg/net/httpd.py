@@ -7,7 +7,8 @@ worker thread that then waits for the request line. Here:
 
 - a new connection waits in cheroot's selector until it has bytes to read,
   so idle connections hold no worker thread (and are closed after
-  `IDLE_TIMEOUT`);
+  `IDLE_TIMEOUT`); once it sends, its request line and headers must be in
+  within `HEADER_DEADLINE`, however slowly the bytes trickle;
 - TLS handshakes run non-blocking in one thread of their own, bounded by
   `HANDSHAKE_TIMEOUT`, so a client that never sends its hello stops nobody;
 - one source address may hold at most `PER_SOURCE_LIMIT` connections, and
@@ -19,6 +20,7 @@ worker thread that then waits for the request line. Here:
 
 from __future__ import annotations
 
+import logging
 import resource
 import selectors
 import socket
@@ -38,6 +40,7 @@ log = get_logger("http")
 
 IDLE_TIMEOUT = 5.0  # a connection with no request for this long is closed; also the limit of each read
 HANDSHAKE_TIMEOUT = 3.0
+HEADER_DEADLINE = 5.0
 PER_SOURCE_LIMIT = 64
 TOTAL_LIMIT = 4096
 LOCAL_SOURCES = ("127.0.0.1", "::1")
@@ -71,9 +74,58 @@ class _Slots:
             return self._open[source]
 
 
-class _CountedConnection(cheroot_server.HTTPConnection):
-    """Gives its source's slot back when it closes (once)."""
+class _Deadlines:
+    """Shuts a connection down when its request headers take too long (one thread for all)."""
 
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._watched: dict[int, tuple[float, socket.socket]] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        threading.Thread(target=self._run, name="header-deadlines", daemon=True).start()
+
+    def watch(self, sock: socket.socket) -> int:
+        key = id(sock)
+        with self._lock:
+            self._watched[key] = (time.monotonic() + self.seconds, sock)
+        return key
+
+    def release(self, key: int) -> None:
+        with self._lock:
+            self._watched.pop(key, None)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(0.25):
+            now = time.monotonic()
+            with self._lock:
+                late = [key for key, (deadline, _) in self._watched.items() if deadline < now]
+                socks = [self._watched.pop(key)[1] for key in late]
+            for sock in socks:
+                try:
+                    # The plain socket's shutdown (an SSLSocket's own would unwrap under the reader's feet):
+                    # the worker's blocked read ends, and cheroot closes the connection.
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class _DeadlineRequest(cheroot_server.HTTPRequest):
+    def parse_request(self) -> None:
+        deadlines = self.server.deadlines
+        key = deadlines.watch(self.conn.socket)
+        try:
+            super().parse_request()
+        finally:
+            deadlines.release(key)
+
+
+class _CountedConnection(cheroot_server.HTTPConnection):
+    """Gives its source's slot back when it closes (once); its requests' headers have a deadline."""
+
+    RequestHandlerClass = _DeadlineRequest
     slot_source: str | None = None
 
     def close(self) -> None:
@@ -210,6 +262,7 @@ class GuardedServer(wsgi.Server):
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.slots = _Slots(per_source, total)
+        self.deadlines = _Deadlines(HEADER_DEADLINE)
         self.handshakes: _Handshakes | None = None
         # Idle connections wait in the selector; cheroot's default of 10 would turn keep-alive off
         # for everyone as soon as ten idle clients are connected.
@@ -236,11 +289,15 @@ class GuardedServer(wsgi.Server):
     def stop(self) -> None:
         if self.handshakes:
             self.handshakes.stop()
+        self.deadlines.stop()
         super().stop()
 
     def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
+        # Mostly a client that vanished or was cut off (a header deadline): one quiet line, the trace
+        # only when debugging.
         if level >= 40:
-            log.error("http server error", extra={"detail": msg}, exc_info=traceback)
+            log.warning("http connection error", extra={"detail": msg},
+                        exc_info=traceback and log.isEnabledFor(logging.DEBUG))
 
 
 def raise_open_file_limit() -> None:

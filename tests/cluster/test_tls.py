@@ -23,7 +23,7 @@ import trustme
 from taskorg.client import Client
 from taskorg.devtools.localcluster import LocalCluster
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
-from taskorg.net.httpd import PER_SOURCE_LIMIT, GuardedServer, make_server
+from taskorg.net.httpd import HEADER_DEADLINE, PER_SOURCE_LIMIT, GuardedServer, make_server
 from taskorg.net.server import create_service_app
 from taskorg.security import ca
 from taskorg.security.tls import TlsMaterial
@@ -193,6 +193,45 @@ def test_one_source_cannot_hold_more_than_its_share(cluster: LocalCluster) -> No
     finally:
         for sock in greedy:
             sock.close()
+
+
+def test_headers_that_trickle_in_are_cut_off_at_the_deadline(cluster: LocalCluster) -> None:
+    config = cluster.config
+    material = TlsMaterial(str(cluster.ca_file))
+    raw = socket.create_connection((cluster.dns_address, config.dns_api_port), timeout=5)
+    slow = material.client_context().wrap_socket(raw, server_hostname=cluster.dns_address)
+    started = time.monotonic()
+    slow.sendall(b"GET /v1/master HTTP/1.1\r\n")
+    closed_after = None
+    try:
+        while time.monotonic() - started < HEADER_DEADLINE + 5:
+            slow.sendall(b"X")  # one byte of a header line every half second, never finishing
+            slow.settimeout(0.5)
+            try:
+                if slow.recv(4096) == b"":
+                    break
+            except socket.timeout:
+                continue
+    except OSError:
+        pass
+    closed_after = time.monotonic() - started
+    slow.close()
+    assert HEADER_DEADLINE - 0.5 <= closed_after <= HEADER_DEADLINE + 1.5, closed_after
+
+
+def test_tls_off_is_the_operators_choice_and_every_start_says_so(cluster_factory: Any) -> None:
+    plain = cluster_factory(1, settings={"tls": False})
+    config = plain.config
+    assert config.url(plain.dns_address, config.dns_api_port).startswith("http://")
+    assert plain.client().members()["members"]
+    node = plain.node_address(1)
+    session = requests.Session()
+    session.trust_env = False
+    answer = session.get(f"http://{node}:{config.slave_port}/v1/containers",
+                         headers={"Authorization": f"Bearer {plain.secret}"}, timeout=5)
+    assert answer.status_code == 200  # with TLS off the secret opens internal routes, as before
+    for log_file in ("dns.log", "node1-master.log", "node1-slave.log", "node1-node.log"):
+        assert "TLS is off" in (plain.workdir / "logs" / log_file).read_text(), log_file
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------------------
