@@ -10,11 +10,14 @@ master's lease go on.
 
 from __future__ import annotations
 
+import shutil
+import signal
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 import requests
@@ -232,9 +235,44 @@ def test_tls_off_is_the_operators_choice_and_every_start_says_so(cluster_factory
     assert answer.status_code == 200  # with TLS off the secret opens internal routes, as before
     for log_file in ("dns.log", "node1-master.log", "node1-slave.log", "node1-node.log"):
         assert "TLS is off" in (plain.workdir / "logs" / log_file).read_text(), log_file
+    # The control for the capture test: in clear text the secret is there to read.
+    captured = capture(plain.dns_address, plain.workdir / "plain.pcap", lambda: time.sleep(1))
+    assert plain.secret.encode() in captured
+
+
+def test_a_capture_of_cluster_traffic_shows_no_secret_and_no_token(cluster: LocalCluster,
+                                                                    tokens: dict[str, str], tmp_path: Path) -> None:
+    def traffic() -> None:
+        user(cluster, tokens["submit"]).tasks()
+        user(cluster, tokens["read"]).members()
+        time.sleep(1.5)  # heartbeats (every 150 ms) and reports carry the secret and node certificates
+
+    captured = capture(cluster.dns_address, tmp_path / "tls.pcap", traffic)
+    assert len(captured) > 20_000  # the capture saw the cluster talking
+    for credential in (cluster.secret, tokens["submit"], tokens["read"]):
+        assert credential.encode() not in captured
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------------------
+def capture(dns_address: str, pcap: Path, traffic: Callable[[], None]) -> bytes:
+    """Every packet on loopback within the cluster's /24 while `traffic` runs (tcpdump, bounded)."""
+    tcpdump = shutil.which("tcpdump")
+    if not tcpdump:
+        pytest.fail("this test needs tcpdump (scripts/setup.sh installs it with TASKORG_SETUP_EXTRAS=test)")
+    network = dns_address.rsplit(".", 1)[0] + ".0/24"
+    process = subprocess.Popen([tcpdump, "-i", "lo", "-U", "-n", "-s", "0", "-Z", "root", "-w", str(pcap),
+                                "net", network], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert process.stderr is not None
+        ready = process.stderr.readline().decode()  # "listening on lo, ..." once it captures
+        assert "listening" in ready, ready
+        traffic()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
+    return pcap.read_bytes()
+
+
 class serving:
     """Run a GuardedServer in a thread for the duration of a `with` (bounded start, clean stop)."""
 
