@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from taskorg.security import tls as tls_material
 
@@ -38,7 +39,9 @@ CONNECT_TIMEOUT = 0.5
 
 class ServiceClient:
     def __init__(self, base_url: str, secret: str, timeout: float = 5.0,
-                 connect_timeout: float = CONNECT_TIMEOUT, tls: tls_material.TlsMaterial | None = None) -> None:
+                 connect_timeout: float = CONNECT_TIMEOUT, tls: tls_material.TlsMaterial | None = None,
+                 pool_size: int | None = None) -> None:
+        """`pool_size`: connections kept per host, for callers that send many requests at once."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -46,7 +49,10 @@ class ServiceClient:
         self.session.headers["Authorization"] = f"Bearer {secret}"
         # Cluster traffic is LAN-local: never route it through a proxy.
         self.session.trust_env = False
-        tls_material.mount(self.session, urlsplit(self.base_url).hostname or "", tls)
+        pool = {"pool_connections": 1, "pool_maxsize": pool_size} if pool_size else {}
+        if pool:
+            self.session.mount("http://", HTTPAdapter(**pool))
+        tls_material.mount(self.session, urlsplit(self.base_url).hostname or "", tls, **pool)
 
     def request(self, method: str, path: str, *, timeout: float | tuple[float, float] | None = None,
                 **kwargs: Any) -> Any:

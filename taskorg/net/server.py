@@ -9,13 +9,16 @@ right role or the cluster secret. Refusals are 401 (no valid credential) or
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from taskorg.logs import get_logger
+from taskorg.protocol import ProtocolError, decode
 from taskorg.security import auth, tls
+
+T = TypeVar("T")
 
 log = get_logger("http")
 
@@ -71,6 +74,14 @@ def json_body(required: tuple[str, ...] = ()) -> dict[str, Any]:
     if missing:
         raise ApiError(400, f"missing field(s): {', '.join(missing)}")
     return data
+
+
+def typed_body(kind: type[T], what: str) -> T:
+    """The request's JSON body as a `kind` message; a 400 that names the bad field otherwise."""
+    try:
+        return decode(request.get_data(), kind, what)
+    except ProtocolError as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def serve(app: Flask, host: str, port: int, threads: int = 8,

@@ -149,9 +149,9 @@ def configured() -> bool:
 class _ContextAdapter(HTTPAdapter):
     """requests with our SSL context, and without the public CA bundle that requests would add to it."""
 
-    def __init__(self, context: ssl.SSLContext) -> None:
+    def __init__(self, context: ssl.SSLContext, **pool: Any) -> None:
         self._context = context
-        super().__init__()
+        super().__init__(**pool)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["ssl_context"] = self._context
@@ -163,8 +163,11 @@ class _ContextAdapter(HTTPAdapter):
         conn.ca_cert_dir = None
 
 
-def mount(session: Any, host: str, material: TlsMaterial | None = None) -> None:
-    """Give a requests session the TLS material for `host` (explicit, or this process's)."""
+def mount(session: Any, host: str, material: TlsMaterial | None = None, **pool: Any) -> None:
+    """Give a requests session the TLS material for `host` (explicit, or this process's); `pool`:
+    HTTPAdapter's pool_connections/pool_maxsize."""
     material = material or material_for(host)
     if material is not None:
-        session.mount("https://", _ContextAdapter(material.client_context()))
+        session.mount("https://", _ContextAdapter(material.client_context(), **pool))
+    elif pool:
+        session.mount("https://", HTTPAdapter(**pool))
