@@ -99,11 +99,12 @@ def client(bed: Any, **kwargs: Any) -> Client:
 
     config = load_config(overrides={"dns_address": bed.dns_host.address, "suffix": SUFFIX, "cluster": "testbed",
                                     "secret_file": str(Path(bed.workdir) / "secret")}, environ={})
+    bed.use_tls()
     return Client(config, bed.secret, **kwargs)
 
 
 def service(bed: Any, address: str, port: int) -> ServiceClient:
-    return ServiceClient(f"http://{address}:{port}", bed.secret, timeout=2.0)
+    return ServiceClient(f"https://{address}:{port}", bed.secret, timeout=2.0, tls=bed.use_tls())
 
 
 def master_host(bed: Any) -> Any:

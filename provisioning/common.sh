@@ -102,6 +102,29 @@ generate_secret() {
     RESTART_NEEDED=1
 }
 
+# install_tls DIR: the cluster CA certificate and this host's certificate and key, from DIR
+# (what `taskorg ca issue NAME --address IP --out DIR` writes: ca.pem, NAME.pem, NAME.key).
+install_tls() {
+    dir=$1
+    [ -r "$dir/ca.pem" ] || die "--tls-dir $dir: no ca.pem (the cluster CA certificate)"
+    keys=$(find "$dir" -maxdepth 1 -name '*.key' ! -name ca.key)
+    [ "$(printf '%s\n' "$keys" | grep -c .)" = 1 ] || die "--tls-dir $dir: expected exactly one NAME.key beside ca.pem"
+    cert=${keys%.key}.pem
+    [ -r "$cert" ] || die "--tls-dir $dir: $cert is missing"
+    ensure_dir "$TASKORG_ETC/tls" 0700
+    if install_content "$TASKORG_ETC/tls/ca.pem" 0644 < "$dir/ca.pem"; then RESTART_NEEDED=1; fi
+    if install_content "$TASKORG_ETC/tls/node.pem" 0644 < "$cert"; then RESTART_NEEDED=1; fi
+    if install_content "$TASKORG_ETC/tls/node.key" 0600 < "$keys"; then RESTART_NEEDED=1; fi
+}
+
+# tls_choice TLS_DIR NO_TLS: one of --tls-dir DIR and --no-tls must be given.
+tls_choice() {
+    if [ -n "$1" ] && [ "$2" = 1 ]; then die "give --tls-dir DIR or --no-tls, not both"; fi
+    if [ -z "$1" ] && [ "$2" = 0 ]; then
+        die "give --tls-dir DIR (this host's certificate: taskorg ca issue NAME --address IP --out DIR) or --no-tls"
+    fi
+}
+
 # yaml_quote TEXT: a double-quoted YAML scalar.
 yaml_quote() {
     printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"
@@ -180,5 +203,7 @@ usage_common() {
   --cluster NAME        cluster name (default taskorg)
   --suffix DOMAIN       cluster DNS suffix (default taskorg.internal)
   --set KEY=VALUE       any other setting of taskorg's config (repeatable)
+  --tls-dir DIR         this host's TLS files: ca.pem, NAME.pem, NAME.key (from `taskorg ca issue ... --out DIR`)
+  --no-tls              plain HTTP between services (every service warns at every start)
 EOF
 }

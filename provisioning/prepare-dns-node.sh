@@ -4,7 +4,8 @@
 # Provision it first; then run prepare-node.sh on every other machine.
 #
 #   prepare-dns-node.sh --address IP --wheelhouse DIR [--offline]
-#                       (--secret-file FILE | --generate-secret) [options]
+#                       (--secret-file FILE | --generate-secret)
+#                       (--tls-dir DIR | --generate-ca | --no-tls) [options]
 #
 # Idempotent: run it again after any change; it prints "changed: ..." lines
 # for what it changed and restarts the services only then.
@@ -12,15 +13,17 @@ set -eu
 . "$(cd "$(dirname "$0")" && pwd)/common.sh"
 
 usage() {
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     echo "options:"
     echo "  --address IP          this machine's address on the cluster network (dnsmasq listens there)"
     echo "  --secret-file FILE    the cluster secret (made once per cluster)"
     echo "  --generate-secret     make the cluster secret here if /etc/taskorg/secret is missing"
+    echo "  --generate-ca         make the cluster CA in /etc/taskorg/ca (once) and this host's certificate;"
+    echo "                        issue each node's: taskorg ca issue NAME --address IP --dir /etc/taskorg/ca --out DIR"
     usage_common
 }
 
-address="" wheelhouse="" offline=0 secret_file="" generate=0 extra=""
+address="" wheelhouse="" offline=0 secret_file="" generate=0 extra="" tls_dir="" no_tls=0 generate_ca=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --address) address=$2; shift 2 ;;
@@ -28,6 +31,9 @@ while [ $# -gt 0 ]; do
         --offline) offline=1; shift ;;
         --secret-file) secret_file=$2; shift 2 ;;
         --generate-secret) generate=1; shift ;;
+        --generate-ca) generate_ca=1; shift ;;
+        --tls-dir) tls_dir=$2; shift 2 ;;
+        --no-tls) no_tls=1; shift ;;
         --cluster) CLUSTER=$2; shift 2 ;;
         --suffix) SUFFIX=$2; shift 2 ;;
         --set) extra="$extra${extra:+
@@ -39,6 +45,10 @@ done
 [ -n "$address" ] || die "--address is required"
 [ -n "$wheelhouse" ] || die "--wheelhouse is required"
 [ -n "$secret_file" ] || [ "$generate" = 1 ] || die "give --secret-file FILE or --generate-secret"
+if [ "$generate_ca" = 1 ]; then tls_dir=$TASKORG_ETC/ca/hosts/dns; fi
+tls_choice "$tls_dir" "$no_tls"
+if [ "$no_tls" = 1 ]; then extra="tls: false${extra:+
+$extra}"; fi
 require_root
 
 ensure_packages python3 python3-venv dnsmasq
@@ -50,6 +60,13 @@ extra="manage_dnsmasq: false
 dnsmasq_pid_file: /run/dnsmasq/dnsmasq.pid${extra:+
 $extra}"
 write_config "$address" "$address" "$extra" ""
+if [ "$generate_ca" = 1 ] && [ ! -f "$TASKORG_ETC/ca/ca.key" ]; then
+    "$TASKORG_VENV/bin/taskorg" ca init --config "$TASKORG_CONFIG" --dir "$TASKORG_ETC/ca" >/dev/null
+    "$TASKORG_VENV/bin/taskorg" ca issue dns --address "$address" --config "$TASKORG_CONFIG" \
+        --dir "$TASKORG_ETC/ca" --out "$tls_dir" >/dev/null
+    changed "made the cluster CA in $TASKORG_ETC/ca and this host's certificate"
+fi
+[ -z "$tls_dir" ] || install_tls "$tls_dir"
 ensure_dir "$TASKORG_STATE" 0755
 ensure_dir "$TASKORG_STATE/dns" 0755
 ensure_dir "$TASKORG_STATE/dns/hosts" 0755

@@ -4,6 +4,7 @@
 # provisioned first (prepare-dns-node.sh); its address is --dns-address.
 #
 #   prepare-node.sh --address IP --dns-address IP --secret-file FILE
+#                   (--tls-dir DIR | --no-tls)
 #                   --wheelhouse DIR [--offline] [--label KEY=VALUE]... [options]
 #
 # Idempotent: run it again after any change; it prints "changed: ..." lines
@@ -14,7 +15,7 @@ set -eu
 SERVICES="taskorg-node.service taskorg-master.service taskorg-slave.service taskorg-webview.service"
 
 usage() {
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     echo "options:"
     echo "  --address IP          this machine's address on the cluster network"
     echo "  --dns-address IP      the DNS node's address (the cluster's only resolver)"
@@ -23,7 +24,7 @@ usage() {
     usage_common
 }
 
-address="" dns_address="" wheelhouse="" offline=0 secret_file="" labels="" extra=""
+address="" dns_address="" wheelhouse="" offline=0 secret_file="" labels="" extra="" tls_dir="" no_tls=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --address) address=$2; shift 2 ;;
@@ -31,6 +32,8 @@ while [ $# -gt 0 ]; do
         --wheelhouse) wheelhouse=$2; shift 2 ;;
         --offline) offline=1; shift ;;
         --secret-file) secret_file=$2; shift 2 ;;
+        --tls-dir) tls_dir=$2; shift 2 ;;
+        --no-tls) no_tls=1; shift ;;
         --label) labels="$labels${labels:+,}$2"; shift 2 ;;
         --cluster) CLUSTER=$2; shift 2 ;;
         --suffix) SUFFIX=$2; shift 2 ;;
@@ -44,6 +47,9 @@ done
 [ -n "$dns_address" ] || die "--dns-address is required"
 [ -n "$wheelhouse" ] || die "--wheelhouse is required"
 [ -n "$secret_file" ] || die "--secret-file is required"
+tls_choice "$tls_dir" "$no_tls"
+if [ "$no_tls" = 1 ]; then extra="tls: false${extra:+
+$extra}"; fi
 require_root
 
 ensure_packages python3 python3-venv docker.io
@@ -51,6 +57,7 @@ enable_start docker.service
 install_taskorg "$wheelhouse" "$offline"
 install_secret "$secret_file"
 write_config "$address" "$dns_address" "$extra" "$labels"
+[ -z "$tls_dir" ] || install_tls "$tls_dir"
 ensure_dir "$TASKORG_STATE" 0755
 
 # shellcheck disable=SC2086

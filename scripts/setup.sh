@@ -19,7 +19,7 @@ fi
 # ---- Debian packages --------------------------------------------------------------
 packages=(docker.io dnsmasq-base dnsutils busybox-static python3 python3-venv python3-pip iproute2 procps ca-certificates)
 if [[ " $extras " == *" test "* ]]; then
-  packages+=(debootstrap ansible ansible-lint openssh-client chromium shellcheck)
+  packages+=(debootstrap ansible ansible-lint openssh-client chromium shellcheck tcpdump)
 fi
 missing=()
 for p in "${packages[@]}"; do

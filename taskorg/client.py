@@ -31,7 +31,7 @@ import requests
 from taskorg.config import Config
 from taskorg.net.client import CONNECT_TIMEOUT, ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError, resolve_master
-from taskorg.secret import read_secret
+from taskorg.secret import read_credential
 
 Resolver = Callable[[Config], str]
 # A live LAN master answers most calls within this; a slower call starts watching DNS for a move.
@@ -163,7 +163,13 @@ class Client:
 
     @classmethod
     def from_config(cls, config: Config, **kwargs: Any) -> "Client":
-        return cls(config, read_secret(config), **kwargs)
+        """A client with the settings' credential (user token or secret) and, unless this process has
+        its TLS material already, the settings' cluster CA."""
+        from taskorg.security import tls
+
+        if config.tls and not tls.configured():
+            tls.configure(config, service=False)
+        return cls(config, read_credential(config), **kwargs)
 
     # ---- plumbing ----------------------------------------------------------------------------
     def master_address(self) -> str:

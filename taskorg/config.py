@@ -46,6 +46,17 @@ class Config:
     address: str = ""
     state_dir: str = "/var/lib/taskorg"
     secret_file: str = "/etc/taskorg/secret"
+    # TLS between every service, on by default (docs/security.md). `tls: false` serves plain HTTP,
+    # with a warning at every start. A service needs its node certificate; a user's client needs the
+    # CA only (its certificate files are used when it can read them).
+    tls: bool = True
+    tls_ca_file: str = "/etc/taskorg/tls/ca.pem"
+    tls_cert_file: str = "/etc/taskorg/tls/node.pem"
+    tls_key_file: str = "/etc/taskorg/tls/node.key"
+    # User tokens (hashed, with roles) that services accept; empty = `<state_dir>/tokens.json`.
+    tokens_file: str = ""
+    # A client's own user token (a file holding it); empty = $TASKORG_TOKEN, else the cluster secret.
+    token_file: str = ""
     # Service ports (the original Task-Org ports).
     dns_api_port: int = 23333
     slave_port: int = 23334
@@ -135,7 +146,11 @@ class Config:
         return frozenset(SERVICE_PORT_RANGE) | configured
 
     def url(self, address: str, port: int) -> str:
-        return f"http://{address}:{port}"
+        return f"{'https' if self.tls else 'http'}://{address}:{port}"
+
+    @property
+    def tokens_path(self) -> Path:
+        return Path(self.tokens_file) if self.tokens_file else Path(self.state_dir) / "tokens.json"
 
     @property
     def dns_api_url(self) -> str:

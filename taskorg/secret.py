@@ -20,14 +20,10 @@ def generate_secret() -> str:
 
 def write_secret(path: str | os.PathLike[str], secret: str | None = None) -> str:
     """Write a secret file with mode 0600 (created that way, never widened)."""
+    from taskorg.security.files import write_private
+
     secret = secret or generate_secret()
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret + "\n")
-    os.replace(tmp, target)
+    write_private(path, (secret + "\n").encode())
     return secret
 
 
@@ -35,7 +31,11 @@ def read_secret(config: Config, environ: dict[str, str] | None = None) -> str:
     """The secret from the environment, else from the file (which must be 0600)."""
     environ = dict(os.environ) if environ is None else environ
     if environ.get("TASKORG_SECRET"):
-        return environ["TASKORG_SECRET"].strip()
+        secret = environ["TASKORG_SECRET"].strip()
+        if len(secret) < 16:
+            # A whitespace-only secret once disabled authentication altogether.
+            raise ConfigError("TASKORG_SECRET is empty, only whitespace or too short (at least 16 characters)")
+        return secret
     path = Path(config.secret_file)
     try:
         mode = path.stat().st_mode
@@ -50,3 +50,19 @@ def read_secret(config: Config, environ: dict[str, str] | None = None) -> str:
     if len(secret) < 16:
         raise ConfigError(f"{path}: the secret is too short (at least 16 characters)")
     return secret
+
+
+def read_credential(config: Config, environ: dict[str, str] | None = None) -> str:
+    """What a client sends as its Bearer token: $TASKORG_TOKEN, the `token_file` setting, else the secret."""
+    environ = dict(os.environ) if environ is None else environ
+    if environ.get("TASKORG_TOKEN", "").strip():
+        return environ["TASKORG_TOKEN"].strip()
+    if config.token_file:
+        try:
+            token = Path(config.token_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"setting 'token_file': cannot read {config.token_file}: {exc.strerror}") from None
+        if not token:
+            raise ConfigError(f"setting 'token_file': {config.token_file} is empty")
+        return token
+    return read_secret(config, environ)

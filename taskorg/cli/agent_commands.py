@@ -31,8 +31,11 @@ def run_agent(args: argparse.Namespace) -> int:
         print(f"taskorg: `taskorg {args.agent}` is deprecated; use `taskorg agent {args.agent}`", file=sys.stderr)
     from taskorg.logs import setup_logging
 
+    from taskorg.security.process import configure_process
+
     config = service_config(args)
     setup_logging(config.log_level)
+    configure_process(config, service=True)  # TLS material and user tokens, once per process
     run: Callable[[Config], None]
     if args.agent == "dns":
         from taskorg.dns.service import run

@@ -13,7 +13,7 @@ import sys
 
 from taskorg import __version__
 from taskorg.cli import (admin_commands, agent_commands, cluster_commands, context_commands, convert_command,
-                         job_commands, node_commands, task_commands)
+                         job_commands, node_commands, security_commands, task_commands)
 from taskorg.cli.commands import Group, add_client_options, parent_parsers
 from taskorg.cli.context import UsageError
 from taskorg.config import ConfigError
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin_commands.register(top)
     agent_commands.register(top)
     convert_command.register(top)
+    security_commands.register(top)
     return parser
 
 

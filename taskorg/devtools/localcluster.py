@@ -28,6 +28,9 @@ from taskorg.config import Config, load_config
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError, resolve_all, resolve_master
 from taskorg.secret import write_secret
+from taskorg.security import ca, tls
+from taskorg.security.files import write_private
+from taskorg.security.tokens import TokenStore
 
 NODE_SERVICES = ("node", "slave", "master", "webview")
 DEFAULT_DIR = Path(os.environ.get("TASKORG_CLUSTER_DIR", "/var/lib/taskorg/local-cluster"))
@@ -62,7 +65,7 @@ class LocalCluster:
         return str(ipaddress.ip_address(self.dns_address) + index)
 
     def webview_url(self, index: int) -> str:
-        return f"http://{self.node_address(index)}:{self.config.webview_port}"
+        return self.config.url(self.node_address(index), self.config.webview_port)
 
     @property
     def secret_file(self) -> Path:
@@ -71,6 +74,61 @@ class LocalCluster:
     @property
     def secret(self) -> str:
         return self.secret_file.read_text().strip()
+
+    # ---- credentials: the cluster CA, a certificate per node, an admin token ------------------
+    @property
+    def ca_dir(self) -> Path:
+        return self.workdir / "ca"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.ca_dir / ca.CA_CERT
+
+    @property
+    def tokens_file(self) -> Path:
+        return self.workdir / "tokens.json"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.workdir / "admin-token"
+
+    @property
+    def admin_token(self) -> str:
+        return self.admin_token_file.read_text().strip()
+
+    def _cert(self, key: str) -> tuple[Path, Path]:
+        folder = self.workdir / key / "tls"
+        return folder / f"{key}.pem", folder / f"{key}.key"
+
+    def _issue(self, key: str, addresses: list[str]) -> None:
+        if not self._cert(key)[0].exists():
+            ca.issue(self.ca_dir, key, addresses, self._suffix(), self.workdir / key / "tls")
+
+    def _suffix(self) -> str:
+        return str(self.settings.get("suffix", Config.suffix))
+
+    def _write_credentials(self) -> None:
+        if not self.ca_file.exists():
+            ca.init_ca(self.ca_dir, self.name)
+        self._issue("dns", [self.dns_address])
+        # The test harness (this process) gets a certificate of its own: tests call internal endpoints.
+        self._issue("harness", [])
+        if not self.admin_token_file.exists():
+            _, clear = TokenStore(self.tokens_file).create("local-admin", "admin")
+            write_private(self.admin_token_file, (clear + "\n").encode())
+        self.use_tls_here()
+
+    def use_tls_here(self) -> None:
+        """This process talks to this cluster's addresses with the cluster CA and the harness certificate."""
+        cert, key = self._cert("harness")
+        if cert.exists():
+            network = f"{self.dns_address}/24"
+            tls.use(tls.TlsMaterial(str(self.ca_file), str(cert), str(key)), network=network)
+
+    def _tls_settings(self, key: str | None) -> dict[str, Any]:
+        cert, private = self._cert(key) if key else (Path(""), Path(""))
+        return {"tls_ca_file": str(self.ca_file), "tls_cert_file": str(cert) if key else "",
+                "tls_key_file": str(private) if key else "", "tokens_file": str(self.tokens_file)}
 
     @property
     def config(self) -> Config:
@@ -81,10 +139,16 @@ class LocalCluster:
     def client_config_path(self) -> Path:
         return self.workdir / "client.yaml"
 
-    def _settings(self, **extra: Any) -> dict[str, Any]:
+    def _settings(self, tls_key: str | None = None, **extra: Any) -> dict[str, Any]:
         # One machine: a plain directory plays the cluster's shared storage (NFS in a lab).
         return {"cluster": self.name, "dns_address": self.dns_address, "secret_file": str(self.secret_file),
-                "shared_dir": str(self.workdir / "shared"), **self.settings, **extra}
+                "shared_dir": str(self.workdir / "shared"), **self._tls_settings(tls_key), **self.settings, **extra}
+
+    def _write_node_config(self, index: int) -> None:
+        extra = {"labels": self.node_labels[index]} if index in self.node_labels else {}
+        self._issue(f"node{index}", [self.node_address(index)])
+        self._write_yaml(self._node_config(index), self._settings(
+            f"node{index}", address=self.node_address(index), state_dir=str(self.workdir / f"node{index}"), **extra))
 
     def _write_configs(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -93,12 +157,14 @@ class LocalCluster:
         (self.workdir / "logs").mkdir(exist_ok=True)
         if not self.secret_file.exists():
             write_secret(self.secret_file)
-        self._write_yaml(self.client_config_path, self._settings(state_dir=str(self.workdir / "client")))
-        self._write_yaml(self.workdir / "dns" / "taskorg.yaml", self._settings(state_dir=str(self.workdir / "dns")))
+        self._write_credentials()
+        # The CLI of this machine is a user: the CA to check the services, the admin token to act.
+        self._write_yaml(self.client_config_path, self._settings(
+            state_dir=str(self.workdir / "client"), token_file=str(self.admin_token_file)))
+        self._write_yaml(self.workdir / "dns" / "taskorg.yaml",
+                         self._settings("dns", state_dir=str(self.workdir / "dns")))
         for index in range(1, self.nodes + 1):
-            extra = {"labels": self.node_labels[index]} if index in self.node_labels else {}
-            self._write_yaml(self._node_config(index), self._settings(
-                address=self.node_address(index), state_dir=str(self.workdir / f"node{index}"), **extra))
+            self._write_node_config(index)
 
     def _node_config(self, index: int) -> Path:
         return self.workdir / f"node{index}" / "taskorg.yaml"
@@ -138,6 +204,7 @@ class LocalCluster:
         cluster = cls(Path(state["workdir"]), state["nodes"], state["dns_address"], state["name"],
                       state.get("settings"), state.get("webview", True), state.get("node_labels"))
         cluster.pids = {k: int(v) for k, v in state["pids"].items()}
+        cluster.use_tls_here()
         return cluster
 
     def _is_ours(self, pid: int) -> bool:
@@ -206,9 +273,7 @@ class LocalCluster:
         """A new machine joins the running cluster; its index."""
         self.nodes += 1
         index = self.nodes
-        extra = {"labels": self.node_labels[index]} if index in self.node_labels else {}
-        self._write_yaml(self._node_config(index), self._settings(
-            address=self.node_address(index), state_dir=str(self.workdir / f"node{index}"), **extra))
+        self._write_node_config(index)
         self.start_node(index, wait_registered=True)
         return index
 
@@ -320,7 +385,7 @@ class LocalCluster:
 
         def active() -> bool:
             address = resolve_master(self.config, timeout=0.3)
-            client = ServiceClient(f"http://{address}:{self.config.master_port}", self.secret, timeout=1)
+            client = ServiceClient(self.config.url(address, self.config.master_port), self.secret, timeout=1)
             try:
                 if client.get("/v1/status")["active"]:
                     found.append(address)
@@ -358,9 +423,9 @@ class LocalCluster:
         return {
             "name": self.name, "workdir": str(self.workdir), "dns": self.dns_address,
             "suffix": config.suffix, "master": master,
-            "api": f"http://{config.master_name}:{config.master_port}" if master else None,
+            "api": config.url(config.master_name, config.master_port) if master else None,
             "members": [{"node": m["node"], "address": m["address"], "role": m["role"], "alive": m["alive"],
-                         "webview": f"http://{m['address']}:{config.webview_port}" if self.webview else None}
+                         "webview": config.url(m['address'], config.webview_port) if self.webview else None}
                         for m in members],
             "client_config": str(self.client_config_path),
         }

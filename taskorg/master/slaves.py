@@ -11,7 +11,6 @@ from concurrent.futures import Future, as_completed
 from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any, Callable, Iterator, TypeVar
 
-from requests.adapters import HTTPAdapter
 
 from taskorg.config import Config
 from taskorg.logs import get_logger
@@ -91,10 +90,8 @@ class SlaveClient:
         with self._lock:
             client = self._clients.get(address)
             if client is None:
-                client = ServiceClient(self.config.url(address, self.config.slave_port), self.secret, timeout=5)
-                adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE)
-                client.session.mount("http://", adapter)
-                client.session.mount("https://", adapter)
+                client = ServiceClient(self.config.url(address, self.config.slave_port), self.secret, timeout=5,
+                                       pool_size=POOL_SIZE)
                 self._clients[address] = client
             return client
 

@@ -1,10 +1,19 @@
-"""A thin authenticated JSON client for talking to taskorg services."""
+"""A thin authenticated JSON client for talking to taskorg services.
+
+An `https://` URL is verified against the cluster CA and presents this
+process's node certificate, both from the TLS material the process
+configured at start (`taskorg.security.tls`), or the `tls` given here.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+
+from taskorg.security import tls as tls_material
 
 
 class ServiceError(Exception):
@@ -30,7 +39,9 @@ CONNECT_TIMEOUT = 0.5
 
 class ServiceClient:
     def __init__(self, base_url: str, secret: str, timeout: float = 5.0,
-                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
+                 connect_timeout: float = CONNECT_TIMEOUT, tls: tls_material.TlsMaterial | None = None,
+                 pool_size: int | None = None) -> None:
+        """`pool_size`: connections kept per host, for callers that send many requests at once."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -38,6 +49,10 @@ class ServiceClient:
         self.session.headers["Authorization"] = f"Bearer {secret}"
         # Cluster traffic is LAN-local: never route it through a proxy.
         self.session.trust_env = False
+        pool = {"pool_connections": 1, "pool_maxsize": pool_size} if pool_size else {}
+        if pool:
+            self.session.mount("http://", HTTPAdapter(**pool))
+        tls_material.mount(self.session, urlsplit(self.base_url).hostname or "", tls, **pool)
 
     def request(self, method: str, path: str, *, timeout: float | tuple[float, float] | None = None,
                 **kwargs: Any) -> Any:

@@ -1,12 +1,14 @@
 """Flask app helpers shared by every service: auth, JSON errors, WSGI serving.
 
-Every endpoint requires the cluster secret as `Authorization: Bearer <secret>`;
-a request without it gets 401 and never reaches a view.
+Every request is checked against the route policy (`taskorg.security.policy`)
+before it reaches a view: cluster-internal endpoints need a node certificate
+(or, with TLS off, the cluster secret), client endpoints a user token of the
+right role or the cluster secret. Refusals are 401 (no valid credential) or
+403 (a credential that does not open this route).
 """
 
 from __future__ import annotations
 
-import hmac
 from typing import Any, Callable, TypeVar
 
 from flask import Flask, jsonify, request
@@ -14,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from taskorg.logs import get_logger
 from taskorg.protocol import ProtocolError, decode
+from taskorg.security import auth, tls
 
 T = TypeVar("T")
 
@@ -30,24 +33,20 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def bearer_token(header: str | None) -> str:
-    if not header or not header.startswith("Bearer "):
-        return ""
-    return header[len("Bearer "):].strip()
-
-
 def create_service_app(name: str, secret: str) -> Flask:
-    """A Flask app that checks the secret on every request and answers errors as JSON."""
+    """A Flask app that checks every request's credential against the route policy and answers errors as JSON."""
+    if not secret.strip():
+        raise ValueError(f"{name} service: the cluster secret is empty or only whitespace; refusing to start")
     app = Flask(f"taskorg.{name}")
     app.config["TASKORG_SERVICE"] = name
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    expected = secret.encode()
 
     @app.before_request
-    def _require_secret() -> Any:
-        given = bearer_token(request.headers.get("Authorization")).encode()
-        if not hmac.compare_digest(given, expected):
-            return jsonify(error="unauthorized: this endpoint requires the cluster secret"), 401
+    def _authorize() -> Any:
+        refusal = auth.decide(name, request.method, request.path, request.environ,
+                              request.headers.get("Authorization"), secret)
+        if refusal is not None:
+            return jsonify(error=refusal.message), refusal.status
         return None
 
     @app.errorhandler(ApiError)
@@ -87,13 +86,15 @@ def typed_body(kind: type[T], what: str) -> T:
 
 def serve(app: Flask, host: str, port: int, threads: int = 8,
           on_ready: Callable[[], None] | None = None) -> None:
-    """Serve with waitress (never Flask's development server)."""
-    from waitress.server import create_server
+    """Serve with cheroot (never Flask's development server): TLS with this process's node
+    certificate when TLS is configured (`taskorg.security.process`), plain HTTP otherwise."""
+    from taskorg.net.httpd import make_server, run_server
 
-    # connection_limit: waitress's default of 100 open connections starves the
-    # DNS service of a 100-node cluster (every node heartbeats and polls it).
-    server = create_server(app, host=host, port=port, threads=threads, connection_limit=1000,
-                           channel_timeout=30, ident=None, clear_untrusted_proxy_headers=True)
-    if on_ready:
-        on_ready()
-    server.run()
+    material = tls.server_material()
+    if material is None:
+        log.warning("serving plain HTTP: TLS is off", extra={"address": f"{host}:{port}"})
+        server = make_server(app, host, port, threads, None)
+    else:
+        server = make_server(app, host, port, threads, material.server_context(),
+                             material.cert_file, material.key_file)
+    run_server(server, on_ready)

@@ -1,7 +1,7 @@
 """taskorg webview: Flask pages to submit tasks and watch the cluster.
 
 `create_app(config, secret)` builds the app; `webview.serve.run(config)`
-serves it with waitress on the node's address and `webview_port`.
+serves it with cheroot (HTTPS unless `tls: false`) on the node's address and `webview_port`.
 """
 
 from __future__ import annotations

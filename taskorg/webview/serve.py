@@ -1,4 +1,4 @@
-"""`taskorg webview`: serve the pages with waitress on this node."""
+"""`taskorg webview`: serve the pages on this node (HTTPS unless `tls: false`)."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from taskorg.devtools.localcluster import LocalCluster
+from taskorg.net.client import ServiceClient
 from taskorg.net.resolve import resolve_all
 from tests.helpers import wait_until
 
@@ -89,7 +90,7 @@ def test_roles_follow_the_master_record(cluster_factory: Any) -> None:
 
     def status(index: int) -> dict[str, Any]:
         from taskorg.net.client import ServiceClient
-        client = ServiceClient(f"http://{cluster.node_address(index)}:{config.master_port}", cluster.secret)
+        client = ServiceClient(config.url(cluster.node_address(index), config.master_port), cluster.secret)
         return client.get("/v1/status")
 
     def roles_swap(to: int, away_from: str) -> None:
@@ -121,7 +122,7 @@ def test_roles_follow_the_master_record(cluster_factory: Any) -> None:
     assert status(target)["epoch"] > epoch_after_edit
     # The standby refuses client writes and names the master.
     from taskorg.net.client import ServiceClient, ServiceError
-    standby = ServiceClient(f"http://{old}:{config.master_port}", cluster.secret)
+    standby = ServiceClient(config.url(old, config.master_port), cluster.secret)
     with pytest.raises(ServiceError) as refused:
         standby.post("/v1/jobs", {"name": "x", "image": "taskorg/busybox:latest"},
                      headers={"X-Taskorg-No-Forward": "1"})
@@ -271,18 +272,26 @@ def test_examples_run_where_the_master_placed_them(cluster: LocalCluster) -> Non
 
 # ---- security and bad input ----------------------------------------------------------------------------------
 
-def test_every_service_requires_the_secret(cluster: LocalCluster) -> None:
+def test_every_service_requires_a_credential(cluster: LocalCluster) -> None:
+    """Client routes open to the secret (an admin credential), internal ones only to a node certificate."""
     config = cluster.config
     node = cluster.node_address(1)
-    urls = [f"http://{cluster.dns_address}:{config.dns_api_port}/v1/members",
-            f"http://{node}:{config.master_port}/v1/status",
-            f"http://{node}:{config.slave_port}/v1/containers",
-            f"http://{node}:{config.node_port}/v1/role"]
-    for url in urls:
-        assert requests.get(url, timeout=5).status_code == 401, url
-        assert requests.get(url, headers={"Authorization": "Bearer wrong-secret-value"}, timeout=5).status_code == 401
-        assert requests.get(url, headers={"Authorization": f"Bearer {cluster.secret}"}, timeout=5).status_code == 200
-    assert requests.post(f"http://{node}:{config.slave_port}/v1/containers", json={}, timeout=5).status_code == 401
+    client_urls = [config.url(cluster.dns_address, config.dns_api_port) + "/v1/members",
+                   config.url(node, config.master_port) + "/v1/status"]
+    internal_urls = [config.url(node, config.slave_port) + "/v1/containers",
+                     config.url(node, config.node_port) + "/v1/role"]
+    user = requests.Session()
+    user.trust_env = False  # (REQUESTS_CA_BUNDLE would replace the CA below)
+    user.verify = str(cluster.ca_file)  # a user: the cluster CA, no certificate
+    for url in client_urls + internal_urls:
+        assert user.get(url, timeout=5).status_code == 401, url
+        assert user.get(url, headers={"Authorization": "Bearer wrong-secret-value"}, timeout=5).status_code == 401
+    for url in client_urls:
+        assert user.get(url, headers={"Authorization": f"Bearer {cluster.secret}"}, timeout=5).status_code == 200
+    for url in internal_urls:
+        assert user.get(url, headers={"Authorization": f"Bearer {cluster.secret}"}, timeout=5).status_code == 403
+        assert ServiceClient(url.rsplit("/v1", 1)[0], "no-secret-needed").get("/v1/" + url.rsplit("/v1/", 1)[1])
+    assert user.post(config.url(node, config.slave_port) + "/v1/containers", json={}, timeout=5).status_code == 401
 
 
 BAD_SPECS = {

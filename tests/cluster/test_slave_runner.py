@@ -430,7 +430,8 @@ def master(address: str) -> Iterator[FakeMaster]:
 
 def reporter_for(runner: DockerRunner, master: FakeMaster, tmp_path: Path, address: str,
                  interval: float, resolve: Callable[[Config], str] | None = None) -> Reporter:
-    config = load_config(environ={}, overrides={"address": address, "state_dir": str(tmp_path),
+    # The fake master is a plain HTTP server: this reporter talks plain HTTP to it.
+    config = load_config(environ={}, overrides={"address": address, "state_dir": str(tmp_path), "tls": False,
                                                 "master_port": master.port, "report_interval": interval})
     return Reporter(config, SECRET, runner, EpochFence(tmp_path / "epoch"), resolve=resolve or (lambda c: address))
 

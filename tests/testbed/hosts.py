@@ -350,6 +350,7 @@ class Testbed:
             "taskorg_suffix": SUFFIX,
             "taskorg_wheelhouse": str(self.workdir / "wheelhouse"),
             "taskorg_secret_file": str(self.workdir / "secret"),
+            "taskorg_ca_dir": str(self.workdir / "ca"),
             "taskorg_build_dir": str(self.workdir / "build"),
             "taskorg_log_level": "info",
         }
@@ -358,6 +359,19 @@ class Testbed:
     def secret(self) -> str:
         """The cluster secret the playbook generated on the controller (this runner)."""
         return (self.workdir / "secret").read_text().strip()
+
+    def use_tls(self):  # -> taskorg.security.tls.TlsMaterial
+        """This runner talks TLS to the testbed: the CA the playbook made, and a certificate of its own
+        (made once from that CA) so the tests can call internal endpoints. Sets this process's default."""
+        from taskorg.security import ca, tls
+
+        folder = self.workdir / "harness"
+        if not (folder / "harness.pem").exists():
+            ca.issue(self.workdir / "ca", "harness", [], SUFFIX, folder)
+        material = tls.TlsMaterial(str(self.workdir / "ca" / "ca.pem"), str(folder / "harness.pem"),
+                                   str(folder / "harness.key"))
+        tls.use(material)
+        return material
 
     def write_inventory(self, variables: dict | None = None) -> Path:
         """An inventory for site.yml: group dns (one host) and group nodes."""

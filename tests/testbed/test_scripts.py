@@ -51,16 +51,23 @@ def changes(output: str) -> list[str]:
 def test_prepare_scripts_make_a_cluster_and_are_idempotent(bed: Testbed) -> None:
     dns, node = bed.dns_host, bed.node_hosts[0]
     dns_cmd = (f"sh {REMOTE}/provisioning/prepare-dns-node.sh --address {dns.address} --suffix {SUFFIX} "
-               f"--wheelhouse {REMOTE}/wheelhouse --offline --generate-secret")
+               f"--wheelhouse {REMOTE}/wheelhouse --offline --generate-secret --generate-ca")
     node_cmd = (f"sh {REMOTE}/provisioning/prepare-node.sh --address {node.address} --dns-address {dns.address} "
-                f"--suffix {SUFFIX} --secret-file /root/cluster-secret --wheelhouse {REMOTE}/wheelhouse --offline "
-                f"--label rack=a")
+                f"--suffix {SUFFIX} --secret-file /root/cluster-secret --tls-dir /root/node-tls "
+                f"--wheelhouse {REMOTE}/wheelhouse --offline --label rack=a")
 
     started = time.monotonic()
     first = bed.ssh(dns.name, dns_cmd, timeout=300)
     assert "changed: generated the cluster secret" in first.stdout, first.stdout + first.stderr
     secret = bed.ssh(dns.name, "cat /etc/taskorg/secret").stdout
     bed.exec(node.name, "umask 077 && cat > /root/cluster-secret", input=secret.encode())
+    # The node's certificate, issued where the CA is (the DNS node), carried over like the secret.
+    bed.ssh(dns.name, f"/opt/taskorg/venv/bin/taskorg ca issue node1 --address {node.address} "
+                      "--dir /etc/taskorg/ca --out /root/node-tls")
+    for name in ("ca.pem", "node1.pem", "node1.key"):
+        content = bed.ssh(dns.name, f"cat /root/node-tls/{name}").stdout
+        bed.exec(node.name, f"umask 077 && mkdir -p /root/node-tls && cat > /root/node-tls/{name}",
+                 input=content.encode())
     first_node = bed.ssh(node.name, node_cmd, timeout=300)
     assert changes(first_node.stdout), first_node.stdout + first_node.stderr
     log(f"both hosts prepared by the scripts in {time.monotonic() - started:.1f}s")

@@ -102,7 +102,7 @@ def master_host(bed: Testbed) -> Host | None:
 def client(bed: Testbed, host: Host, port: int = 23335):
     from taskorg.net.client import ServiceClient
 
-    return ServiceClient(f"http://{host.address}:{port}", bed.secret, timeout=2.0)
+    return ServiceClient(f"https://{host.address}:{port}", bed.secret, timeout=2.0, tls=bed.use_tls())
 
 
 def node_names(bed: Testbed) -> dict[str, Host]:

@@ -36,7 +36,7 @@ def keys_of(script: Script) -> list[str]:
 def test_a_read_follows_the_standby_pointer_while_dns_lags() -> None:
     script = Script(["127.0.9.2", "127.0.9.2"], [NOT_MASTER, {"active": True}])
     assert client_of(script).status() == {"active": True}
-    assert script.urls == ["http://127.0.9.2:23335", "http://127.0.9.4:23335"]
+    assert script.urls == ["https://127.0.9.2:23335", "https://127.0.9.4:23335"]
 
 
 def test_a_read_rides_out_dns_gaps_and_503s_within_the_budget() -> None:
@@ -107,7 +107,7 @@ def test_a_slow_read_tries_the_address_dns_moved_to_side_by_side() -> None:
     client = Client(Config(dns_address="127.0.9.1"), "s", budget=RetryBudget(seconds=60, tries=1),
                     resolver=lambda config: next(resolves), connect=Connection)
     try:
-        assert client.status() == {"active": True, "at": "http://127.0.9.3:23335"}
+        assert client.status() == {"active": True, "at": "https://127.0.9.3:23335"}
         assert not release.is_set()  # answered while the first try still hung
     finally:
         release.set()

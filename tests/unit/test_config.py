@@ -49,8 +49,9 @@ def test_derived_values() -> None:
     assert config.node_address == "10.0.0.1"  # no own address: the DNS node's
     assert load(address="10.0.0.7").node_address == "10.0.0.7"
     assert config.master_name == "master.lab.internal"
-    assert config.dns_api_url == "http://10.0.0.1:23333"
-    assert config.url("10.0.0.9", 23335) == "http://10.0.0.9:23335"
+    assert config.dns_api_url == "https://10.0.0.1:23333"  # TLS is on unless turned off
+    assert config.url("10.0.0.9", 23335) == "https://10.0.0.9:23335"
+    assert load(tls=False).url("10.0.0.9", 23335) == "http://10.0.0.9:23335"
 
 
 def test_state_path_makes_the_parent_folders(tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ def test_follows_the_new_master() -> None:
     api = LiveCluster(Config(dns_address="127.0.9.1"), "s", resolver=script.resolve, sleep=lambda s: None,
                       connect=script.connect)
     assert api.status() == {"ok": 1}
-    assert script.urls == ["http://127.0.9.2:23335", "http://127.0.9.4:23335"]
+    assert script.urls == ["https://127.0.9.2:23335", "https://127.0.9.4:23335"]
 
 
 def test_a_write_that_may_have_landed_is_not_retried() -> None:
@@ -101,7 +101,7 @@ def test_a_refused_write_is_retried() -> None:
     api = LiveCluster(Config(dns_address="127.0.9.1"), "s", resolver=script.resolve, sleep=lambda s: None,
                       connect=script.connect)
     assert api.cancel("t-1")["status"] == "cancelled"
-    assert script.urls == ["http://127.0.9.2:23335", "http://127.0.9.3:23335"]
+    assert script.urls == ["https://127.0.9.2:23335", "https://127.0.9.3:23335"]
 
 
 def test_bad_spec_is_a_result_not_an_exception() -> None:

@@ -1,0 +1,1 @@
+"""Who may talk to a service: the cluster CA, node certificates, user tokens, the route policy, TLS."""

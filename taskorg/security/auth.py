@@ -1,0 +1,83 @@
+"""Deciding a request: which credential it carries, and whether that opens the route.
+
+Credentials, strongest first:
+- a node certificate of this cluster (verified by the TLS handshake): every `node` route;
+- the cluster secret as a Bearer token: the `admin` role, kept during the
+  transition to user tokens (the webview and old scripts use it); over plain
+  HTTP (`tls: false`) it opens the `node` routes too, as it always did;
+- a user token as a Bearer token: its role's routes, never a `node` route.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from taskorg.security.policy import NODE, required
+from taskorg.security.tokens import TokenError, TokenStore, role_includes
+
+_store: TokenStore | None = None
+
+
+def use_tokens(path: str | Path | None) -> None:
+    """The token file this process's services accept (None: no user tokens)."""
+    global _store
+    _store = TokenStore(path) if path else None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    message: str
+
+
+def bearer_token(header: str | None) -> str:
+    if not header or not header.startswith("Bearer "):
+        return ""
+    return header[len("Bearer "):].strip()
+
+
+def check_secret(given: str, secret: str) -> bool:
+    return bool(given) and hmac.compare_digest(given.encode(), secret.encode())
+
+
+def user_role(given: str, secret: str) -> str | None:
+    """The role the Bearer token grants: admin for the cluster secret, a user token's own, else None."""
+    if check_secret(given, secret):
+        return "admin"
+    if _store is None or not given:
+        return None
+    try:
+        token = _store.check(given)
+    except TokenError:
+        return None  # an unreadable store opens nothing (the error is the operator's to see in `token list`)
+    return token.role if token else None
+
+
+def decide(service: str, method: str, path: str, environ: Mapping[str, object],
+           authorization: str | None, secret: str) -> Refusal | None:
+    """None when the request may go on; otherwise the answer that refuses it."""
+    need = required(service, method, path)
+    given = bearer_token(authorization)
+    over_tls = environ.get("wsgi.url_scheme") == "https"
+    if need == NODE:
+        if over_tls:
+            if environ.get("SSL_CLIENT_VERIFY") == "SUCCESS":
+                return None
+            if user_role(given, secret) is not None:
+                return Refusal(403, "forbidden: this endpoint is cluster-internal: it needs a node certificate "
+                                    "of this cluster (a user token or the secret never opens it)")
+            return Refusal(401, "unauthorized: this endpoint is cluster-internal: it needs a node certificate "
+                                "of this cluster")
+        if check_secret(given, secret):
+            return None
+        return Refusal(401, "unauthorized: this endpoint requires the cluster secret")
+    role = user_role(given, secret)
+    if role is None:
+        return Refusal(401, f"unauthorized: this endpoint needs a user token with role '{need}' "
+                            "(or the cluster secret)")
+    if not role_includes(role, need):
+        return Refusal(403, f"forbidden: {method} {path} needs role '{need}', this token has '{role}'")
+    return None
