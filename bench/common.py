@@ -28,6 +28,7 @@ if str(REPO) not in sys.path:
 
 import docker  # noqa: E402
 import psutil  # noqa: E402
+import yaml  # noqa: E402
 
 from taskorg.devtools.localcluster import ClusterError, LocalCluster  # noqa: E402
 from tests.helpers import free_loopback_block  # noqa: E402
@@ -204,41 +205,45 @@ def other_taskorg_processes() -> int:
     count = 0
     for proc in psutil.process_iter(["pid", "cmdline", "ppid"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if ("-m taskorg" in cmdline or "-m bench.lightslave" in cmdline) and proc.info["pid"] != mine:
+        if ("-m taskorg" in cmdline or "-m bench.lightnode" in cmdline) and proc.info["pid"] != mine:
             count += 1
     return count
 
 
 # ---- clusters ----------------------------------------------------------------------------------
 class BenchCluster(LocalCluster):
-    """A LocalCluster whose slave processes may be started through `bench.lightslave`.
+    """A LocalCluster that may hold more than 50 nodes, and light nodes (bench/lightnode.py).
 
-    `slave_env` set: every slave runs as `python -m bench.lightslave`, which
-    runs the real slave service with what the env asks swapped in (a stand-in
-    runner that starts no container, or a node CPU capacity); `service_env`
-    does the same for every service (waitress's connection limit). Without
-    them every process is `python -m taskorg`, as `taskorg cluster up` runs it.
+    What a benchmark changes in taskorg it changes through settings (`settings`
+    for every node, `node_settings` for some): the stand-in runner
+    (`runner: standin`), a node's advertised CPUs (`advertise_cpus`), a node
+    without a master service (`master_service: false`). Every process runs
+    taskorg's own code as `taskorg cluster up` does; a light node runs two of
+    its services in one process.
     """
 
-    def __init__(self, *args: Any, slave_env: dict[str, str] | None = None,
-                 service_env: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, node_settings: dict[int, dict[str, Any]] | None = None, **kwargs: Any) -> None:
         nodes = kwargs.pop("nodes", 3)
         # LocalCluster caps nodes at 50 for users; the scale bench asks for more on purpose.
         super().__init__(*args, nodes=min(nodes, 50), **kwargs)
         self.nodes = nodes
-        self.slave_env = dict(slave_env or {})
-        self.service_env = dict(service_env or {})
+        self.node_settings = {int(k): dict(v) for k, v in (node_settings or {}).items()}
         self.skip_services: dict[int, set[str]] = {}
+
+    def _write_configs(self) -> None:
+        super()._write_configs()
+        for index, extra in self.node_settings.items():
+            path = self._node_config(index)
+            self._write_yaml(path, {**yaml.safe_load(path.read_text()), **extra})
 
     def _spawn(self, key: str, service: str, config_path: Path) -> None:
         index = int(key.split("/")[0][4:]) if key.startswith("node") else 0
         if service in self.skip_services.get(index, set()):
             return
         log_file = open(self.workdir / "logs" / f"{key.replace('/', '-')}.log", "ab")
-        extra = {**self.service_env, **(self.slave_env if service == "slave" else {})}
-        module = "bench.lightslave" if extra else "taskorg"
-        env = {**os.environ, "TASKORG_SECRET": "", "PYTHONPATH": str(REPO), **extra}
-        process = subprocess.Popen([sys.executable, "-m", module, service, "--config", str(config_path)],
+        command = ["-m", "bench.lightnode"] if service == "light" else ["-m", "taskorg", service]
+        env = {**os.environ, "TASKORG_SECRET": "", "PYTHONPATH": str(REPO)}
+        process = subprocess.Popen([sys.executable, *command, "--config", str(config_path)],
                                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                    start_new_session=True, env=env, cwd=REPO)
         log_file.close()
@@ -251,10 +256,9 @@ class BenchCluster(LocalCluster):
 
 @contextlib.contextmanager
 def bench_cluster(nodes: int = 3, webview: bool = False, settings: dict[str, Any] | None = None,
-                  slave_env: dict[str, str] | None = None, workdir_base: str = "/tmp",
+                  node_settings: dict[int, dict[str, Any]] | None = None, workdir_base: str = "/tmp",
                   prepare: Callable[[BenchCluster], None] | None = None,
-                  start_timeout: float = 90.0, cluster_cls: type[BenchCluster] | None = None,
-                  service_env: dict[str, str] | None = None) -> Iterator[BenchCluster]:
+                  start_timeout: float = 90.0, cluster_cls: type[BenchCluster] | None = None) -> Iterator[BenchCluster]:
     """A started local cluster on a free 127.0.X.0/24, stopped (by pid and label) and removed after.
 
     Another test cluster may grab the same free block between our probe and
@@ -265,7 +269,7 @@ def bench_cluster(nodes: int = 3, webview: bool = False, settings: dict[str, Any
         workdir = Path(tempfile.mkdtemp(prefix="taskorg-bench-", dir=workdir_base))
         cluster = (cluster_cls or BenchCluster)(workdir, nodes=nodes, dns_address=free_loopback_block(start=200 + 7 * attempt),
                                name=f"bench-{workdir.name[-6:]}", webview=webview, settings=settings,
-                               slave_env=slave_env, service_env=service_env)
+                               node_settings=node_settings)
         if prepare:
             prepare(cluster)
         try:

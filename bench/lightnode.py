@@ -1,6 +1,6 @@
 """A light regular node: the real node service and the real slave service in ONE process.
 
-    python -m bench.lightslave light --config node7/taskorg.yaml
+    python -m bench.lightnode --config node7/taskorg.yaml
 
 For the scale bench (100 nodes on 2 cores). One process hosts:
 
@@ -9,13 +9,15 @@ For the scale bench (100 nodes on 2 cores). One process hosts:
   the node port. Membership and liveness are real.
 - the slave service exactly as `taskorg slave` runs it (`taskorg.slave.service.run`):
   the HTTP API with the epoch fence, the reporter and its schedule, on the slave
-  port, with the stand-in runner of `bench/lightslave.py` (starts no container).
+  port, with whatever runner the node's settings name (the scale bench:
+  `runner: standin`, which starts no container).
 
 Each service has its own waitress server (`create_server` gives each its own
 socket map), so the two serve side by side in two threads. What a light node
-does not run is the master service: no standby replica, and it is never a
-candidate worth electing (it reports replica position 0). The scale bench
-runs standby master services on a few full nodes only and says so.
+does not run is the master service; its config says so (`master_service:
+false`), so the master never streams its state to it. It is never a candidate
+worth electing either (it reports replica position 0). The scale bench runs
+standby master services on a few full nodes only and says so.
 """
 
 from __future__ import annotations
@@ -46,16 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    os.environ["BENCH_RUNNER"] = "standin"  # a light node never starts a container
-    from bench.lightslave import install
-
-    install()
     from taskorg.config import load_config
     from taskorg.logs import setup_logging
     from taskorg.node import service as node_service
     from taskorg.slave import service as slave_service
 
     config = load_config(args.config)
+    if config.master_service:
+        parser.error(f"{args.config}: a light node runs no master service: set 'master_service: false'")
     setup_logging(config.log_level)
     # The node service registers first; the slave waits for its identity file, as on a full node.
     threading.Thread(target=_or_exit, args=(node_service.run, config), daemon=True, name="node-service").start()

@@ -44,7 +44,7 @@ TITLES = {
     "failover": "Failover (3-node local cluster, default settings)",
     "speedup": "Speed-up (4-node local cluster, each node 0.3 CPU)",
     "scale": "Scale (3 full nodes + light nodes: real node and slave services, standby masters on the full nodes; "
-             "stand-in container runner)",
+             "stand-in runner by setting: no container)",
     "failover_testbed": "Failover (multi-host testbed, playbook defaults)",
     "peer": "Peer: Docker Swarm and taskorg on the same testbed hosts",
 }

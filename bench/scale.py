@@ -10,11 +10,12 @@ against one DNS node (the real DNS service and dnsmasq):
   node service (registration, heartbeats, role loop: membership and liveness
   are real) and the real slave service (HTTP API, epoch fence, reporter).
 
-Every slave, full or light, runs a stand-in runner that starts no container
-(`bench/lightslave.py`, BENCH_RUNNER=standin): a start order is answered
-"running" at once and the instance then shows up in every report. Light nodes
-run no master service, so the active master streams its state to the 2
-standbys on the full nodes only (BENCH_STANDBYS): a submission is acknowledged
+Every slave, full or light, runs taskorg's stand-in runner that starts no
+container (setting `runner: standin`, taskorg/slave/standin.py): a start order
+is answered "running" at once and the instance then shows up in every report.
+Light nodes run no master service (setting `master_service: false`), so the
+active master streams its state to the 2 standbys on the full nodes only: a
+submission is acknowledged
 once durable on the master and on one of them, as configured
 (replication_acks 1). A real 100-node cluster runs a standby master on every
 node and the master streams every change 99 times: that cost is not in this
@@ -62,6 +63,8 @@ MiB = 2**20
 # 0.6 s lease) would be 670 heartbeats a second. Slowed as below; printed with the figures.
 SETTINGS = {"heartbeat_interval": 2.0, "role_check_interval": 2.0, "lease_timeout": 8.0, "lease_margin": 2.0,
             "node_dead_after": 30.0, "report_interval": 10.0}
+RUNNER = {"runner": "standin"}  # every slave: no container (10,000 containers cannot run on 2 cores)
+LIGHT = {"master_service": False}  # light nodes: the master streams its state to the full nodes only
 FULL_NODES = 3  # node1: the first master; node2, node3: standby master services
 TASKS_PER_JOB = 100
 CLIENTS = 4
@@ -84,8 +87,6 @@ class ScaleCluster(BenchCluster):
         started = time.monotonic()
         self._write_configs()
         full = range(1, min(FULL_NODES, self.nodes) + 1)
-        # Streams go to the full nodes' master services only (whichever of them is active).
-        self.service_env["BENCH_STANDBYS"] = ",".join(self.node_address(i) for i in full)
         self.start_dns()
         for index in full:
             self.start_node(index, wait_registered=True)  # one at a time: the first registered is master
@@ -405,10 +406,10 @@ def notes(nodes: int) -> list[str]:
     return [
         f"design: {full} full nodes (node1 the first master, the others standby master services), each the real "
         f"node + master + slave services as 3 processes; {nodes - full} light nodes, each ONE process hosting the "
-        "real node service and the real slave service (bench/lightnode.py); every slave runs a stand-in runner "
-        "that starts no container (bench/lightslave.py); no webview",
+        "real node service and the real slave service (bench/lightnode.py); every slave runs the stand-in runner "
+        "that starts no container (setting runner: standin); no webview",
         f"replication: the active master streams to the {full - 1} standby master services on the full nodes "
-        "only (BENCH_STANDBYS); a submission is acked once durable on the master and on 1 standby "
+        "only (light nodes have the setting master_service: false); a submission is acked once durable on the master and on 1 standby "
         "(replication_acks 1). Known cost left out: a real cluster runs a master service on every node and the "
         f"master streams every change to all {nodes - 1} standbys (the run with a standby on each of 100 "
         "nodes, 300 processes on 2 cores, lost its master lease after about 3,000 tasks)",
@@ -424,7 +425,8 @@ def run(quick: bool = False, nodes: int | None = None, tasks: int | None = None,
     tasks = tasks or (2000 if quick else 10000)
     mode = "quick" if quick else "full"
     started = time.monotonic()
-    with bench_cluster(nodes=nodes, settings=SETTINGS, slave_env={"BENCH_RUNNER": "standin"},
+    light = {index: LIGHT for index in range(FULL_NODES + 1, nodes + 1)}
+    with bench_cluster(nodes=nodes, settings={**SETTINGS, **RUNNER}, node_settings=light,
                        start_timeout=120 + 3 * nodes, cluster_cls=ScaleCluster) as cluster:
         log(f"scale: {nodes} nodes up in {cluster.startup_s} s; submitting {tasks} tasks")
         result = measure(cluster, tasks, CAP_S[mode], profile, cluster.startup_s, TARGET_S[mode])

@@ -7,9 +7,8 @@ each part hashing the same number of bytes from /dev/zero with busybox
 client sees `merge` succeeded. Speed-up(N) = T(1) / T(N); target >= 0.9 x N.
 
 Every node of a local cluster shares this machine's two cores, so a node's
-CPU capacity has to be made its quota: the slaves run through
-`bench/lightslave.py` with BENCH_NODE_CPUS=0.3, i.e. each node tells the
-master it has 0.3 CPU, and placement puts one 0.3-CPU chunk at a time on a
+CPU capacity has to be made its quota: every node has the setting
+`advertise_cpus: 0.3`, i.e. each node tells the master it has 0.3 CPU, and placement puts one 0.3-CPU chunk at a time on a
 node (the rest wait, exactly as on a cluster of 0.3-CPU machines). Why 0.3
 and not 0.4: while a job runs, the cluster's own services and dockerd use
 about 0.4 of a core on this machine, and 4 x 0.4 + 0.4 > 2 cores: the
@@ -279,14 +278,14 @@ def measure(cluster: BenchCluster, quick: bool) -> dict[str, Any]:
             f"machine CPU {last['machine_cpu_busy_pct']}% busy"))
     return {"figures": figures, "runs": runs, "times": times, "blocks": blocks, "chunk_seconds": chunk_seconds,
             "docker_start_floor": floor,
-            "notes": [f"nodes advertise {QUOTA} CPU (bench/lightslave.py, BENCH_NODE_CPUS) so one chunk runs per "
+            "notes": [f"nodes advertise {QUOTA} CPU (setting advertise_cpus) so one chunk runs per "
                       "node at a time; containers are real",
                       f"T(N) is the fastest of {repeats} run(s) (others' work on the machine only adds time); "
                       "every run is in the JSON"]}
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    with bench_cluster(nodes=4, slave_env={"BENCH_NODE_CPUS": str(QUOTA)}) as cluster:
+    with bench_cluster(nodes=4, settings={"advertise_cpus": QUOTA}) as cluster:
         return measure(cluster, quick)
 
 

@@ -1,36 +1,165 @@
-"""A Python client for a taskorg cluster: finds the master by DNS, rides out failovers.
+"""The one client of the master API: the CLI, the webview, the forwarders and scripts use it.
 
     from taskorg.client import Client
     client = Client.from_config(load_config())
     job = client.submit(open("examples/hello.yaml").read(), source="hello.yaml")
 
-Every call resolves `master.<suffix>` afresh. While a failover is under way
-(no answer, or a standby saying "not the master") it retries for up to
-`failover_wait` seconds, then raises with the last error.
+Every call resolves `master.<suffix>` afresh (TTL 0: the point is to follow
+a failover) over kept-alive connections, one pool per address. Its retry
+rules, in one place:
+- a read is tried again while a failover is under way (no answer, a standby
+  saying "not the master", a 503), up to the budget;
+- a standby's "not the master" names the master: the next try goes there
+  when DNS has not moved yet;
+- every write carries an `Idempotency-Key`, the same on every try. A write
+  that surely never reached a server (refused, connect timeout) is tried
+  again; one that may have landed is re-sent only when the master dedupes
+  it by that key (submissions). Otherwise the caller gets
+  `ClusterUnavailable(maybe_applied=True)` and must look before retrying.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from typing import Any, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import requests
 
 from taskorg.config import Config
-from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
+from taskorg.net.client import CONNECT_TIMEOUT, ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError, resolve_master
 from taskorg.secret import read_secret
 
+Resolver = Callable[[Config], str]
+# A live LAN master answers most calls within this; a slower call starts watching DNS for a move.
+HEDGE_AFTER = 0.1
+DNS_WATCH_INTERVAL = 0.05
+Connector = Callable[[str, str, float], ServiceClient]  # (base url, secret, timeout) -> client
+
 
 class ClusterUnavailable(Exception):
-    """No active master answered within the failover wait."""
+    """No active master answered within the retry budget (failover, DNS down).
+
+    `maybe_applied` is True when a write may have reached a master before the
+    connection broke: the caller must check instead of blindly resubmitting.
+    """
+
+    def __init__(self, message: str, maybe_applied: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.maybe_applied = maybe_applied
+
+
+class DnsUnavailable(Exception):
+    """The DNS service (registry, elections) did not answer."""
+
+
+@dataclass
+class RetryBudget:
+    """How long a call follows a failover: `seconds` in all and/or at most `tries` attempts."""
+
+    seconds: float = 8.0
+    tries: int | None = None
+    pause: float = 0.05
+
+
+@dataclass
+class _Attempts:
+    budget: RetryBudget
+    sleep: Callable[[float], None]
+    started: float = field(default_factory=time.monotonic)
+    made: int = 0
+
+    def another(self) -> bool:
+        """Whether to try (again), pausing before every try but the first."""
+        if self.made and (time.monotonic() - self.started >= self.budget.seconds
+                          or (self.budget.tries is not None and self.made >= self.budget.tries)):
+            return False
+        if self.made:
+            self.sleep(self.budget.pause)
+        self.made += 1
+        return True
+
+
+class _Race:
+    """Tries of one call running side by side: the first answer wins; if none answers, the
+    newest try's error stands (it speaks of the newest master)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._started = 0
+        self._running = 0
+        self._won = False
+        self._value: Any = None
+        self._errors: dict[int, Exception] = {}
+
+    def start(self, attempt: Callable[[], Any]) -> None:
+        with self._cond:
+            order = self._started
+            self._started += 1
+            self._running += 1
+        threading.Thread(target=self._run, args=(order, attempt), daemon=True, name="master-call").start()
+
+    def _run(self, order: int, attempt: Callable[[], Any]) -> None:
+        try:
+            value, error = attempt(), None
+        except Exception as exc:  # handed to the caller by result()
+            value, error = None, exc
+        with self._cond:
+            self._running -= 1
+            if error is not None:
+                self._errors[order] = error
+            elif not self._won:
+                self._won, self._value = True, value
+            self._cond.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """True once a try answered or every try failed."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._won or self._running == 0, timeout)
+
+    def result(self) -> Any:
+        with self._cond:
+            if self._won:
+                return self._value
+            raise self._errors[max(self._errors)]
+
+
+def is_not_master(exc: ServiceError) -> bool:
+    return exc.status == 409 and "not the master" in exc.message
+
+
+def never_sent(exc: ServiceUnavailable) -> bool:
+    """True when the request surely never reached a server (refused, connect timeout).
+
+    Only then may any write be retried: a connection that broke after sending
+    may have been applied by a master that died before answering.
+    """
+    cause = exc.__context__
+    if isinstance(cause, requests.ConnectTimeout):
+        return True
+    if isinstance(cause, requests.ConnectionError):
+        text = str(cause)
+        return "NewConnectionError" in text or "Connection refused" in text
+    return False
 
 
 class Client:
-    def __init__(self, config: Config, secret: str, timeout: float = 15.0, failover_wait: float = 8.0) -> None:
+    def __init__(self, config: Config, secret: str, timeout: float = 15.0, failover_wait: float = 8.0, *,
+                 budget: RetryBudget | None = None, resolver: Resolver = resolve_master,
+                 sleep: Callable[[float], None] = time.sleep, connect: Connector | None = None) -> None:
         self.config = config
         self.secret = secret
         self.timeout = timeout
-        self.failover_wait = failover_wait
+        self.budget = budget or RetryBudget(seconds=failover_wait)
+        self._resolve = resolver
+        self._sleep = sleep
+        self._connect = connect or (lambda url, secret, timeout: ServiceClient(url, secret, timeout))
+        self._pool: dict[str, ServiceClient] = {}
+        self._pool_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: Config, **kwargs: Any) -> "Client":
@@ -38,61 +167,132 @@ class Client:
 
     # ---- plumbing ----------------------------------------------------------------------------
     def master_address(self) -> str:
-        return resolve_master(self.config)
+        return self._resolve(self.config)
 
-    def call(self, method: str, path: str, retry: bool = True, **kwargs: Any) -> Any:
-        deadline = time.monotonic() + (self.failover_wait if retry else 0)
-        while True:
+    def connection(self, address: str, port: int | None = None) -> ServiceClient:
+        """A kept-alive client for one service address (the master's port unless told)."""
+        url = self.config.url(address, port or self.config.master_port)
+        with self._pool_lock:
+            found = self._pool.get(url)
+            if found is None:
+                found = self._pool[url] = self._connect(url, self.secret, self.timeout)
+            return found
+
+    def call(self, method: str, path: str, *, write: bool = False, deduped: bool = False, retry: bool = True,
+             **kwargs: Any) -> Any:
+        """One master API call under the retry rules above.
+
+        `write`: the call changes state (it carries an Idempotency-Key);
+        `deduped`: the master stores it once per key, so even a write that
+        may have landed is sent again; `retry=False`: one try only (probes).
+        """
+        if write:
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("Idempotency-Key", uuid.uuid4().hex)
+            kwargs["headers"] = headers
+        attempts = _Attempts(self.budget if retry else RetryBudget(seconds=0, tries=1), self._sleep)
+        hint: tuple[str, str] | None = None  # (where the standby pointed, the address it had)
+        last = "no answer"
+        while attempts.another():
             try:
                 address = self.master_address()
-                client = ServiceClient(self.config.url(address, self.config.master_port), self.secret, self.timeout)
-                try:
-                    return client.request(method, path, **kwargs)
-                finally:
-                    client.close()
+            except ResolveError as exc:
+                last = str(exc)
+                continue
+            if hint and address == hint[1]:
+                address = hint[0]  # DNS not rewritten yet: use the standby's pointer
+            hint = None
+            try:
+                return self._send(address, method, path, not write or deduped, kwargs)
             except ServiceError as exc:
-                # A standby, or a master whose standbys have not confirmed yet: try again.
-                retriable = (exc.status == 409 and "not the master" in exc.message) or exc.status == 503
-                if not retriable:
+                if is_not_master(exc):
+                    pointed = exc.payload.get("address")
+                    hint = (str(pointed), address) if pointed and pointed != address else None
+                elif exc.status != 503 or (write and not deduped):
                     raise
-                last: Exception = exc
-            except (ServiceUnavailable, ResolveError) as exc:
-                last = exc
-            if time.monotonic() >= deadline:
-                raise ClusterUnavailable(f"no active master at {self.config.master_name}: {last}") from None
-            time.sleep(0.05)
+                last = exc.message
+            except ServiceUnavailable as exc:
+                if write and not deduped and not never_sent(exc):
+                    raise ClusterUnavailable(
+                        "the master went away while handling this request; it may or may not have "
+                        "been applied: check before trying again", maybe_applied=True) from None
+                last = str(exc)
+        raise ClusterUnavailable(f"no active master at {self.config.master_name}: {last}")
 
-    def dns(self) -> ServiceClient:
-        return ServiceClient(self.config.dns_api_url, self.secret, timeout=5)
+    def _send(self, address: str, method: str, path: str, may_repeat: bool, kwargs: dict[str, Any]) -> Any:
+        """One try at `address`. A call that may be repeated (a read, a deduped write) and is slow to
+        answer watches DNS meanwhile: if the record moves while a connect to a dead master could still
+        be pending, the new address is tried side by side and the first answer wins, so a client never
+        waits out a connect timeout to a powered-off host."""
+        if not may_repeat:
+            return self.connection(address).request(method, path, **kwargs)
+        race = _Race()
+        race.start(lambda: self.connection(address).request(method, path, **kwargs))
+        if race.wait(HEDGE_AFTER):
+            return race.result()
+        tried, watch_until = {address}, time.monotonic() + CONNECT_TIMEOUT
+        while not race.wait(DNS_WATCH_INTERVAL):
+            if time.monotonic() >= watch_until:
+                continue
+            try:
+                moved = self._resolve(self.config)
+            except ResolveError:
+                continue
+            if moved not in tried:
+                tried.add(moved)
+                race.start(lambda: self.connection(moved).request(method, path, **kwargs))
+        return race.result()
 
-    # ---- tasks ------------------------------------------------------------------------------------
+    def dns_call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A call to the DNS service (members, drain, handover): it answers even with no master."""
+        try:
+            return self.connection(self.config.dns_address, self.config.dns_api_port).request(
+                method, path, **{"timeout": 5.0, **kwargs})
+        except ServiceUnavailable as exc:
+            raise DnsUnavailable(f"the DNS service at {self.config.dns_address} does not answer ({exc})") from None
+
+    def relay(self, address: str, method: str, path: str, data: bytes, headers: dict[str, str],
+              read_timeout: float = 65.0) -> requests.Response:
+        """Pass one request on to the master at `address` as it came (the forwarders): the caller's
+        own credentials and key travel in `headers`, the answer streams back, nothing is retried."""
+        session = self.connection(address).session
+        url = f"{self.config.url(address, self.config.master_port)}{path}"
+        return session.request(method, url, data=data, headers={"Authorization": None, **headers},
+                               stream=True, timeout=(CONNECT_TIMEOUT, read_timeout))
+
+    def close(self) -> None:
+        with self._pool_lock:
+            for connection in self._pool.values():
+                connection.close()
+            self._pool.clear()
+
+    # ---- jobs and tasks ---------------------------------------------------------------------------
     def submit(self, text: str, source: str = "<input>", dry_run: bool = False) -> dict[str, Any]:
-        params = {"source": source}
-        if dry_run:
-            params["dry_run"] = "1"
-        # One key for every retry of this submission: the master stores it once.
-        headers = {"Content-Type": "application/yaml", "Idempotency-Key": uuid.uuid4().hex}
-        return self.call("POST", "/v1/jobs", params=params, data=text.encode(), headers=headers)
+        params = {"source": source, **({"dry_run": "1"} if dry_run else {})}
+        return self.call("POST", "/v1/jobs", write=not dry_run, deduped=True, params=params, data=text.encode(),
+                         headers={"Content-Type": "application/yaml"})
 
     def tasks(self, **filters: str | None) -> list[dict[str, Any]]:
         params = {k: v for k, v in filters.items() if v}
-        return self.call("GET", "/v1/tasks", params=params)["tasks"]
+        return list(self.call("GET", "/v1/tasks", params=params)["tasks"])
 
     def task(self, task_id: str) -> dict[str, Any]:
-        return self.call("GET", f"/v1/tasks/{task_id}")
+        return dict(self.call("GET", f"/v1/tasks/{task_id}"))
 
     def cancel(self, task_id: str) -> dict[str, Any]:
-        return self.call("DELETE", f"/v1/tasks/{task_id}")
+        return dict(self.call("DELETE", f"/v1/tasks/{task_id}", write=True) or {})
 
     def restart(self, task_id: str) -> dict[str, Any]:
-        return self.call("POST", f"/v1/tasks/{task_id}/restart")
+        return dict(self.call("POST", f"/v1/tasks/{task_id}/restart", write=True) or {})
 
     def logs(self, task_id: str, index: int = 0, tail: int = 200) -> dict[str, Any]:
-        return self.call("GET", f"/v1/tasks/{task_id}/logs", params={"index": index, "tail": tail})
+        answer = self.call("GET", f"/v1/tasks/{task_id}/logs", params={"index": index, "tail": tail})
+        return answer if isinstance(answer, dict) else {"id": task_id, "index": index, "logs": str(answer or "")}
 
     def events(self, since: int = 0, wait: float = 10.0) -> list[dict[str, Any]]:
         """Events after id `since`; waits up to `wait` s for the first (long poll)."""
-        return self.call("GET", "/v1/events", params={"since": since, "wait": wait}, timeout=wait + 15)["events"]
+        return list(self.call("GET", "/v1/events", params={"since": since, "wait": wait},
+                              timeout=wait + 15)["events"])
 
     def follow(self, since: int = 0, until: float | None = None) -> Iterator[dict[str, Any]]:
         """Every event after `since`, as it happens, across failovers, until `until` (monotonic)."""
@@ -102,32 +302,26 @@ class Client:
                 yield event
 
     def status(self) -> dict[str, Any]:
-        return self.call("GET", "/v1/status")
+        return dict(self.call("GET", "/v1/status"))
 
     def state(self) -> dict[str, Any]:
-        return self.call("GET", "/v1/state")
+        return dict(self.call("GET", "/v1/state"))
 
-    # ---- members (the DNS service answers these even with no master) ---------------------------------
     def members(self) -> dict[str, Any]:
-        return self.call("GET", "/v1/members")
+        return dict(self.call("GET", "/v1/members"))
 
+    # ---- the DNS service: members and elections, answered even with no master ----------------------
     def dns_members(self) -> dict[str, Any]:
-        client = self.dns()
-        try:
-            return client.get("/v1/members")
-        finally:
-            client.close()
+        return dict(self.dns_call("GET", "/v1/members"))
 
     def drain(self, node: str) -> dict[str, Any]:
-        client = self.dns()
-        try:
-            return client.post(f"/v1/members/{node}/drain")
-        finally:
-            client.close()
+        return dict(self.dns_call("POST", f"/v1/members/{node}/drain") or {})
+
+    def activate(self, node: str) -> dict[str, Any]:
+        return dict(self.dns_call("POST", f"/v1/members/{node}/activate") or {})
+
+    def leave(self, node: str) -> dict[str, Any]:
+        return dict(self.dns_call("POST", f"/v1/members/{node}/leave") or {})
 
     def handover(self, node: str) -> dict[str, Any]:
-        client = self.dns()
-        try:
-            return client.post("/v1/master", {"node": node})
-        finally:
-            client.close()
+        return dict(self.dns_call("POST", "/v1/master", json={"node": node}) or {})

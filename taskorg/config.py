@@ -20,6 +20,12 @@ from typing import Any, Mapping
 
 import yaml
 
+from taskorg.labels import NO_MASTER_SERVICE
+
+
+RUNNERS = ("docker", "standin")
+RESERVED_LABEL_PREFIX = "taskorg."  # node labels taskorg sets itself (taskorg/labels.py)
+
 
 class ConfigError(ValueError):
     """A setting is missing, unknown or has a bad value."""
@@ -67,6 +73,15 @@ class Config:
     labels: Mapping[str, str] = field(default_factory=dict)
     # Docker: the engine's local socket only; never TCP.
     docker_socket: str = "unix:///var/run/docker.sock"
+    # What runs this node's task instances: `docker` (containers), or `standin`, which starts
+    # nothing and keeps instances in memory as running (control-plane load tests; no dockerd needed).
+    runner: str = "docker"
+    # CPUs this node offers to tasks, reported instead of the machine's count (0 = the machine's).
+    # Reserves CPU for the services on a small machine; lets a test node act as a smaller one.
+    advertise_cpus: float = 0.0
+    # Whether this node runs a master service. A node without one (client-only, as Nomad's) is
+    # never streamed the master's state: it could not hold it, and the master would keep retrying.
+    master_service: bool = True
     # dnsmasq: started by the DNS service unless systemd runs it.
     manage_dnsmasq: bool = True
     dnsmasq_binary: str = "dnsmasq"
@@ -86,6 +101,12 @@ class Config:
     @property
     def node_address(self) -> str:
         return self.address or self.dns_address
+
+    @property
+    def node_labels(self) -> dict[str, str]:
+        """The labels this node registers: the configured ones and those taskorg sets itself."""
+        own = {} if self.master_service else {NO_MASTER_SERVICE: "true"}
+        return {**self.labels, **own}
 
     @property
     def master_name(self) -> str:
@@ -184,6 +205,12 @@ def _validate(config: Config) -> None:
         )
     if not config.suffix or config.suffix.startswith(".") or " " in config.suffix:
         raise ConfigError(f"setting 'suffix': not a DNS domain: {config.suffix!r}")
+    if config.runner not in RUNNERS:
+        raise ConfigError(f"setting 'runner': one of {', '.join(RUNNERS)}; got {config.runner!r}")
+    reserved = sorted(key for key in config.labels if key.startswith(RESERVED_LABEL_PREFIX))
+    if reserved:
+        raise ConfigError(f"setting 'labels': the prefix '{RESERVED_LABEL_PREFIX}' is taskorg's own, "
+                          f"got {', '.join(reserved)}")
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"setting 'log_level': one of debug, info, warning, error; got {config.log_level!r}")
 

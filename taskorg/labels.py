@@ -12,3 +12,6 @@ INSTANCE = "taskorg.instance"  # "<task id>/<replica index>"
 EPOCH = "taskorg.epoch"
 ATTEMPT = "taskorg.attempt"
 JOB = "taskorg.job"
+
+# Node labels taskorg sets itself (registered with the DNS service; users may not set `taskorg.*`).
+NO_MASTER_SERVICE = "taskorg.no-master-service"  # "true": the node runs no master service (setting master_service)

@@ -20,7 +20,7 @@ def cmd_secret(args: argparse.Namespace) -> int:
 
 
 def cmd_dnsmasq_conf(args: argparse.Namespace) -> int:
-    from taskorg.cli.main import service_config
+    from taskorg.cli.context import service_config
     from taskorg.dns.dnsmasq import render_conf
 
     print(render_conf(service_config(args)), end="")
@@ -36,14 +36,9 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 
 def cmd_node_admin(args: argparse.Namespace) -> int:
-    from taskorg.cli.client_commands import make_client
+    from taskorg.cli.context import make_client
 
-    client = make_client(args)
-    dns = client.dns()
-    try:
-        answer = dns.post(f"/v1/members/{args.target}/{args.action}")
-    finally:
-        dns.close()
+    answer = make_client(args).dns_call("POST", f"/v1/members/{args.target}/{args.action}")
     emit_json(answer) if args.json else print(f"{answer['node']}: {answer['state']}")
     return 0
 

@@ -7,21 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from taskorg.cli.context import UsageError, make_client
 from taskorg.cli.output import ago, emit_json, size, table
-from taskorg.client import Client
 from taskorg.net.client import ServiceError
-from taskorg.secret import read_secret
-
-
-def make_client(args: argparse.Namespace) -> Client:
-    from taskorg.cli.main import client_config
-
-    config = client_config(args)
-    return Client(config, read_secret(config))
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from taskorg.cli.main import UsageError
     from taskorg.spec import SpecError, load_spec_file
 
     # Validate every file locally first: nothing is submitted if any is bad.

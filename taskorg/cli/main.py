@@ -7,43 +7,13 @@ usage or input, 1 when the cluster refused or could not be reached.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 from typing import Any, Callable
 
-from taskorg.config import Config, ConfigError, load_config
+from taskorg.cli.context import UsageError, service_config
+from taskorg.config import Config, ConfigError
 
 SERVICES = ("dns", "node", "master", "slave", "webview")
-SYSTEM_CONFIG = Path("/etc/taskorg/taskorg.yaml")
-
-
-class UsageError(Exception):
-    """Bad input from the user: exit 2."""
-
-
-def client_config(args: argparse.Namespace) -> Config:
-    """Where a client command finds the cluster: flags, env, system config, the local cluster."""
-    from taskorg.devtools.localcluster import DEFAULT_DIR
-
-    path = args.config or os.environ.get("TASKORG_CONFIG")
-    if not path:
-        for candidate in (SYSTEM_CONFIG, DEFAULT_DIR / "client.yaml"):
-            if candidate.exists():
-                path = str(candidate)
-                break
-    overrides: dict[str, Any] = {}
-    if args.dns:
-        overrides["dns_address"] = args.dns
-    if args.secret_file:
-        overrides["secret_file"] = args.secret_file
-    return load_config(path, overrides=overrides)
-
-
-def service_config(args: argparse.Namespace) -> Config:
-    return load_config(args.config)
-
-
 def run_service(args: argparse.Namespace) -> int:
     from taskorg.logs import setup_logging
 
@@ -116,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # cluster errors: one readable line, no traceback
-        from taskorg.client import ClusterUnavailable
+        from taskorg.client import ClusterUnavailable, DnsUnavailable
         from taskorg.devtools.localcluster import ClusterError
         from taskorg.net.client import ServiceError, ServiceUnavailable
 
-        if isinstance(exc, (ServiceError, ServiceUnavailable, ClusterUnavailable, ClusterError)):
+        if isinstance(exc, (ServiceError, ServiceUnavailable, ClusterUnavailable, DnsUnavailable, ClusterError)):
             print(f"taskorg: {exc}", file=sys.stderr)
             return 1
         raise

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from flask import Flask, Response, jsonify, request
 
-from taskorg.net.client import CONNECT_TIMEOUT
+from taskorg.client import Client
 
 if TYPE_CHECKING:
     from taskorg.master.engine import Engine
@@ -30,8 +30,7 @@ ACTIVATION_WAIT = 2.0
 
 
 def install_forwarding(app: Flask, engine: "Engine") -> None:
-    session = requests.Session()
-    session.trust_env = False
+    clients: list[Client] = []  # made at the first forward: one kept-alive client for the process
 
     @app.before_request
     def _forward() -> Any:
@@ -49,10 +48,11 @@ def install_forwarding(app: Flask, engine: "Engine") -> None:
             return None  # the view answers 409: no master right now
         headers = {k: v for k, v in request.headers.items() if k.lower() in PASSED_HEADERS}
         headers[FORWARDED] = engine.role.node or "standby"
-        url = f"http://{address}:{engine.config.master_port}{request.full_path.rstrip('?')}"
         try:
-            upstream = session.request(request.method, url, data=request.get_data(), headers=headers,
-                                       stream=True, timeout=(CONNECT_TIMEOUT, 65))
+            if not clients:
+                clients.append(Client(engine.config, engine.secret))
+            upstream = clients[0].relay(address, request.method, request.full_path.rstrip("?"), request.get_data(),
+                                    headers)
         except requests.RequestException as exc:
             return jsonify(error=f"not the master, and the master {node} ({address}) did not answer: "
                                  f"{type(exc).__name__}", master=node, address=address), 503

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from taskorg.config import Config
+from taskorg.labels import NO_MASTER_SERVICE
 from taskorg.logs import get_logger
 from taskorg.master.members import MemberCache
 from taskorg.master.store import Store
@@ -56,9 +57,10 @@ class Replicator:
             self.cond.notify_all()
 
     def standbys(self) -> dict[str, str]:
-        """Living members other than this node: node -> address."""
+        """Living members other than this node that run a master service: node -> address."""
         return {m["node"]: m["address"] for m in self.members.members()
-                if m["alive"] and m["address"] != self.config.node_address and m["state"] != "left"}
+                if m["alive"] and m["address"] != self.config.node_address and m["state"] != "left"
+                and (m.get("labels") or {}).get(NO_MASTER_SERVICE) != "true"}
 
     def wait_for(self, seq: int, timeout: float) -> bool:
         """True once enough living standbys hold change `seq` (or none is alive)."""

@@ -64,7 +64,7 @@ class NodeService:
         while True:
             try:
                 answer = self.dns.post("/v1/register", {"identity": self.identity, "address": self.address,
-                                                        "labels": dict(self.config.labels)})
+                                                        "labels": self.config.node_labels})
                 break
             except (ServiceUnavailable, ServiceError) as exc:
                 if not wait:

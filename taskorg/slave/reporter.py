@@ -1,7 +1,7 @@
 """Push this node's containers and telemetry to the active master.
 
-Every `report_interval`, and at once when docker says one of this node's
-containers died, the slave posts `{node, address, containers, telemetry}` to
+Every `report_interval`, and at once when the runner says one of this node's
+containers died (docker's events), the slave posts `{node, address, containers, telemetry}` to
 whoever `master.<suffix>` names right now (resolved on every report, no
 cache). The master answers `{epoch, stop}`; the stop list is obeyed only when
 that epoch passes the fence.
@@ -22,14 +22,13 @@ import requests
 from apscheduler.schedulers.background import BackgroundScheduler
 from docker.errors import DockerException
 
-from taskorg import labels
 from taskorg.config import Config
 from taskorg.logs import get_logger
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError, resolve_master
 from taskorg.slave import telemetry
 from taskorg.slave.fence import EpochFence, Fenced
-from taskorg.slave.runner import DockerRunner
+from taskorg.slave.runner import Runner
 
 log = get_logger("slave.reporter")
 # apscheduler warns whenever a tick is skipped because the previous report is
@@ -39,14 +38,14 @@ _scheduler_log.setLevel(logging.ERROR)
 
 
 class Reporter:
-    def __init__(self, config: Config, secret: str, runner: DockerRunner, fence: EpochFence,
-                 collect: Callable[[str], dict[str, Any]] = telemetry.collect,
+    def __init__(self, config: Config, secret: str, runner: Runner, fence: EpochFence,
+                 collect: Callable[[str], dict[str, Any]] | None = None,
                  resolve: Callable[[Config], str] = resolve_master) -> None:
         self.config = config
         self.secret = secret
         self.runner = runner
         self.fence = fence
-        self.collect = collect
+        self.collect = collect or telemetry.collector(config.advertise_cpus)
         self.resolve = resolve
         self._clients: dict[str, ServiceClient] = {}
         self._send_lock = threading.Lock()
@@ -64,7 +63,7 @@ class Reporter:
                                 id="report", max_instances=1, coalesce=True, misfire_grace_time=None,
                                 next_run_time=datetime.now(timezone.utc))
         self._scheduler.start()
-        self._watcher = threading.Thread(target=self._watch_deaths, name="slave-docker-events", daemon=True)
+        self._watcher = threading.Thread(target=self._watch_deaths, name="slave-deaths", daemon=True)
         self._watcher.start()
 
     def stop(self) -> None:
@@ -162,27 +161,22 @@ class Reporter:
             self._clients[url] = ServiceClient(url, self.secret, timeout=timeout)
         return self._clients[url]
 
-    # ---- docker events -----------------------------------------------------
+    # ---- deaths ------------------------------------------------------------
     def _watch_deaths(self) -> None:
         """Report as soon as one of our containers dies (reconnects if dockerd restarts)."""
-        filters = {"type": "container", "event": "die",
-                   "label": [f"{labels.CLUSTER}={self.runner.cluster}", f"{labels.NODE}={self.runner.node}"]}
         backoff = 0.5
         while not self._stopped.is_set():
             try:
-                self._events = self.runner.client.events(decode=True, filters=filters)
+                self._events = self.runner.deaths()
                 backoff = 0.5
-                for event in self._events:
+                for container_id in self._events:
                     if self._stopped.is_set():
                         return
-                    container_id = str(event.get("Actor", {}).get("ID", "") or event.get("id", ""))
                     log.debug("container died", extra={"container": container_id[:12]})
-                    # Docker's listing may still say "running" for a moment: inspect it afresh.
-                    self.runner.forget_state(container_id)
                     self.report_now()
             except Exception as exc:  # dockerd restarted or unreachable: retry
                 if self._stopped.is_set():
                     return
-                log.debug("docker events interrupted", extra={"error": str(exc)})
+                log.debug("death feed interrupted", extra={"error": str(exc)})
             self._stopped.wait(backoff)
             backoff = min(backoff * 2, 10.0)

@@ -25,7 +25,8 @@ from taskorg.secret import read_secret
 from taskorg.slave import telemetry
 from taskorg.slave.fence import EpochFence, Fenced
 from taskorg.slave.reporter import Reporter
-from taskorg.slave.runner import DockerRunner, OrderError
+from taskorg.slave.runner import DockerRunner, OrderError, Runner
+from taskorg.slave.standin import StandInRunner
 
 log = get_logger("slave")
 
@@ -33,7 +34,7 @@ IDENTITY_FILE = "node.json"
 DOCKER_TIMEOUT = 30
 
 
-def create_app(config: Config, secret: str, runner: DockerRunner, fence: EpochFence) -> Flask:
+def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -> Flask:
     app = create_service_app("slave", secret)
 
     def check_epoch(data: dict[str, Any]) -> int:
@@ -89,7 +90,7 @@ def create_app(config: Config, secret: str, runner: DockerRunner, fence: EpochFe
 
     @app.get("/v1/telemetry")
     def get_telemetry() -> Any:
-        return jsonify(telemetry.collect(runner.node))
+        return jsonify(telemetry.collect(runner.node, cpus=config.advertise_cpus))
 
     @app.post("/v1/epoch")
     def raise_epoch() -> Any:
@@ -111,6 +112,15 @@ def docker_client(socket: str) -> docker.DockerClient:
         raise ConfigError(f"setting 'docker_socket': only a local unix socket is allowed "
                           f"(unix:///var/run/docker.sock), got {socket!r}: the Docker API is never exposed on TCP")
     return docker.DockerClient(base_url=url, timeout=DOCKER_TIMEOUT)
+
+
+def open_runner(config: Config, node: str) -> Runner:
+    """The runner the setting `runner` names; a stand-in node needs no dockerd at all."""
+    if config.runner == "standin":
+        return StandInRunner(config.cluster, node, address=config.node_address)
+    client = docker_client(config.docker_socket)
+    wait_for_docker(client)
+    return DockerRunner(client, config.cluster, node, address=config.node_address, shared_dir=config.shared_dir)
 
 
 def wait_for_identity(config: Config, poll: float = 0.2, say_every: float = 5.0) -> dict[str, Any]:
@@ -157,10 +167,8 @@ def run(config: Config) -> None:
     secret = read_secret(config)
     identity = wait_for_identity(config)
     node = identity["node"]
-    client = docker_client(config.docker_socket)
-    wait_for_docker(client)
+    runner = open_runner(config, node)
     fence = EpochFence(config.state_path("slave", "epoch"))
-    runner = DockerRunner(client, config.cluster, node, address=config.node_address, shared_dir=config.shared_dir)
     telemetry.prime()
     reporter = Reporter(config, secret, runner, fence)
     reporter.start()
@@ -172,4 +180,4 @@ def run(config: Config) -> None:
         serve(app, config.node_address, config.slave_port)
     finally:
         reporter.stop()
-        client.close()
+        runner.close()

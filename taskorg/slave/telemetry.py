@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import psutil
 
@@ -32,13 +32,17 @@ _gpu_cache: tuple[float, list[dict[str, Any]]] | None = None
 _gpu_lock = threading.Lock()
 
 
-def collect(node: str) -> dict[str, Any]:
-    """One telemetry sample (cheap: safe to call on every report)."""
+def collect(node: str, cpus: float = 0.0) -> dict[str, Any]:
+    """One telemetry sample (cheap: safe to call on every report).
+
+    `cpus` > 0 is reported as the node's CPU count instead of the machine's
+    (the setting `advertise_cpus`): placement then treats the node as that big.
+    """
     memory = psutil.virtual_memory()
     return {
         "node": node,
         "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "cpu_count": psutil.cpu_count() or os.cpu_count() or 1,
+        "cpu_count": cpus if cpus > 0 else psutil.cpu_count() or os.cpu_count() or 1,
         # Non-blocking: the usage since the previous call (prime() starts the clock).
         "cpu_percent": psutil.cpu_percent(interval=None),
         "load1": _load1(),
@@ -48,6 +52,11 @@ def collect(node: str) -> dict[str, Any]:
         "gpus": gpus(),
         "speed": measure_speed(),
     }
+
+
+def collector(cpus: float) -> Callable[[str], dict[str, Any]]:
+    """`collect` with this node's `advertise_cpus` setting bound."""
+    return functools.partial(collect, cpus=cpus)
 
 
 def prime() -> None:

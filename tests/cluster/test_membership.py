@@ -32,13 +32,12 @@ def test_drain_moves_tasks_away_then_the_node_leaves(cluster_factory: Any) -> No
     wait_until(lambda: len(nodes_running(cluster, task_id)) == 2, 30, "two replicas running")
     if victim not in nodes_running(cluster, task_id):
         victim = next(n for n in nodes_running(cluster, task_id) if n != master)
-    dns = client.dns()
-    assert dns.post(f"/v1/members/{victim}/drain")["state"] == "draining"
+    assert client.drain(victim)["state"] == "draining"
     wait_until(lambda: len(nodes_running(cluster, task_id)) == 2 and victim not in nodes_running(cluster, task_id),
                30, f"the replicas to move off {victim}")
     history = client.task(task_id)["history"]
     assert any(h["event"] == "rescheduled" and h["node"] == victim and "drained" in h["detail"] for h in history)
-    assert dns.post(f"/v1/members/{victim}/leave")["state"] == "left"
+    assert client.leave(victim)["state"] == "left"
     members = {m["node"] for m in client.dns_members()["members"]}
     assert victim not in members
     # Its services still run and heartbeat: the leave must stick (it used to be undone at once).

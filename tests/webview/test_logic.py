@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-import requests
 
 from taskorg.config import Config
-from taskorg.net.client import ServiceError, ServiceUnavailable
+from taskorg.net.client import ServiceError
 from taskorg.net.resolve import ResolveError
-from taskorg.webview import cluster as cluster_module
 from taskorg.webview.cluster import LiveCluster, MasterUnavailable, never_sent
 from taskorg.webview.filters import ago, size
 from taskorg.webview.security import derive_key, safe_next
 from taskorg.webview.submit import annotate, source_name
 from taskorg.webview.views import count_rows, merge_members
+from tests.scripted import BROKEN, REFUSED, Script
 
 
 def test_annotate_places_problems_on_lines() -> None:
@@ -68,94 +65,49 @@ def test_counts_and_members() -> None:
     assert rows[1]["role"] == "master"
 
 
-class _Script:
-    """Plays back answers for (resolve, request) in order."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, resolves: list[Any], answers: list[Any]) -> None:
-        self.resolves, self.answers, self.urls = list(resolves), list(answers), []
-        test = self
-
-        class Client:
-            def __init__(self, base_url: str, secret: str, timeout: float = 5.0) -> None:
-                self.base_url = base_url
-
-            def request(self, method: str, path: str, **kwargs: Any) -> Any:
-                test.urls.append(self.base_url)
-                answer = test.answers.pop(0)
-                if isinstance(answer, Exception):
-                    raise answer
-                return answer
-
-            def close(self) -> None:
-                pass
-
-        monkeypatch.setattr(cluster_module, "ServiceClient", Client)
-
-    def resolve(self, config: Config) -> str:
-        answer = self.resolves.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return str(answer)
-
-
-def _refused() -> ServiceUnavailable:
-    try:
-        try:
-            raise requests.ConnectionError("HTTPConnectionPool: NewConnectionError: Connection refused")
-        except requests.ConnectionError:
-            raise ServiceUnavailable("refused") from None
-    except ServiceUnavailable as exc:
-        return exc
-
-
-def _broken_mid_request() -> ServiceUnavailable:
-    try:
-        try:
-            raise requests.ReadTimeout("read timed out")
-        except requests.ReadTimeout:
-            raise ServiceUnavailable("read timeout") from None
-    except ServiceUnavailable as exc:
-        return exc
-
-
 def test_never_sent() -> None:
-    assert never_sent(_refused())
-    assert not never_sent(_broken_mid_request())
+    assert never_sent(REFUSED)
+    assert not never_sent(BROKEN)
 
 
-def test_follows_the_new_master(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_follows_the_new_master() -> None:
     not_master = ServiceError(409, "not the master: the master is node3", {"address": "127.0.9.4"})
-    script = _Script(monkeypatch, ["127.0.9.2", ResolveError("no record"), "127.0.9.2"],
-                     [_refused(), not_master, {"ok": 1}])
-    api = LiveCluster(Config(dns_address="127.0.9.1"), "s", resolver=script.resolve, sleep=lambda s: None)
+    script = Script(["127.0.9.2", ResolveError("no record"), "127.0.9.2"],
+                     [REFUSED, not_master, {"ok": 1}])
+    api = LiveCluster(Config(dns_address="127.0.9.1"), "s", resolver=script.resolve, sleep=lambda s: None,
+                      connect=script.connect)
     # refused, then no DNS answer, then a standby: the 3 tries are spent
     with pytest.raises(MasterUnavailable):
         api.status()
-    script = _Script(monkeypatch, ["127.0.9.2", "127.0.9.2"], [not_master, {"ok": 1}])
-    api = LiveCluster(Config(dns_address="127.0.9.1"), "s", resolver=script.resolve, sleep=lambda s: None)
+    script = Script(["127.0.9.2", "127.0.9.2"], [not_master, {"ok": 1}])
+    api = LiveCluster(Config(dns_address="127.0.9.1"), "s", resolver=script.resolve, sleep=lambda s: None,
+                      connect=script.connect)
     assert api.status() == {"ok": 1}
     assert script.urls == ["http://127.0.9.2:23335", "http://127.0.9.4:23335"]
 
 
-def test_a_write_that_may_have_landed_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    script = _Script(monkeypatch, ["127.0.9.2", "127.0.9.3"], [_broken_mid_request(), {"id": "t"}])
-    api = LiveCluster(Config(dns_address="127.0.9.1"), "s", resolver=script.resolve, sleep=lambda s: None)
+def test_a_write_that_may_have_landed_is_not_retried() -> None:
+    script = Script(["127.0.9.2", "127.0.9.3"], [BROKEN, {"id": "t"}])
+    api = LiveCluster(Config(dns_address="127.0.9.1"), "s", resolver=script.resolve, sleep=lambda s: None,
+                      connect=script.connect)
     with pytest.raises(MasterUnavailable) as caught:
         api.cancel("t-1")
     assert caught.value.maybe_applied
     assert len(script.urls) == 1
 
 
-def test_a_refused_write_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    script = _Script(monkeypatch, ["127.0.9.2", "127.0.9.3"], [_refused(), {"id": "t", "status": "cancelled"}])
-    api = LiveCluster(Config(dns_address="127.0.9.1"), "s", resolver=script.resolve, sleep=lambda s: None)
+def test_a_refused_write_is_retried() -> None:
+    script = Script(["127.0.9.2", "127.0.9.3"], [REFUSED, {"id": "t", "status": "cancelled"}])
+    api = LiveCluster(Config(dns_address="127.0.9.1"), "s", resolver=script.resolve, sleep=lambda s: None,
+                      connect=script.connect)
     assert api.cancel("t-1")["status"] == "cancelled"
     assert script.urls == ["http://127.0.9.2:23335", "http://127.0.9.3:23335"]
 
 
-def test_bad_spec_is_a_result_not_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_spec_is_a_result_not_an_exception() -> None:
     bad = ServiceError(400, "invalid", {"error": "invalid", "problems": [{"line": 1, "message": "m"}]})
-    script = _Script(monkeypatch, ["127.0.9.2"], [bad])
-    api = LiveCluster(Config(dns_address="127.0.9.1"), "s", resolver=script.resolve, sleep=lambda s: None)
+    script = Script(["127.0.9.2"], [bad])
+    api = LiveCluster(Config(dns_address="127.0.9.1"), "s", resolver=script.resolve, sleep=lambda s: None,
+                      connect=script.connect)
     result = api.submit("x: 1", "x.yaml")
     assert not result.ok and result.body["problems"][0]["line"] == 1
