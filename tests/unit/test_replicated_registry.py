@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 import pytest
 
 from taskorg.dns.replicated import NoQuorum, ReplicatedRegistry
+from tests.helpers import wait_until
 
 PORT = 24411
 
@@ -35,14 +36,8 @@ def free_block() -> str:
     raise RuntimeError("no free loopback block for the replicated registry test")
 
 
-def until(check: Callable[[], object], timeout: float = 10.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError(f"not within {timeout} s: {check}")
+def until(check: Callable[[], object], what: str = "the replicas to agree") -> object:
+    return wait_until(check, 10.0, what, interval=0.02)
 
 
 @pytest.fixture
