@@ -241,7 +241,7 @@ class BenchCluster(LocalCluster):
         if service in self.skip_services.get(index, set()):
             return
         log_file = open(self.workdir / "logs" / f"{key.replace('/', '-')}.log", "ab")
-        command = ["-m", "bench.lightnode"] if service == "light" else ["-m", "taskorg", service]
+        command = ["-m", "bench.lightnode"] if service == "light" else ["-m", "taskorg", "agent", service]
         env = {**os.environ, "TASKORG_SECRET": "", "PYTHONPATH": str(REPO)}
         process = subprocess.Popen([sys.executable, *command, "--config", str(config_path)],
                                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,

@@ -1,10 +1,10 @@
-"""Admin commands: the secret, dnsmasq's config, the test image, node drain."""
+"""Admin commands: the secret, dnsmasq's config, the test image."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
+from taskorg.cli.commands import BARE, LOCAL, SERVICE, Group
 from taskorg.cli.output import emit_json
 
 
@@ -35,22 +35,13 @@ def cmd_image(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_node_admin(args: argparse.Namespace) -> int:
-    from taskorg.cli.context import make_client
-
-    answer = make_client(args).dns_call("POST", f"/v1/members/{args.target}/{args.action}")
-    emit_json(answer) if args.json else print(f"{answer['node']}: {answer['state']}")
-    return 0
-
-
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("secret", help="generate a cluster secret", parents=[common])
+def register(top: Group) -> None:
+    p = top.add("secret", "generate a cluster secret", ["taskorg secret --write /etc/taskorg/secret"], cmd_secret,
+                kind=BARE)
     p.add_argument("--write", metavar="PATH", help="write it to PATH with mode 0600")
-    p.set_defaults(func=cmd_secret)
-
-    p = sub.add_parser("dnsmasq-conf", help="print the dnsmasq config for the DNS node", parents=[common])
-    p.set_defaults(func=cmd_dnsmasq_conf)
-
-    p = sub.add_parser("image", help="build the local busybox task image (cached by content)", parents=[common])
+    top.add("dnsmasq-conf", "print the dnsmasq config for the DNS node",
+            ["taskorg dnsmasq-conf --config /etc/taskorg/taskorg.yaml > /etc/dnsmasq.d/taskorg.conf"],
+            cmd_dnsmasq_conf, kind=SERVICE)
+    p = top.add("image", "build the local busybox task image (cached by content)", ["taskorg image build"],
+                cmd_image, kind=LOCAL)
     p.add_argument("action", choices=["build"])
-    p.set_defaults(func=cmd_image)

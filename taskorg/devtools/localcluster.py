@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from taskorg.client import Client
+from taskorg.client import Client, DnsUnavailable
 from taskorg.config import Config, load_config
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError, resolve_all, resolve_master
@@ -113,7 +113,7 @@ class LocalCluster:
     def _spawn(self, key: str, service: str, config_path: Path) -> None:
         log = open(self.workdir / "logs" / f"{key.replace('/', '-')}.log", "ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "taskorg", service, "--config", str(config_path)],
+            [sys.executable, "-m", "taskorg", "agent", service, "--config", str(config_path)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             env={**os.environ, "TASKORG_SECRET": ""})
         log.close()
@@ -353,7 +353,7 @@ class LocalCluster:
             master = None
         try:
             members = self.client(failover_wait=2).dns_members()["members"]
-        except (ServiceError, ServiceUnavailable):
+        except (ServiceError, ServiceUnavailable, DnsUnavailable):
             members = []
         return {
             "name": self.name, "workdir": str(self.workdir), "dns": self.dns_address,

@@ -105,7 +105,7 @@ def test_unit_runs_the_service_as_the_deployment_contract_says(service: str) -> 
     unit.optionxform = str  # type: ignore[assignment,method-assign]
     unit.read(REPO / "systemd" / f"taskorg-{service}.service")
     section = unit["Service"]
-    assert section["ExecStart"] == f"/opt/taskorg/venv/bin/taskorg {service} --config /etc/taskorg/taskorg.yaml"
+    assert section["ExecStart"] == f"/opt/taskorg/venv/bin/taskorg agent {service} --config /etc/taskorg/taskorg.yaml"
     assert section["Restart"] == "on-failure"
     assert "network-online.target" in unit["Unit"]["After"]
     assert section["ProtectSystem"] == "strict" and section["NoNewPrivileges"] == "yes"

@@ -1,0 +1,63 @@
+"""The CLI's pure decisions: which task or job a word names, and when `submit --wait` is done."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskorg.cli.lookup import LookupProblem, find_job, find_task, job_status, jobs_of
+from taskorg.cli.settle import EXIT_FAILED, EXIT_OK, kind_of, settle
+
+TASKS = [
+    {"id": "t-12ab0000", "name": "web", "job": "j-aa000001", "job_name": "site", "status": "running", "created_at": 2},
+    {"id": "t-12cd0000", "name": "db", "job": "j-aa000001", "job_name": "site", "status": "running", "created_at": 2},
+    {"id": "t-99ef0000", "name": "web", "job": "j-bb000002", "job_name": "blog", "status": "pending", "created_at": 3},
+    {"id": "t-77770000", "name": "merge", "job": "j-cc000003", "job_name": "pi", "status": "succeeded",
+     "created_at": 1},
+]
+
+
+def test_a_task_by_full_id_prefix_name_or_job_and_name() -> None:
+    assert find_task("t-12cd0000", TASKS) == "t-12cd0000"
+    assert find_task("t-99", TASKS) == "t-99ef0000"
+    assert find_task("777", TASKS) == "t-77770000"  # a prefix without the t-
+    assert find_task("db", TASKS) == "t-12cd0000"
+    assert find_task("blog/web", TASKS) == "t-99ef0000"
+
+
+def test_an_ambiguous_word_lists_every_match() -> None:
+    with pytest.raises(LookupProblem) as caught:
+        find_task("t-12", TASKS)
+    assert "matches 2 tasks" in str(caught.value)
+    assert "t-12ab0000 (web)" in str(caught.value) and "t-12cd0000 (db)" in str(caught.value)
+    with pytest.raises(LookupProblem, match="matches 2 tasks"):
+        find_task("web", TASKS)
+
+
+def test_no_match_says_where_to_look() -> None:
+    with pytest.raises(LookupProblem, match="no task is called or starts with 'nope'.*ps -a"):
+        find_task("nope", TASKS)
+    with pytest.raises(LookupProblem, match="empty"):
+        find_task(" ", TASKS)
+
+
+def test_jobs_from_tasks_and_their_one_word_status() -> None:
+    jobs = {j["name"]: j for j in jobs_of(TASKS)}
+    assert [t["name"] for t in jobs["site"]["tasks"]] == ["web", "db"]
+    assert jobs["site"]["status"] == "running" and jobs["pi"]["status"] == "succeeded"
+    assert job_status(["succeeded", "failed"]) == "failed"
+    assert job_status(["waiting", "pending"]) == "pending"
+    assert find_job("site", jobs_of(TASKS))["id"] == "j-aa000001"
+    assert find_job("bb", jobs_of(TASKS))["name"] == "blog"
+    with pytest.raises(LookupProblem, match="no job"):
+        find_job("zzz", jobs_of(TASKS))
+
+
+def test_wait_is_done_when_services_run_and_batch_tasks_succeed() -> None:
+    kinds = {"a": "service", "b": "batch"}
+    assert not settle(kinds, {"a": "running", "b": "running"}).done
+    done = settle(kinds, {"a": "running", "b": "succeeded"})
+    assert done.done and done.exit_code == EXIT_OK
+    failed = settle(kinds, {"a": "pending", "b": "failed"})
+    assert failed.done and failed.exit_code == EXIT_FAILED and "b failed" in failed.summary
+    assert kind_of({"restart": {"policy": "always"}}) == "service"
+    assert kind_of({"restart": {"policy": "on-failure", "max_attempts": 3}}) == "batch"
