@@ -147,6 +147,12 @@ class ReplicatedRegistry:
                     f"a change needs a majority ({needed}) with a leader among them")
         return None
 
+    def offer_leadership(self, address: str) -> None:
+        """From the leader: ask the group to make `address` its leader (best effort; PySyncObj refuses
+        a voter that has not caught up, and the next offer comes a while later)."""
+        if address != self.me and address in self.voters and self.engine._isLeader():
+            self.engine.transferLeadership(f"{address}:{self.port}")
+
     # ---- writes ------------------------------------------------------------------------------
     def _commit(self, change: Callable[..., Any], *args: Any) -> Any:
         reason = self.why_not_writable()
