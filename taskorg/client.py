@@ -277,6 +277,11 @@ class Client:
         return self.call("POST", "/v1/jobs", write=not dry_run, deduped=True, params=params, data=text.encode(),
                          headers={"Content-Type": "application/yaml"})
 
+    def submit_job(self, job: dict[str, Any], source: str = "<input>", dry_run: bool = False) -> dict[str, Any]:
+        """Submit an already-checked job in its canonical form (JSON), e.g. a converted compose file."""
+        params = {"source": source, **({"dry_run": "1"} if dry_run else {})}
+        return self.call("POST", "/v1/jobs", write=not dry_run, deduped=True, params=params, json=job)
+
     def tasks(self, **filters: str | None) -> list[dict[str, Any]]:
         params = {k: v for k, v in filters.items() if v}
         return list(self.call("GET", "/v1/tasks", params=params)["tasks"])

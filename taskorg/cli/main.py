@@ -8,11 +8,12 @@ documents its own).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from taskorg import __version__
-from taskorg.cli import (admin_commands, agent_commands, cluster_commands, context_commands, job_commands,
-                         node_commands, task_commands)
+from taskorg.cli import (admin_commands, agent_commands, cluster_commands, context_commands, convert_command,
+                         job_commands, node_commands, task_commands)
 from taskorg.cli.commands import Group, add_client_options, parent_parsers
 from taskorg.cli.context import UsageError
 from taskorg.config import ConfigError
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_commands.register(top)
     admin_commands.register(top)
     agent_commands.register(top)
+    convert_command.register(top)
     return parser
 
 
@@ -54,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `taskorg ps | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # cluster errors: one readable line, no traceback
         from taskorg.client import ClusterUnavailable, DnsUnavailable
         from taskorg.devtools.localcluster import ClusterError

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from taskorg.cli.commands import Group
 from taskorg.cli.context import UsageError, make_client
 from taskorg.cli.lookup import LookupProblem, find_task
@@ -41,16 +43,22 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"{name}: no such file")
         try:
-            load_spec_file(path)
+            job = load_spec_file(path)
         except SpecError as exc:
             print(str(exc), file=sys.stderr)
             return 2
-        texts.append((name, path.read_text()))
+        for warning in job.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        texts.append((name, path.read_text(), job))
     client = make_client(args)
     results = []
-    for name, text in texts:
+    for name, text, job in texts:
         try:
-            results.append(client.submit(text, source=name, dry_run=args.dry_run))
+            if is_compose_text(text):
+                # Its env_file, .env and secret files were read here, beside it: send what they made.
+                results.append(client.submit_job(job.to_dict(), source=name, dry_run=args.dry_run))
+            else:
+                results.append(client.submit(text, source=name, dry_run=args.dry_run))
         except ServiceError as exc:
             if exc.status == 400:
                 print(exc.message, file=sys.stderr)
@@ -60,7 +68,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(results)
         return code
-    for (name, _), result in zip(texts, results):
+    for (name, _, _), result in zip(texts, results):
         if args.dry_run:
             for task, nodes in result["placements"].items():
                 print(f"{name}: {task} would run on {', '.join(n or 'nowhere (no node fits)' for n in nodes)}")
@@ -96,6 +104,13 @@ def wait_for_jobs(client: Any, results: list[dict[str, Any]], timeout: float, qu
                 print(f"gave up waiting after {timeout:g} s: {outcome.summary}", file=sys.stderr)
             return EXIT_TIMEOUT
         time.sleep(0.5)
+
+
+def is_compose_text(text: str) -> bool:
+    """A compose file (a `services:` map), already checked safe to load by the local validation."""
+    from taskorg.spec.compose import is_compose
+
+    return bool(is_compose(yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))))
 
 
 def ps_rows(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:

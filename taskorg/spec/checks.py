@@ -10,7 +10,6 @@ default placeholder keeps later cross-field checks from piling on.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from .errors import PathPart, describe
@@ -64,18 +63,18 @@ def check_keys(data: Mapping[Any, Any], known: Iterable[str], rep: Reporter,
         if key in known:
             continue
         name = str(key)
-        rep.at(name).add(unknown_field(name, known, hints or {}))
+        rep.at(name).add(unknown_field(name, known, hints or {}, rep))
 
 
-def unknown_field(name: str, known: tuple[str, ...], hints: Mapping[str, str]) -> str:
+def unknown_field(name: str, known: tuple[str, ...], hints: Mapping[str, str], rep: Reporter) -> str:
     if name in hints:
-        return f"unknown field {name!r} ({hints[name]})"
-    close = difflib.get_close_matches(name, known, n=1)
+        return f"unknown field {describe(name)} ({hints[name]})"
+    close = rep.budget.closest(name, known)
     if close:
-        return f"unknown field {name!r} (did you mean {close[0]!r}?)"
+        return f"unknown field {describe(name)} (did you mean {close!r}?)"
     if len(known) <= 4:
-        return f"unknown field {name!r} (known fields: {', '.join(known)})"
-    return f"unknown field {name!r}"
+        return f"unknown field {describe(name)} (known fields: {', '.join(known)})"
+    return f"unknown field {describe(name)}"
 
 
 def want_mapping(value: Any) -> dict[Any, Any]:

@@ -70,6 +70,8 @@ def describe(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and abs(value) >= 10**_MAX_SHOWN:
+        return "a number of more than 60 digits"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):

@@ -14,7 +14,9 @@ from typing import Any
 from .checks import (Invalid, check_keys, checked, optional, scalar_text, want_int, want_list,
                      want_mapping, want_str)
 from .errors import PathPart, describe, format_path
-from .model import DEFAULT_MAX_ATTEMPTS, NETWORKS, RESTART_POLICIES, Constraints, Resources, RestartPolicy
+from .durations import parse_duration
+from .model import (CONSTRAINT_OPS, DEFAULT_MAX_ATTEMPTS, DEPENDENCY_CONDITIONS, NETWORKS,
+                    RESTART_POLICIES, Constraints, Resources, RestartPolicy, Rule)
 from .report import Reporter
 from .sizes import format_size, parse_size
 
@@ -196,13 +198,37 @@ def to_memory(value: Any, rep: Reporter) -> int:
 
 
 CONSTRAINT_HINTS = {"label": "did you mean 'labels'?", "node": "did you mean 'nodes'?"}
+RULE = re.compile(r"^\s*(node\.(?:hostname|labels\.[A-Za-z0-9_.-]+|platform\.(?:os|arch)))"
+                  r"\s*(==|!=)\s*(\S+)\s*$")
+RULE_FORMS = ("must be like node.hostname == pi3, node.labels.zone != a or "
+              "node.platform.arch == aarch64")
 
 
 def to_constraints(value: Any, rep: Reporter) -> Constraints:
     data = want_mapping(value)
-    check_keys(data, ("labels", "nodes"), rep, CONSTRAINT_HINTS)
+    check_keys(data, ("labels", "nodes", "rules"), rep, CONSTRAINT_HINTS)
     return Constraints(labels=optional(data, "labels", rep, to_labels, {}),
-                       nodes=optional(data, "nodes", rep, to_nodes, ()))
+                       nodes=optional(data, "nodes", rep, to_nodes, ()),
+                       rules=optional(data, "rules", rep, to_rules, ()))
+
+
+def to_rules(value: Any, rep: Reporter) -> tuple[Rule, ...]:
+    rules: list[Rule] = []
+    for index, item in enumerate(want_list(value, "a list of rules like node.hostname != pi3")):
+        rule = checked(lambda v, r: to_rule(v), item, rep.at(index), None)
+        if rule is not None and rule not in rules:
+            rules.append(rule)
+    return tuple(rules)
+
+
+def to_rule(value: Any) -> Rule:
+    """`node.hostname == pi3` (Swarm's constraint syntax), or the canonical mapping."""
+    if isinstance(value, dict) and set(value) == {"attribute", "op", "value"}:
+        value = f"{value['attribute']} {value['op']} {value['value']}"
+    match = RULE.match(value) if isinstance(value, str) else None
+    if not match or match.group(2) not in CONSTRAINT_OPS:
+        raise Invalid(f"{RULE_FORMS}, got {describe(value)}")
+    return Rule(attribute=match.group(1), op=match.group(2), value=match.group(3))
 
 
 def to_labels(value: Any, rep: Reporter) -> dict[str, str]:
@@ -253,12 +279,24 @@ def to_restart(value: Any, rep: Reporter) -> RestartPolicy:
 
 
 def _restart_from_mapping(data: dict[Any, Any], rep: Reporter) -> RestartPolicy:
-    check_keys(data, ("policy", "max_attempts"), rep, {"attempts": "did you mean 'max_attempts'?"})
+    check_keys(data, ("policy", "max_attempts", "delay", "window"), rep,
+               {"attempts": "did you mean 'max_attempts'?"})
     policy = optional(data, "policy", rep, _restart_policy_name, "on-failure")
     attempts = optional(data, "max_attempts", rep, lambda v, r: _attempts(v), None)
     if attempts is not None and policy != "on-failure":
         rep.at("max_attempts").add(f"is only allowed with policy on-failure, not {policy}")
-    return RestartPolicy(policy, attempts) if attempts is not None else _restart(policy)
+    base = RestartPolicy(policy, attempts) if attempts is not None else _restart(policy)
+    return RestartPolicy(base.policy, base.max_attempts,
+                         delay=optional(data, "delay", rep, to_seconds, None),
+                         window=optional(data, "window", rep, to_seconds, None))
+
+
+def to_seconds(value: Any, rep: Reporter) -> float:
+    """A duration (10s, 1m30s, 500ms, or a number of seconds) in seconds."""
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise Invalid(str(error)) from None
 
 
 def _restart_policy_name(value: Any, rep: Reporter) -> str:
@@ -296,6 +334,32 @@ def to_network(value: Any, rep: Reporter) -> str:
     if value not in NETWORKS:
         raise Invalid(f"must be bridge, host or none, got {describe(value)}")
     return value
+
+
+def to_depends_on(value: Any, rep: Reporter) -> dict[str, str]:
+    """`[db]` (started) or `{db: healthy, cache: started}`; existence is checked with the job."""
+    if isinstance(value, (str, list)):
+        return {name: "started" for name in to_after(value, rep)}
+    depends: dict[str, str] = {}
+    for name, condition in want_mapping(value).items():
+        if not isinstance(name, str):
+            rep.add(f"task names must be strings, got {describe(name)}")
+        elif condition not in DEPENDENCY_CONDITIONS:
+            rep.at(name).add(f"must be started or healthy, got {describe(condition)} "
+                             "(to wait until a task has succeeded, list it in after)")
+        else:
+            depends[name] = condition
+    return depends
+
+
+PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
+
+
+def to_platform(value: Any, rep: Reporter) -> str:
+    text = want_str(value)
+    if not PLATFORM.match(text):
+        raise Invalid(f"must be like linux/amd64, linux/arm64 or linux/arm/v7, got {describe(text)}")
+    return text
 
 
 def to_after(value: Any, rep: Reporter) -> tuple[str, ...]:

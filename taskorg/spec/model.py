@@ -10,6 +10,7 @@ validates.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -18,6 +19,11 @@ RESTART_POLICIES = ("always", "never", "on-failure")
 NETWORKS = ("bridge", "host", "none")
 PROTOCOLS = ("tcp", "udp")
 DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_STOP_GRACE_S = 10.0  # Docker's own default
+DEPENDENCY_CONDITIONS = ("started", "healthy")
+FAILURE_ACTIONS = ("pause", "continue", "rollback")
+UPDATE_ORDERS = ("stop-first", "start-first")
+CONSTRAINT_OPS = ("==", "!=")
 
 
 @dataclass(frozen=True)
@@ -45,24 +51,28 @@ class Port:
     container: int
     host: int | None = None
     protocol: str = "tcp"
+    host_ip: str | None = None  # the node address to bind; None: all of them
 
     def to_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "container": self.container, "protocol": self.protocol}
+        return {"host": self.host, "container": self.container, "protocol": self.protocol,
+                "host_ip": self.host_ip}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Port":
         return cls(container=data["container"], host=data.get("host"),
-                   protocol=data.get("protocol", "tcp"))
+                   protocol=data.get("protocol", "tcp"), host_ip=data.get("host_ip"))
 
 
 @dataclass(frozen=True)
 class Volume:
-    """A mount: a named Docker volume (`type` volume) or a host path (`type` bind)."""
+    """A mount: a named Docker volume (`type` volume), a host path (`type` bind), or
+    a memory file system (`type` tmpfs, no source, `size` in bytes or None)."""
 
     source: str
     target: str
     read_only: bool = False
     type: str = "volume"
+    size: int | None = None
 
     @property
     def is_bind(self) -> bool:
@@ -70,13 +80,13 @@ class Volume:
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "target": self.target,
-                "read_only": self.read_only, "type": self.type}
+                "read_only": self.read_only, "type": self.type, "size": self.size}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Volume":
         return cls(source=data["source"], target=data["target"],
                    read_only=bool(data.get("read_only", False)),
-                   type=data.get("type", "volume"))
+                   type=data.get("type", "volume"), size=data.get("size"))
 
 
 @dataclass(frozen=True)
@@ -98,21 +108,45 @@ class Resources:
 
 @dataclass(frozen=True)
 class Constraints:
-    """Where instances may run: nodes carrying all `labels`, and (if any) one of `nodes`."""
+    """Where instances may run: nodes carrying all `labels`, (if any) one of `nodes`, and
+    meeting every rule (Swarm's `node.hostname != pi3`, `node.labels.zone != a`)."""
 
     labels: Mapping[str, str] = field(default_factory=dict)
     nodes: tuple[str, ...] = ()
+    rules: tuple["Rule", ...] = ()
 
     def __hash__(self) -> int:  # labels is a dict; hash its items
-        return hash((tuple(sorted(self.labels.items())), self.nodes))
+        return hash((tuple(sorted(self.labels.items())), self.nodes, self.rules))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"labels": dict(self.labels), "nodes": list(self.nodes)}
+        return {"labels": dict(self.labels), "nodes": list(self.nodes),
+                "rules": [rule.to_dict() for rule in self.rules]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "Constraints":
         data = data or {}
-        return cls(labels=dict(data.get("labels") or {}), nodes=tuple(data.get("nodes") or ()))
+        return cls(labels=dict(data.get("labels") or {}), nodes=tuple(data.get("nodes") or ()),
+                   rules=tuple(Rule.from_dict(rule) for rule in data.get("rules") or ()))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One placement rule: a node `attribute` (`node.hostname`, `node.labels.zone`,
+    `node.platform.arch`) compared with `value` by `op` (== or !=)."""
+
+    attribute: str
+    op: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.attribute} {self.op} {self.value}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attribute": self.attribute, "op": self.op, "value": self.value}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Rule":
+        return cls(attribute=data["attribute"], op=data["op"], value=data["value"])
 
 
 @dataclass(frozen=True)
@@ -126,15 +160,137 @@ class RestartPolicy:
 
     policy: str = "on-failure"
     max_attempts: int | None = DEFAULT_MAX_ATTEMPTS
+    delay: float | None = None  # seconds between a stop and the restart; None: right away
+    window: float | None = None  # seconds a restart must run to count as a success; None: at once
 
     def to_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy, "max_attempts": self.max_attempts}
+        return {"policy": self.policy, "max_attempts": self.max_attempts,
+                "delay": self.delay, "window": self.window}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "RestartPolicy":
         if not data:
             return cls()
-        return cls(policy=data.get("policy", "on-failure"), max_attempts=data.get("max_attempts"))
+        return cls(policy=data.get("policy", "on-failure"), max_attempts=data.get("max_attempts"),
+                   delay=data.get("delay"), window=data.get("window"))
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """Docker's health check. `test` is Docker's form: ["CMD", argv...] or ["CMD-SHELL", text];
+    ["NONE"] turns off a check the image defines. Times are seconds."""
+
+    test: tuple[str, ...]
+    interval: float = 30.0
+    timeout: float = 30.0
+    retries: int = 3
+    start_period: float = 0.0
+    start_interval: float = 5.0
+
+    @property
+    def disabled(self) -> bool:
+        return self.test == ("NONE",)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"test": list(self.test), "interval": self.interval, "timeout": self.timeout,
+                "retries": self.retries, "start_period": self.start_period,
+                "start_interval": self.start_interval}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "HealthCheck | None":
+        if not data:
+            return None
+        return cls(test=tuple(data["test"]), interval=data.get("interval", 30.0),
+                   timeout=data.get("timeout", 30.0), retries=data.get("retries", 3),
+                   start_period=data.get("start_period", 0.0),
+                   start_interval=data.get("start_interval", 5.0))
+
+
+@dataclass(frozen=True)
+class Device:
+    """A host device node given to the container (`/dev/ttyUSB0:/dev/ttyUSB0:rwm`)."""
+
+    source: str
+    target: str
+    permissions: str = "rwm"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "target": self.target, "permissions": self.permissions}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Device":
+        return cls(source=data["source"], target=data["target"],
+                   permissions=data.get("permissions", "rwm"))
+
+
+@dataclass(frozen=True)
+class GpuRequest:
+    """GPUs for an instance, as Docker's DeviceRequest: `count` of them (-1: all), or the
+    listed `device_ids`; placement counts `count` (or the ids) against a node's free GPUs."""
+
+    count: int | None = None
+    device_ids: tuple[str, ...] = ()
+    driver: str | None = None
+    capabilities: tuple[str, ...] = ("gpu",)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "device_ids": list(self.device_ids), "driver": self.driver,
+                "capabilities": list(self.capabilities)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "GpuRequest | None":
+        if not data:
+            return None
+        return cls(count=data.get("count"), device_ids=tuple(data.get("device_ids") or ()),
+                   driver=data.get("driver"), capabilities=tuple(data.get("capabilities") or ("gpu",)))
+
+
+@dataclass(frozen=True)
+class FileMount:
+    """A secret or config: `content` (text) mounted read-only as a file at `target`."""
+
+    name: str
+    target: str
+    content: str
+    mode: int | None = None  # e.g. 0o440; None: Docker's 0444
+    uid: str | None = None
+    gid: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "target": self.target, "content": self.content,
+                "mode": self.mode, "uid": self.uid, "gid": self.gid}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FileMount":
+        return cls(name=data["name"], target=data["target"], content=data["content"],
+                   mode=data.get("mode"), uid=data.get("uid"), gid=data.get("gid"))
+
+
+@dataclass(frozen=True)
+class UpdateConfig:
+    """How a running task is replaced by a new spec (or rolled back): Swarm's update_config.
+
+    `parallelism` instances at a time (0: all), `delay` seconds between batches,
+    `monitor` seconds a new batch is watched, `max_failure_ratio` of failures
+    tolerated, then `failure_action`; `order` stop-first or start-first.
+    """
+
+    parallelism: int = 1
+    delay: float = 0.0
+    failure_action: str = "pause"
+    monitor: float = 5.0
+    max_failure_ratio: float = 0.0
+    order: str = "stop-first"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"parallelism": self.parallelism, "delay": self.delay,
+                "failure_action": self.failure_action, "monitor": self.monitor,
+                "max_failure_ratio": self.max_failure_ratio, "order": self.order}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "UpdateConfig":
+        return cls(**{key: value for key, value in (data or {}).items()
+                      if key in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -159,13 +315,30 @@ class TaskSpec:
     workdir: str | None = None
     user: str | None = None
     result_file: str | None = None
+    # Service fields (compose's names), issue 16.
+    reservations: Resources = field(default_factory=Resources)  # what placement counts
+    healthcheck: HealthCheck | None = None
+    depends_on: Mapping[str, str] = field(default_factory=dict)  # task -> started | healthy
+    labels: Mapping[str, str] = field(default_factory=dict)  # container labels
+    stop_grace_period: float = DEFAULT_STOP_GRACE_S
+    stop_signal: str | None = None
+    devices: tuple[Device, ...] = ()
+    gpus: GpuRequest | None = None
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    secrets: tuple[FileMount, ...] = ()
+    configs: tuple[FileMount, ...] = ()
+    update_config: UpdateConfig = field(default_factory=UpdateConfig)
+    rollback_config: UpdateConfig = field(default_factory=UpdateConfig)
+    platform: str | None = None
 
-    def __hash__(self) -> int:  # env is a dict; hash the canonical form
-        return hash((self.name, self.image, self.command, self.entrypoint,
-                     tuple(sorted(self.env.items())), self.ports, self.volumes,
-                     self.resources, self.constraints, self.restart, self.replicas,
-                     self.parallel, self.after, self.privileged, self.network,
-                     self.workdir, self.user, self.result_file))
+    def __hash__(self) -> int:  # mappings inside; hash the canonical form
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
+    @property
+    def waits_for(self) -> tuple[str, ...]:
+        """Every task this one waits for: `after` (succeeded) and `depends_on` (started, healthy)."""
+        return self.after + tuple(name for name in self.depends_on if name not in self.after)
 
     @property
     def instance_count(self) -> int:
@@ -193,6 +366,21 @@ class TaskSpec:
             "workdir": self.workdir,
             "user": self.user,
             "result_file": self.result_file,
+            "reservations": self.reservations.to_dict(),
+            "healthcheck": None if self.healthcheck is None else self.healthcheck.to_dict(),
+            "depends_on": dict(self.depends_on),
+            "labels": dict(self.labels),
+            "stop_grace_period": self.stop_grace_period,
+            "stop_signal": self.stop_signal,
+            "devices": [device.to_dict() for device in self.devices],
+            "gpus": None if self.gpus is None else self.gpus.to_dict(),
+            "cap_add": list(self.cap_add),
+            "cap_drop": list(self.cap_drop),
+            "secrets": [secret.to_dict() for secret in self.secrets],
+            "configs": [config.to_dict() for config in self.configs],
+            "update_config": self.update_config.to_dict(),
+            "rollback_config": self.rollback_config.to_dict(),
+            "platform": self.platform,
         }
 
     @classmethod
@@ -221,6 +409,21 @@ class TaskSpec:
             workdir=data.get("workdir"),
             user=data.get("user"),
             result_file=data.get("result_file"),
+            reservations=Resources.from_dict(data.get("reservations")),
+            healthcheck=HealthCheck.from_dict(data.get("healthcheck")),
+            depends_on=dict(data.get("depends_on") or {}),
+            labels=dict(data.get("labels") or {}),
+            stop_grace_period=data.get("stop_grace_period", DEFAULT_STOP_GRACE_S),
+            stop_signal=data.get("stop_signal"),
+            devices=tuple(Device.from_dict(d) for d in data.get("devices") or ()),
+            gpus=GpuRequest.from_dict(data.get("gpus")),
+            cap_add=tuple(data.get("cap_add") or ()),
+            cap_drop=tuple(data.get("cap_drop") or ()),
+            secrets=tuple(FileMount.from_dict(s) for s in data.get("secrets") or ()),
+            configs=tuple(FileMount.from_dict(c) for c in data.get("configs") or ()),
+            update_config=UpdateConfig.from_dict(data.get("update_config")),
+            rollback_config=UpdateConfig.from_dict(data.get("rollback_config")),
+            platform=data.get("platform"),
         )
 
 
@@ -231,6 +434,8 @@ class JobSpec:
     name: str
     tasks: tuple[TaskSpec, ...]
     seed: int | None = None
+    # What was accepted but not honoured (compose keys without meaning here); not stored.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def task(self, name: str) -> TaskSpec:
         """The task called `name` (KeyError if there is none)."""

@@ -14,6 +14,7 @@ from typing import Any
 from .checks import Invalid, check_keys, checked, optional, required, to_bool, want_list, want_str
 from .errors import describe
 from .model import Volume
+from .sizes import parse_size
 from .report import Reporter
 
 VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]+$")
@@ -63,8 +64,12 @@ def _volume_from_text(text: str) -> Volume:
 
 
 def _volume_from_mapping(data: dict[Any, Any], rep: Reporter) -> Volume:
-    check_keys(data, ("source", "target", "read_only", "type"), rep,
+    check_keys(data, ("source", "target", "read_only", "type", "size"), rep,
                {"read-only": "did you mean 'read_only'?"})
+    if data.get("type") == "tmpfs":
+        return _tmpfs_from_mapping(data, rep)
+    if data.get("size") is not None:
+        rep.at("size").add("is only for type: tmpfs")
     source = required(data, "source", rep, _volume_source, "", "a volume name or an absolute host path")
     target = required(data, "target", rep, lambda v, r: _check_target(want_str(v)), "", "like /data")
     read_only = optional(data, "read_only", rep, to_bool, False)
@@ -76,14 +81,34 @@ def _volume_from_mapping(data: dict[Any, Any], rep: Reporter) -> Volume:
     return Volume(source=source, target=target, read_only=read_only, type=kind)
 
 
+def _tmpfs_from_mapping(data: dict[Any, Any], rep: Reporter) -> Volume:
+    """A memory file system: no source, an optional size (bytes, or like 64M)."""
+    if data.get("source") not in (None, ""):
+        rep.at("source").add("a tmpfs has no source")
+    target = required(data, "target", rep, lambda v, r: _check_target(want_str(v)), "", "like /tmp")
+    return Volume(source="", target=target, type="tmpfs",
+                  read_only=optional(data, "read_only", rep, to_bool, False),
+                  size=optional(data, "size", rep, _tmpfs_size, None))
+
+
+def _tmpfs_size(value: Any, rep: Reporter) -> int:
+    try:
+        size = parse_size(value)
+    except ValueError as error:
+        raise Invalid(str(error)) from None
+    if size <= 0:
+        raise Invalid(f"must be more than 0, got {describe(value)}")
+    return size
+
+
 def _volume_source(value: Any, rep: Reporter) -> str:
     _source_kind(want_str(value))
     return value
 
 
 def _volume_type(value: Any, rep: Reporter) -> str:
-    if value not in ("volume", "bind"):
-        raise Invalid(f"must be volume or bind, got {describe(value)}")
+    if value not in ("volume", "bind", "tmpfs"):
+        raise Invalid(f"must be volume, bind or tmpfs, got {describe(value)}")
     return value
 
 

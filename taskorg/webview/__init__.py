@@ -15,6 +15,7 @@ from flask_wtf.csrf import CSRFProtect
 from taskorg.config import Config
 from taskorg.webview import filters, security
 from taskorg.webview.cluster import ClusterApi, LiveCluster
+from taskorg.webview.jobs import AfterCache
 
 ApiFactory = Callable[[Config, str], ClusterApi]
 
@@ -43,6 +44,7 @@ def create_app(config: Config, secret: str, api_factory: ApiFactory | None = Non
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["taskorg_api"] = (api_factory or LiveCluster)(config, secret)
+    app.extensions["taskorg_after_cache"] = AfterCache()
     security.store_verifier(app, secret)
     CSRFProtect(app)
     filters.register(app)

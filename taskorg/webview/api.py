@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 
 from taskorg.webview import views
+from taskorg.webview.pages import after_cache, before_arg, site
 from taskorg.webview.cluster import ClusterApi
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -40,7 +41,24 @@ def cluster() -> Any:
 
 @bp.get("/dashboard")
 def dashboard() -> Any:
-    return _answer(views.dashboard_model(_api()))
+    return _answer(views.dashboard_model(_api(), site()))
+
+
+@bp.get("/jobs")
+def jobs_list() -> Any:
+    return _answer(views.jobs_model(_api(), before_arg()))
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id: str) -> Any:
+    if not views.JOB_ID.match(job_id):
+        abort(404)
+    return _answer(views.job_model(_api(), job_id, after_cache()))
+
+
+@bp.get("/failover")
+def failover() -> Any:
+    return _answer(views.failover_model(_api(), site()))
 
 
 @bp.get("/tasks")

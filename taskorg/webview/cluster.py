@@ -17,6 +17,7 @@ from taskorg.client import Client, ClusterUnavailable, Connector, DnsUnavailable
 from taskorg.config import Config
 from taskorg.net.client import ServiceError
 from taskorg.net.resolve import resolve_master
+from taskorg.webview.jobs import job_rows
 
 __all__ = ["ClusterApi", "DnsUnavailable", "LiveCluster", "MasterUnavailable", "SubmitResult", "never_sent"]
 
@@ -46,6 +47,8 @@ class ClusterApi(Protocol):
     def tasks(self, **filters: str) -> list[dict[str, Any]]: ...
     def task(self, task_id: str) -> dict[str, Any]: ...
     def logs(self, task_id: str, index: int, tail: int = 200) -> dict[str, Any]: ...
+    def events(self, since: int) -> list[dict[str, Any]]: ...
+    def jobs(self, limit: int, before: float | None = None) -> list[dict[str, Any]]: ...
     def submit(self, text: str, source: str, dry_run: bool = False) -> SubmitResult: ...
     def cancel(self, task_id: str) -> dict[str, Any]: ...
     def restart(self, task_id: str) -> dict[str, Any]: ...
@@ -78,6 +81,15 @@ class LiveCluster:
 
     def logs(self, task_id: str, index: int, tail: int = 200) -> dict[str, Any]:
         return self.client.logs(task_id, index, tail)
+
+    def events(self, since: int) -> list[dict[str, Any]]:
+        """At most one page (500) of the master's events after id `since`, oldest first; no waiting."""
+        return self.client.events(since, wait=0)
+
+    def jobs(self, limit: int, before: float | None = None) -> list[dict[str, Any]]:
+        """Newest jobs first. Interim: grouped here from every task summary, until the master
+        serves `GET /v1/jobs?limit=&before=` itself (see docs/webview.md)."""
+        return job_rows(self.tasks(), limit, before)
 
     def submit(self, text: str, source: str, dry_run: bool = False) -> SubmitResult:
         try:

@@ -97,10 +97,32 @@ def percent(value: Any) -> str:
         return "–"
 
 
+# A state is never told by colour alone: each has a mark too.
+SYMBOLS = {"succeeded": "✓", "failed": "✗", "running": "▶", "starting": "◔", "pending": "…", "waiting": "…",
+           "cancelled": "⊘", "restarting": "↻", "lost": "?"}
+
+
+def symbol(state: Any) -> str:
+    return SYMBOLS.get(str(state), "•")
+
+
+def clip(value: Any, length: int) -> str:
+    """Text cut to `length` characters with an ellipsis (SVG text does not wrap)."""
+    text = str(value)
+    return text if len(text) <= length else text[:max(length - 1, 1)] + "…"
+
+
+def seconds(value: Any) -> str:
+    """An offset on a timeline: '+0.75 s'."""
+    amount = float(value)
+    return f"+{amount:.2f} s" if amount < 10 else f"+{amount:.1f} s"
+
+
 def register(app: Flask) -> None:
+    from taskorg.webview import timeline, topology
     from taskorg.webview.views import task_nodes
 
-    for name, func in {"ago": ago, "size": size, "when": when, "iso": iso,
-                       "as_yaml": as_yaml, "percent": percent}.items():
+    for name, func in {"ago": ago, "size": size, "when": when, "iso": iso, "as_yaml": as_yaml,
+                       "percent": percent, "symbol": symbol, "clip": clip, "seconds": seconds}.items():
         app.jinja_env.filters[name] = func
-    app.jinja_env.globals["task_nodes"] = task_nodes
+    app.jinja_env.globals.update(task_nodes=task_nodes, cluster_drawings=topology.drawings, draw_timeline=timeline.draw)

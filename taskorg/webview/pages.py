@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from taskorg.net.client import ServiceError
-from taskorg.webview import views
+from taskorg.webview import jobs, views
 from taskorg.webview.cluster import ClusterApi, MasterUnavailable
 from taskorg.webview.submit import SpecInputError, annotate, read_spec
 
@@ -18,14 +18,53 @@ def _api() -> ClusterApi:
     return current_app.extensions["taskorg_api"]  # type: ignore[no-any-return]
 
 
+def site() -> views.Site:
+    config = current_app.config["TASKORG_CONFIG"]
+    return views.Site(config.dns_address, config.address or None)
+
+
+def after_cache() -> jobs.AfterCache:
+    return current_app.extensions["taskorg_after_cache"]  # type: ignore[no-any-return]
+
+
+def before_arg() -> float | None:
+    """The jobs list's paging point: a submission time, or None for the newest."""
+    try:
+        return float(request.args.get("before", ""))
+    except ValueError:
+        return None
+
+
 def _index_arg() -> int:
     value = request.args.get("index", "0")
     return int(value) if value.isdigit() else 0
 
 
+def _one(template: str, model: dict[str, Any]) -> Any:
+    """A page about one thing: 404 when the master says it does not exist (not during a failover)."""
+    return render_template(template, **model), (200 if model["found"] else 404)
+
+
 @bp.get("/")
 def dashboard() -> Any:
-    return render_template("dashboard.html", **views.dashboard_model(_api()))
+    return render_template("dashboard.html", **views.dashboard_model(_api(), site()))
+
+
+@bp.get("/jobs")
+def jobs_list() -> Any:
+    return render_template("jobs.html", **views.jobs_model(_api(), before_arg()))
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id: str) -> Any:
+    if not views.JOB_ID.match(job_id):
+        abort(404)
+    return _one("job.html", views.job_model(_api(), job_id, after_cache()))
+
+
+@bp.get("/failover")
+def failover() -> Any:
+    return render_template("failover.html", **views.failover_model(_api(), site()))
 
 
 @bp.get("/tasks")
@@ -37,8 +76,7 @@ def tasks() -> Any:
 def task(task_id: str) -> Any:
     if not views.TASK_ID.match(task_id):
         abort(404)
-    model = views.task_model(_api(), task_id, _index_arg())
-    return render_template("task.html", **model), (200 if model["found"] else 404)
+    return _one("task.html", views.task_model(_api(), task_id, _index_arg()))
 
 
 @bp.route("/submit", methods=["GET", "POST"])
@@ -82,11 +120,11 @@ def submit() -> Any:
 
 
 def _after_submit(body: dict[str, Any]) -> Any:
-    """Go where the user wants to look next: the task, or the job's tasks."""
+    """Go where the user wants to look next: the task, or the job's page."""
     created = body.get("tasks") or []
     job = body.get("job") or ""
     names = ", ".join(str(t.get("name")) for t in created) or "no tasks"
     flash(f"Submitted job {job}: {names}.", "ok")
     if len(created) == 1 and created[0].get("id"):
         return redirect(url_for("pages.task", task_id=created[0]["id"]))
-    return redirect(url_for("pages.tasks", job=job) if job else url_for("pages.tasks"))
+    return redirect(url_for("pages.job", job_id=job) if job else url_for("pages.tasks"))

@@ -9,14 +9,19 @@ or DNS service becomes a notice in the model.
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from taskorg.net.client import ServiceError
+from taskorg.webview import jobs, layout, timeline, topology
 from taskorg.webview.cluster import ClusterApi, DnsUnavailable, MasterUnavailable
 
 TASK_STATES = ("pending", "starting", "running", "succeeded", "failed", "cancelled")
 FINISHED_STATES = {"succeeded", "failed", "cancelled"}
 TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+JOB_ID = TASK_ID
+JOBS_PER_PAGE = 50
 NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 DNS_DOWN = ("The DNS node does not answer: no master can be elected until it is back. "
@@ -25,7 +30,10 @@ CHANGING = "Master changing over, retrying…"
 
 # Which partial template fills which live region of each page.
 FRAGMENTS: dict[str, dict[str, str]] = {
-    "dashboard": {"summary": "_summary.html", "members": "_members.html"},
+    "dashboard": {"summary": "_summary.html", "picture": "_cluster_picture.html", "members": "_members.html"},
+    "jobs": {"jobs": "_jobs.html"},
+    "job": {"job-head": "_job_head.html", "graph": "_job_graph.html", "tasks": "_tasks.html"},
+    "failover": {"timeline": "_timeline.html", "picture": "_cluster_picture.html"},
     "tasks": {"tasks": "_tasks.html"},
     "task": {"task-head": "_task_head.html", "instances": "_instances.html",
              "history": "_history.html", "logs": "_logs.html"},
@@ -40,7 +48,7 @@ def cluster_header(api: ClusterApi, ask_master: bool = True) -> dict[str, Any]:
     `ask_master=False` skips the master (pages that do not need its counts).
     """
     header: dict[str, Any] = {"state": "ok", "master": None, "epoch": None, "master_address": None,
-                              "message": "", "counts": None, "dns": None}
+                              "message": "", "counts": None, "dns": None, "status": None}
     try:
         dns = api.dns_members()
         header["dns"] = dns
@@ -65,6 +73,7 @@ def cluster_header(api: ClusterApi, ask_master: bool = True) -> dict[str, Any]:
     if status.get("active") is False and header["state"] == "ok":
         header.update(state="changing", message=CHANGING)
     header["counts"] = status.get("counts") or {}
+    header["status"] = status
     return header
 
 
@@ -97,7 +106,15 @@ def merge_members(dns: dict[str, Any] | None, master: dict[str, Any] | None) -> 
     return rows
 
 
-def dashboard_model(api: ClusterApi) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Site:
+    """Where this webview stands: the DNS node's address and its own node's (marked on the picture)."""
+
+    dns_address: str
+    here: str | None = None
+
+
+def dashboard_model(api: ClusterApi, site: Site) -> dict[str, Any]:
     header = cluster_header(api)
     master_members = None
     notice = "" if master_ok(header) else header["message"]
@@ -106,8 +123,15 @@ def dashboard_model(api: ClusterApi) -> dict[str, Any]:
             master_members = api.members()
         except (MasterUnavailable, ServiceError):
             notice = "Telemetry is unavailable while the master changes over."
+    members = merge_members(header["dns"], master_members)
     return {"page": "dashboard", "cluster": header, "counts": count_rows(header["counts"]),
-            "members": merge_members(header["dns"], master_members), "notice": notice}
+            "members": members, "notice": notice, "picture": cluster_picture(header, members, site)}
+
+
+def cluster_picture(header: dict[str, Any], members: list[dict[str, Any]], site: Site) -> topology.Picture:
+    """Who is witness, master and standby, from views the header already holds (no extra request)."""
+    return topology.build(header["dns"], header["status"], members, site.dns_address, site.here,
+                          header["epoch"], header["master"])
 
 
 def task_filters(args: Any) -> dict[str, str]:
@@ -167,6 +191,83 @@ def task_model(api: ClusterApi, task_id: str, index: int = 0) -> dict[str, Any]:
         model["logs_error"] = exc.message
     except ServiceError as exc:
         model["logs_error"] = exc.message
+    return model
+
+
+def jobs_model(api: ClusterApi, before: float | None = None) -> dict[str, Any]:
+    """A page of jobs, newest first; `before` (a submission time) pages back."""
+    header = cluster_header(api)
+    model: dict[str, Any] = {"page": "jobs", "cluster": header, "jobs": None, "notice": "", "before": before,
+                             "older": None}
+    if not master_ok(header):
+        model["notice"] = header["message"]
+        return model
+    try:
+        rows = api.jobs(JOBS_PER_PAGE + 1, before)
+    except (MasterUnavailable, ServiceError) as exc:
+        model["notice"] = exc.message
+        return model
+    model["jobs"] = rows[:JOBS_PER_PAGE]
+    if len(rows) > JOBS_PER_PAGE:
+        model["older"] = rows[JOBS_PER_PAGE - 1]["submitted_at"]
+    return model
+
+
+def job_model(api: ClusterApi, job_id: str, after_cache: jobs.AfterCache) -> dict[str, Any]:
+    """One job: its tasks (one request) and their dependency graph (specs read once, then cached)."""
+    header = cluster_header(api)
+    model: dict[str, Any] = {"page": "job", "cluster": header, "job_id": job_id, "job": None, "tasks": None,
+                             "graph": None, "graph_error": "", "notice": "", "found": True,
+                             "filters": {"job": job_id}}
+    if not master_ok(header):
+        model["notice"] = header["message"]
+        return model
+    try:
+        summaries = api.tasks(job=job_id)
+        if not summaries:
+            model.update(found=False, notice=f"no job {job_id}")
+            return model
+        model["tasks"] = summaries
+        shown = [jobs.graph_task(t, jobs.after_names(t["after"]) if "after" in t else after_cache.get(t["id"], api.task))
+                 for t in summaries]
+    except (MasterUnavailable, ServiceError) as exc:
+        model["notice"] = exc.message
+        return model
+    model["job"] = jobs.job_rows(summaries, 1)[0]
+    try:
+        model["graph"] = graph = jobs.graph(sorted(shown, key=lambda t: t.name))
+    except layout.CycleError as exc:
+        model["graph_error"] = str(exc)
+        return model
+    # The list below the graph in the graph's order: dependencies first.
+    where = {name: (box.layer, box.slot) for name, box in graph.wide.boxes.items()}
+    model["tasks"] = sorted(summaries, key=lambda t: where.get(t["name"], (0, 0)))
+    return model
+
+
+def failover_model(api: ClusterApi, site: Site) -> dict[str, Any]:
+    """The last change of master as a timeline, read from the end of the event history (a few pages at most)."""
+    header = cluster_header(api)
+    members = merge_members(header["dns"], None)
+    model: dict[str, Any] = {"page": "failover", "cluster": header, "timeline": None, "notice": "",
+                             "members": members, "picture": cluster_picture(header, members, site),
+                             "searched": 0}
+    if not master_ok(header):
+        model["notice"] = header["message"]
+        return model
+    last = int(header["status"].get("last_event") or 0)
+    events: list[dict[str, Any]] = []
+    try:
+        for since in timeline.windows(last):
+            page = [e for e in api.events(since) if not events or e["id"] < events[0]["id"]]
+            events = page + events
+            model["searched"] = len(events)
+            if timeline.last_change(page) is not None:
+                break
+    except (MasterUnavailable, ServiceError) as exc:
+        model["notice"] = exc.message
+        return model
+    model["timeline"] = timeline.build(events, (header["dns"] or {}).get("members"), time.time())
     return model
 
 

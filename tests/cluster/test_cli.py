@@ -88,3 +88,19 @@ def test_an_unreachable_cluster_is_exit_1(capsys: pytest.CaptureFixture[str], tm
     config.write_text(f"dns_address: 127.0.254.1\nsecret_file: {secret}\n")
     assert main(["--config", str(config), "node", "drain", "node9"]) == 1
     assert "does not answer" in capsys.readouterr().err
+
+
+def test_a_compose_file_goes_in_as_it_is_with_its_env_file(cluster: LocalCluster, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "web.env").write_text("GREETING=hello\n")
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text("name: cli-compose\nservices:\n  web:\n    image: taskorg/busybox:latest\n"
+                       "    command: sleep 600\n    env_file: web.env\n    container_name: web1\n"
+                       "    deploy:\n      replicas: 2\n")
+    code, answers, err = run(cluster, capsys, "submit", "--json", "--wait", "--timeout", "60", str(compose))
+    assert code == 0 and "container_name" in err  # a key that means nothing here is named, not fatal
+    task = answers[0]["tasks"][0]
+    assert answers[0]["name"] == "cli-compose" and task["instances"] == 2 and task["status"] == "running"
+    code, shown, _ = run(cluster, capsys, "show", "--json", "cli-compose/web")
+    assert shown["spec"]["env"]["GREETING"] == "hello"
+    run(cluster, capsys, "job", "cancel", "cli-compose")

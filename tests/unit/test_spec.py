@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from taskorg.spec import (JobSpec, SpecPolicy, TaskSpec, job_from_dict, load_spec_file,
+from taskorg.spec import (JobSpec, SpecError, SpecPolicy, TaskSpec, job_from_dict, load_spec_file,
                           parse_spec_text)
 
 BASE = "name: a\nimage: taskorg/busybox:latest\n"
@@ -32,16 +32,27 @@ def task(extra: str = "", policy: SpecPolicy | None = None) -> TaskSpec:
 def canonical(extra: str = "", policy: SpecPolicy | None = None) -> dict[str, Any]:
     return task(extra, policy).to_dict()
 
+SERVICE_DEFAULTS = {
+    "reservations": {"cpus": None, "memory": None}, "healthcheck": None, "depends_on": {},
+    "labels": {}, "stop_grace_period": 10.0, "stop_signal": None, "devices": [], "gpus": None,
+    "cap_add": [], "cap_drop": [], "secrets": [], "configs": [],
+    "update_config": {"parallelism": 1, "delay": 0.0, "failure_action": "pause", "monitor": 5.0,
+                      "max_failure_ratio": 0.0, "order": "stop-first"},
+    "rollback_config": {"parallelism": 1, "delay": 0.0, "failure_action": "pause", "monitor": 5.0,
+                        "max_failure_ratio": 0.0, "order": "stop-first"},
+    "platform": None,
+}
+
 
 def test_minimal_task_gets_every_default() -> None:
     assert canonical() == {
         "name": "a", "image": "taskorg/busybox:latest", "command": None, "entrypoint": None,
         "env": {}, "ports": [], "volumes": [],
         "resources": {"cpus": None, "memory": None},
-        "constraints": {"labels": {}, "nodes": []},
-        "restart": {"policy": "on-failure", "max_attempts": 3},
+        "constraints": {"labels": {}, "nodes": [], "rules": []},
+        "restart": {"policy": "on-failure", "max_attempts": 3, "delay": None, "window": None},
         "replicas": 1, "parallel": 1, "after": [], "privileged": False, "network": "bridge",
-        "workdir": None, "user": None, "result_file": None,
+        "workdir": None, "user": None, "result_file": None, **SERVICE_DEFAULTS,
     }
 
 
@@ -65,18 +76,21 @@ def test_full_task_matches_the_documented_canonical_dict() -> None:
             resources: {cpus: 0.5, memory: 64M}
             constraints: {labels: {gpu: true}, nodes: [node1]}
             after: [prep]
+            healthcheck: {test: "wget -q -O- http://localhost/"}
         """
     web = parse_spec_text(dedent(text)).task("web")
     assert web.to_dict() == {
         "name": "web", "image": "taskorg/busybox:latest",
         "command": ["sh", "-c", "httpd -f -p 80"], "entrypoint": None,
-        "env": {"K": "V"}, "ports": [{"host": 8080, "container": 80, "protocol": "tcp"}],
-        "volumes": [{"source": "data", "target": "/data", "read_only": False, "type": "volume"}],
+        "env": {"K": "V"}, "ports": [{"host": 8080, "container": 80, "protocol": "tcp", "host_ip": None}],
+        "volumes": [{"source": "data", "target": "/data", "read_only": False, "type": "volume", "size": None}],
         "resources": {"cpus": 0.5, "memory": 67108864},
-        "constraints": {"labels": {"gpu": "true"}, "nodes": ["node1"]},
-        "restart": {"policy": "on-failure", "max_attempts": 3}, "replicas": 1, "parallel": 1,
+        "constraints": {"labels": {"gpu": "true"}, "nodes": ["node1"], "rules": []},
+        "restart": {"policy": "on-failure", "max_attempts": 3, "delay": None, "window": None}, "replicas": 1, "parallel": 1,
         "after": ["prep"], "privileged": False, "network": "bridge", "workdir": None,
-        "user": None, "result_file": None,
+        "user": None, "result_file": None, **SERVICE_DEFAULTS,
+        "healthcheck": {"test": ["CMD-SHELL", "wget -q -O- http://localhost/"], "interval": 30.0,
+                        "timeout": 30.0, "retries": 3, "start_period": 0.0, "start_interval": 5.0},
     }
 
 
@@ -118,16 +132,16 @@ def test_env_list_of_key_value() -> None:
 # ---- ports ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("written, port", [
-    ('"8080:80"', {"host": 8080, "container": 80, "protocol": "tcp"}),
-    ("8080:80", {"host": 8080, "container": 80, "protocol": "tcp"}),  # not base 60
-    ('"8080:80/udp"', {"host": 8080, "container": 80, "protocol": "udp"}),
-    ('"53/UDP"', {"host": None, "container": 53, "protocol": "udp"}),
-    ('"80"', {"host": None, "container": 80, "protocol": "tcp"}),
-    ("80", {"host": None, "container": 80, "protocol": "tcp"}),
-    ("{host: 18080, container: 8080}", {"host": 18080, "container": 8080, "protocol": "tcp"}),
-    ("{container: 53, protocol: udp}", {"host": None, "container": 53, "protocol": "udp"}),
-    ("{host: null, container: 1, protocol: tcp}", {"host": None, "container": 1, "protocol": "tcp"}),
-    ('"65535:65535"', {"host": 65535, "container": 65535, "protocol": "tcp"}),
+    ('"8080:80"', {"host": 8080, "container": 80, "protocol": "tcp", "host_ip": None}),
+    ("8080:80", {"host": 8080, "container": 80, "protocol": "tcp", "host_ip": None}),  # not base 60
+    ('"8080:80/udp"', {"host": 8080, "container": 80, "protocol": "udp", "host_ip": None}),
+    ('"53/UDP"', {"host": None, "container": 53, "protocol": "udp", "host_ip": None}),
+    ('"80"', {"host": None, "container": 80, "protocol": "tcp", "host_ip": None}),
+    ("80", {"host": None, "container": 80, "protocol": "tcp", "host_ip": None}),
+    ("{host: 18080, container: 8080}", {"host": 18080, "container": 8080, "protocol": "tcp", "host_ip": None}),
+    ("{container: 53, protocol: udp}", {"host": None, "container": 53, "protocol": "udp", "host_ip": None}),
+    ("{host: null, container: 1, protocol: tcp}", {"host": None, "container": 1, "protocol": "tcp", "host_ip": None}),
+    ('"65535:65535"', {"host": 65535, "container": 65535, "protocol": "tcp", "host_ip": None}),
 ])
 def test_port_forms(written: str, port: dict[str, Any]) -> None:
     assert canonical(f"ports: [{written}]\n")["ports"] == [port]
@@ -141,13 +155,13 @@ def test_same_host_port_for_tcp_and_udp_is_fine() -> None:
 # ---- volumes ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("written, volume", [
-    ("data:/data", {"source": "data", "target": "/data", "read_only": False, "type": "volume"}),
-    ("data:/data:ro", {"source": "data", "target": "/data", "read_only": True, "type": "volume"}),
-    ("my.vol_1:/v:rw", {"source": "my.vol_1", "target": "/v", "read_only": False, "type": "volume"}),
+    ("data:/data", {"source": "data", "target": "/data", "read_only": False, "type": "volume", "size": None}),
+    ("data:/data:ro", {"source": "data", "target": "/data", "read_only": True, "type": "volume", "size": None}),
+    ("my.vol_1:/v:rw", {"source": "my.vol_1", "target": "/v", "read_only": False, "type": "volume", "size": None}),
     ("{source: data, target: /data}",
-     {"source": "data", "target": "/data", "read_only": False, "type": "volume"}),
+     {"source": "data", "target": "/data", "read_only": False, "type": "volume", "size": None}),
     ("{source: data, target: /data, read_only: true, type: volume}",
-     {"source": "data", "target": "/data", "read_only": True, "type": "volume"}),
+     {"source": "data", "target": "/data", "read_only": True, "type": "volume", "size": None}),
 ])
 def test_named_volume_forms(written: str, volume: dict[str, Any]) -> None:
     assert canonical(f"volumes: [{written}]\n")["volumes"] == [volume]
@@ -158,9 +172,9 @@ def test_bind_volumes_when_the_policy_allows_host_paths() -> None:
     volumes = canonical('volumes: ["/srv/in:/in:ro", "/srv/out:/out", '
                         '{source: /var/x, target: /x, type: bind}]\n', policy)["volumes"]
     assert volumes == [
-        {"source": "/srv/in", "target": "/in", "read_only": True, "type": "bind"},
-        {"source": "/srv/out", "target": "/out", "read_only": False, "type": "bind"},
-        {"source": "/var/x", "target": "/x", "read_only": False, "type": "bind"},
+        {"source": "/srv/in", "target": "/in", "read_only": True, "type": "bind", "size": None},
+        {"source": "/srv/out", "target": "/out", "read_only": False, "type": "bind", "size": None},
+        {"source": "/var/x", "target": "/x", "read_only": False, "type": "bind", "size": None},
     ]
 
 
@@ -188,7 +202,7 @@ def test_constraints() -> None:
     constraints = canonical("constraints: {labels: {gpu: true, arch: arm64, cores: 4}, "
                             "nodes: [node1, node2, node1]}\n")["constraints"]
     assert constraints == {"labels": {"gpu": "true", "arch": "arm64", "cores": "4"},
-                           "nodes": ["node1", "node2"]}
+                           "nodes": ["node1", "node2"], "rules": []}
 
 
 def test_constraint_nodes_may_be_one_name() -> None:
@@ -198,15 +212,15 @@ def test_constraint_nodes_may_be_one_name() -> None:
 # ---- restart, counts --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("written, restart", [
-    ("always", {"policy": "always", "max_attempts": None}),
-    ("never", {"policy": "never", "max_attempts": None}),
-    ("on-failure", {"policy": "on-failure", "max_attempts": 3}),
-    ("on-failure:7", {"policy": "on-failure", "max_attempts": 7}),
-    ("on-failure:1000", {"policy": "on-failure", "max_attempts": 1000}),
-    ("{policy: on-failure, max_attempts: 5}", {"policy": "on-failure", "max_attempts": 5}),
-    ("{policy: on-failure}", {"policy": "on-failure", "max_attempts": 3}),
-    ("{max_attempts: 2}", {"policy": "on-failure", "max_attempts": 2}),
-    ("{policy: always, max_attempts: null}", {"policy": "always", "max_attempts": None}),
+    ("always", {"policy": "always", "max_attempts": None, "delay": None, "window": None}),
+    ("never", {"policy": "never", "max_attempts": None, "delay": None, "window": None}),
+    ("on-failure", {"policy": "on-failure", "max_attempts": 3, "delay": None, "window": None}),
+    ("on-failure:7", {"policy": "on-failure", "max_attempts": 7, "delay": None, "window": None}),
+    ("on-failure:1000", {"policy": "on-failure", "max_attempts": 1000, "delay": None, "window": None}),
+    ("{policy: on-failure, max_attempts: 5}", {"policy": "on-failure", "max_attempts": 5, "delay": None, "window": None}),
+    ("{policy: on-failure}", {"policy": "on-failure", "max_attempts": 3, "delay": None, "window": None}),
+    ("{max_attempts: 2}", {"policy": "on-failure", "max_attempts": 2, "delay": None, "window": None}),
+    ("{policy: always, max_attempts: null}", {"policy": "always", "max_attempts": None, "delay": None, "window": None}),
 ])
 def test_restart_forms(written: str, restart: dict[str, Any]) -> None:
     assert canonical(f"restart: {written}\n")["restart"] == restart
@@ -357,12 +371,15 @@ def test_load_spec_file_reads_utf8_with_bom(tmp_path: Path) -> None:
     assert load_spec_file(str(path)).name == "a"
 
 
-def test_yaml_anchors_and_merge_keys_work() -> None:
+def test_yaml_aliases_and_merge_keys_are_refused() -> None:
+    """They multiply parsing work (issue 15); a spec writes its values out."""
     text = """\
         job: j
         tasks:
           - &base {name: a, image: x, resources: {memory: 16M}}
           - {<<: *base, name: b}
         """
-    job = parse_spec_text(dedent(text))
-    assert job.task("b").resources.memory == 16 * 2**20
+    with pytest.raises(SpecError) as info:
+        parse_spec_text(dedent(text))
+    assert str(info.value) == ("<input>:4: invalid YAML: aliases (*base) are not allowed: "
+                               "write the value out where it is used")

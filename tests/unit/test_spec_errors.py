@@ -41,8 +41,8 @@ def task_problems(extra: str, policy: SpecPolicy | None = None) -> list[Problem]
     ("name: [a\n", [("", 2, "invalid YAML: expected ',' or ']', but got '<stream end>' "
                             "(while parsing a flow sequence)")]),
     ("name: !!python/object:os.system x\n",
-     [("", 1, "invalid YAML: could not determine a constructor for the tag "
-              "'tag:yaml.org,2002:python/object:os.system'")]),
+     [("", 1, "invalid YAML: the tag !!python/object:os.system is not allowed: a spec holds "
+              "strings, numbers, booleans, null, lists and mappings")]),
 ], ids=["indent", "tab", "two-documents", "unclosed", "unsafe-tag"])
 def test_malformed_yaml_names_its_line(text: str, expected: list[Problem]) -> None:
     assert problems_of(text) == expected
@@ -61,7 +61,8 @@ def test_empty_file(text: str) -> None:
 ])
 def test_top_level_must_be_a_mapping(text: str, got: str) -> None:
     assert problems_of(text) == [
-        ("", 1, f"the top level must be a mapping: a task (name, image, ...) or a job (job, tasks), got {got}")]
+        ("", 1, f"the top level must be a mapping: a task (name, image, ...), a job (job, tasks) "
+                f"or a compose file (services), got {got}")]
 
 
 def test_control_characters_are_refused_with_their_line() -> None:
@@ -134,7 +135,7 @@ def test_every_problem_of_a_file_is_reported_in_line_order() -> None:
     ("replica: 2\n", [("replica", 3, "unknown field 'replica' (did you mean 'replicas'?)")]),
     ("colour: blue\n", [("colour", 3, "unknown field 'colour'")]),
     ("environment: {A: 1}\n", [("environment", 3, "unknown field 'environment' (did you mean 'env'?)")]),
-    ("depends_on: [b]\n", [("depends_on", 3, "unknown field 'depends_on' (did you mean 'after'?)")]),
+    ("depend_on: [b]\n", [("depend_on", 3, "unknown field 'depend_on' (did you mean 'depends_on'?)")]),
     ("memory: 64M\n", [("memory", 3, "unknown field 'memory' (write resources: {memory: ...})")]),
     ("seed: 1\n", [("seed", 3, "unknown field 'seed' (a seed belongs to a job: write job, seed and tasks)")]),
 ])
@@ -202,15 +203,18 @@ def test_env(extra: str, expected: list[Problem]) -> None:
 
 @pytest.mark.parametrize("extra, expected", [
     ("ports: 80\n", [("ports", 3, "must be a list, got 80")]),
-    ("ports: [http]\n", [("ports[0]", 3, "must be like 8080:80, 8080:80/udp or 80, got 'http'")]),
-    ("ports: ['127.0.0.1:80:80']\n", [("ports[0]", 3, "must be like 8080:80, 8080:80/udp or 80, "
-                                                      "got '127.0.0.1:80:80'")]),
-    ("ports: ['8000-8010:80']\n", [("ports[0]", 3, "must be like 8080:80, 8080:80/udp or 80, got '8000-8010:80'")]),
+    ("ports: [http]\n", [("ports[0]", 3, "must be like 8080:80, 8080:80/udp, 127.0.0.1:8080:80, 8000-8009:8000-8009 or 80, got 'http'")]),
+    ("ports: ['999.0.0.1:80:80']\n", [("ports[0]", 3, "host_ip must be an IP address like 127.0.0.1, "
+                                                      "got '999.0.0.1'")]),
+    ("ports: ['8000-8010:80']\n", [("ports[0]", 3, "the host range has 11 ports but the container "
+                                                    "range 1, got '8000-8010:80'")]),
+    ("ports: ['8000-8200:8000-8200']\n", [("ports[0]", 3, "container port range 8000-8200 holds more "
+                                                           "than 100 ports")]),
     ("ports: ['70000:80']\n", [("ports[0]", 3, "host port must be from 1 to 65535, got 70000")]),
     ("ports: ['8080:0']\n", [("ports[0]", 3, "container port must be from 1 to 65535, got 0")]),
     ("ports: [0]\n", [("ports[0]", 3, "port must be from 1 to 65535, got 0")]),
     ("ports: ['80/sctp']\n", [("ports[0]", 3, "protocol must be tcp or udp, got 'sctp'")]),
-    ("ports: [true]\n", [("ports[0]", 3, "must be like 8080:80, 8080:80/udp or 80 or a mapping "
+    ("ports: [true]\n", [("ports[0]", 3, "must be like 8080:80, 8080:80/udp, 127.0.0.1:8080:80, 8000-8009:8000-8009 or 80 or a mapping "
                                          "with host, container and protocol, got true")]),
     ("ports:\n  - host: 8080\n", [("ports[0].container", 4, "is required (the port inside the container, like 80)")]),
     ("ports:\n  - {container: 80, host: x, proto: tcp}\n",
@@ -449,7 +453,7 @@ def test_cycles_are_named_from_the_first_task_in_the_file() -> None:
 def test_job_from_dict_reports_without_lines() -> None:
     with pytest.raises(SpecError) as info:
         job_from_dict({"job": "j", "tasks": [{"name": "a", "image": "x", "ports": ["x"]}]}, "api")
-    assert str(info.value) == "api: tasks[0].ports[0]: must be like 8080:80, 8080:80/udp or 80, got 'x'"
+    assert str(info.value) == "api: tasks[0].ports[0]: must be like 8080:80, 8080:80/udp, 127.0.0.1:8080:80, 8000-8009:8000-8009 or 80, got 'x'"
 
 
 def test_job_from_dict_refuses_a_non_mapping() -> None:

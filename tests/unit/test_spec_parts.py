@@ -110,7 +110,7 @@ def test_hello_runs_once() -> None:
 def test_web_serves_with_two_replicas_that_always_restart() -> None:
     web = load_spec_file(EXAMPLES / "web.yaml").tasks[0]
     assert (web.replicas, web.restart.policy) == (2, "always")
-    assert [p.to_dict() for p in web.ports] == [{"host": 18080, "container": 8080, "protocol": "tcp"}]
+    assert [p.to_dict() for p in web.ports] == [{"host": 18080, "container": 8080, "protocol": "tcp", "host_ip": None}]
     assert "httpd -f -v -p 8080" in web.command[-1]
 
 

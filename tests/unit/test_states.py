@@ -56,7 +56,7 @@ def test_on_failure_says_which_restart_it_is() -> None:
 
 def test_the_default_policy_is_on_failure_with_three_restarts() -> None:
     task = spec(None)
-    assert task["restart"] == {"policy": "on-failure", "max_attempts": 3}
+    assert task["restart"] == {"policy": "on-failure", "max_attempts": 3, "delay": None, "window": None}
     assert run_until_final(task)[0] == 4
     assert run_until_final({"image": "busybox"})[0] == 4  # a spec dict without any restart key
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from taskorg.net.client import ServiceError
 from taskorg.webview.cluster import DnsUnavailable, MasterUnavailable, SubmitResult
+from taskorg.webview.jobs import job_rows
 
 TELEMETRY = {"cpu_count": 4, "cpu_percent": 12.5, "load1": 0.4, "memory_total": 8 * 2**30,
              "memory_available": 5 * 2**30, "temperatures": {"coretemp/Package id 0": 47.0}, "gpus": [],
@@ -26,10 +27,41 @@ class FakeCluster:
         self.master_down = False
         self.dns_down = False
         self.calls: list[tuple[str, Any]] = []
+        self.task_reads: list[str] = []  # task() calls: the job page must not repeat them on every update
         self.problems: list[dict[str, Any]] = []
         self.tasks_by_id: dict[str, dict[str, Any]] = {
             "t-0000aaaa": self._task("t-0000aaaa", "hello", "running"),
+            **self._pipeline(),
         }
+        self.event_log = self._failover_events()
+
+    @classmethod
+    def _pipeline(cls) -> dict[str, dict[str, Any]]:
+        """A three-step job: prepare (done) -> compute (3 instances, running) -> report (waiting)."""
+        tasks = {}
+        for number, (name, status, after, states) in enumerate([
+                ("prepare", "succeeded", [], ["succeeded"]),
+                ("compute", "running", ["prepare"], ["succeeded", "running", "running"]),
+                ("report", "pending", ["compute"], ["waiting"])]):
+            task = cls._task(f"t-0000c00{number}", name, status)
+            task.update(job="j-33330000", job_name="pipeline", created_at=task["created_at"] + 30 + number)
+            task["spec"]["after"] = after
+            task["instances"] = [{**task["instances"][0], "index": i, "status": state} for i, state in enumerate(states)]
+            tasks[task["id"]] = task
+        return tasks
+
+    @staticmethod
+    def _failover_events() -> list[dict[str, Any]]:
+        """node1 (master) dies; node2 is elected, declares node1 dead, and moves its one instance."""
+        t = time.time() - 30
+        rows = [(t - 100, "master_changed", None, None, "node1", "epoch 1"),
+                (t + 0.75, "master_changed", None, None, "node2", "epoch 2"),
+                (t + 1.02, "node_dead", None, None, "node1", "no heartbeat"),
+                (t + 1.03, "task_rescheduled", "t-0000aaaa", 0, "node1", "node node1 dead: placing again"),
+                (t + 1.04, "instance_placed", "t-0000aaaa", 0, "node3", "attempt 2"),
+                (t + 1.61, "instance_running", "t-0000aaaa", 0, "node3", "attempt 2")]
+        return [{"id": n, "time": at, "kind": kind, "task": task, "index": index, "job": None, "name": "hello" if task else None,
+                 "node": node, "detail": detail} for n, (at, kind, task, index, node, detail) in enumerate(rows, 1)]
 
     @staticmethod
     def _task(task_id: str, name: str, status: str) -> dict[str, Any]:
@@ -61,7 +93,8 @@ class FakeCluster:
         counts: dict[str, int] = {}
         for task in self.tasks_by_id.values():
             counts[task["status"]] = counts.get(task["status"], 0) + 1
-        return {"master": self.master, "epoch": self.epoch, "active": True, "seq": 10, "counts": counts}
+        return {"master": self.master, "epoch": self.epoch, "active": True, "seq": 10, "counts": counts,
+                "last_event": len(self.event_log), "replicas": {"node2": 10, "node3": 8}}
 
     def members(self) -> dict[str, Any]:
         self._need_master()
@@ -76,10 +109,12 @@ class FakeCluster:
         self.calls.append(("tasks", filters))
         return [t for t in self.tasks_by_id.values()
                 if (not filters.get("state") or t["status"] == filters["state"])
-                and (not filters.get("name") or filters["name"] in t["name"])]
+                and (not filters.get("name") or filters["name"] in t["name"])
+                and (not filters.get("job") or t["job"] == filters["job"])]
 
     def task(self, task_id: str) -> dict[str, Any]:
         self._need_master()
+        self.task_reads.append(task_id)
         if task_id not in self.tasks_by_id:
             raise ServiceError(404, f"no task {task_id}")
         return self.tasks_by_id[task_id]
@@ -87,6 +122,15 @@ class FakeCluster:
     def logs(self, task_id: str, index: int, tail: int = 200) -> dict[str, Any]:
         self._need_master()
         return {"id": task_id, "index": index, "node": "node2", "logs": "hello <b>world</b>\n"}
+
+    def events(self, since: int) -> list[dict[str, Any]]:
+        self._need_master()
+        self.calls.append(("events", since))
+        return [e for e in self.event_log if e["id"] > since][:500]
+
+    def jobs(self, limit: int, before: float | None = None) -> list[dict[str, Any]]:
+        self._need_master()
+        return job_rows(self.tasks_by_id.values(), limit, before)
 
     def submit(self, text: str, source: str, dry_run: bool = False) -> SubmitResult:
         self._need_master()

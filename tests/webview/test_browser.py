@@ -48,6 +48,33 @@ resources:
 """
 BROKEN_LINE = 6
 
+# A job whose graph shows what the layout does: a fan-out with a parallel task, a join, and an
+# edge that skips two layers (fetch -> audit). audit runs longest, so the graph shows mixed states.
+GRAPH_SPEC = """\
+job: graph-demo
+tasks:
+  - name: fetch
+    image: taskorg/busybox:latest
+    command: ["sh", "-c", "echo fetched"]
+  - name: resize
+    image: taskorg/busybox:latest
+    after: [fetch]
+    parallel: 4
+    command: ["sh", "-c", "echo resized part $TASKORG_INDEX"]
+  - name: index
+    image: taskorg/busybox:latest
+    after: [fetch]
+    command: ["sh", "-c", "echo indexed"]
+  - name: publish
+    image: taskorg/busybox:latest
+    after: [resize, index]
+    command: ["sh", "-c", "echo published"]
+  - name: audit
+    image: taskorg/busybox:latest
+    after: [fetch, publish]
+    command: ["sh", "-c", "echo auditing; sleep 12; echo audited"]
+"""
+
 
 @pytest.fixture(scope="module")
 def cluster(cluster_pool: ClusterPool) -> Iterator[LocalCluster]:
@@ -204,8 +231,17 @@ def test_dashboard_screenshots(cluster: LocalCluster, page: Page) -> None:
     log_in(page, base, cluster.secret)
     expect(page.locator("table.members tbody tr .health.ok")).to_have_count(3)
     expect(page.locator("table.members tbody tr").first).to_contain_text("%", timeout=10_000)  # telemetry
-    for size in (LAPTOP, PHONE):
+    master = cluster.client().dns_members()["master"]
+    for size, drawing in ((LAPTOP, "pic-wide"), (PHONE, "pic-narrow")):
         page.set_viewport_size(size)
+        picture = page.locator(f"#cluster-picture svg.{drawing}")
+        expect(picture).to_be_visible()
+        # The witness and three nodes, all healthy; the master streams to both standbys.
+        expect(picture.locator("g.machine[data-health=ok]")).to_have_count(4)
+        expect(picture.locator(f"g.machine-master[data-node={master}]")).to_contain_text("master")
+        expect(picture.locator(f"path.link-replication[data-from={master}]")).to_have_count(2)
+        expect(picture.locator("path.link-heartbeat.link-down")).to_have_count(0)
+        expect(picture.locator("g.machine-here")).to_contain_text("this webview")
         page.wait_for_timeout(300)
         screenshot(page, "dashboard")
         assert horizontal_overflow(page) <= 0
@@ -238,13 +274,53 @@ def test_task_page_shows_the_result(cluster: LocalCluster, page: Page) -> None:
     expect(page.locator("#task-result")).to_contain_text('"pi": 3.1')
 
 
+def test_job_page_draws_the_dependency_graph(cluster: LocalCluster, page: Page) -> None:
+    job = Client(cluster.config, cluster.secret).submit(GRAPH_SPEC, source="graph-demo.yaml")
+    ids = {t["name"]: t["id"] for t in job["tasks"]}
+    base = cluster.webview_url(2)
+    log_in(page, base, cluster.secret)
+    page.goto(base + "/jobs")
+    page.locator(f"tr[data-job='{job['job']}'] a").click()
+    expect(page).to_have_url(f"{base}/jobs/{job['job']}")
+    graph = page.locator("#job-graph .pic-wide")
+    expect(graph.locator("a.gnode")).to_have_count(5)
+    for source, target in (("fetch", "resize"), ("fetch", "index"), ("resize", "publish"), ("index", "publish"),
+                           ("publish", "audit"), ("fetch", "audit")):
+        expect(graph.locator(f"path.edge[data-from={source}][data-to={target}]")).to_have_count(1)
+    expect(graph.locator(f"a.gnode[data-task='{ids['resize']}'] rect.pip")).to_have_count(4)  # one per part
+    # The live poll brings each task's state onto the graph, in words as well as colour.
+    expect(graph.locator(f"a.gnode[data-task='{ids['audit']}']")).to_have_attribute("data-status", "running",
+                                                                                    timeout=90_000)
+    expect(graph.locator("a.gnode[data-status=succeeded]")).to_have_count(4)
+    expect(graph.locator(f"a.gnode[data-task='{ids['publish']}']")).to_contain_text("✓ succeeded")
+    expect(graph.locator(f"a.gnode[data-task='{ids['resize']}']")).to_contain_text("4/4 done")
+    for size, drawing in ((LAPTOP, "pic-wide"), (PHONE, "pic-narrow")):
+        page.set_viewport_size(size)
+        expect(page.locator(f"#job-graph .{drawing} a.gnode")).to_have_count(5)
+        page.wait_for_timeout(300)
+        screenshot(page, "job-graph")
+        assert horizontal_overflow(page) <= 0
+    page.locator(f"#job-graph .pic-narrow a.gnode[data-task='{ids['audit']}']").click()
+    expect(page).to_have_url(f"{base}/tasks/{ids['audit']}")
+    expect(page.locator("pre.logs")).to_contain_text("auditing")
+    expect(page.locator(STATUS)).to_have_text("succeeded", timeout=30_000)
+
+
 def test_kill_master_and_the_page_recovers(cluster: LocalCluster, page: Page) -> None:
     """Runs last in this module: it leaves the cluster one node short."""
     old = master_index(cluster)
     old_name = cluster.node_name(old)
     watcher = other_index(cluster, old)
     base = cluster.webview_url(watcher)
-    job = cluster.client().submit(LONG_SPEC.replace("sleeper", "survivor"), source="survivor.yaml")
+    # One replica per node (placement spreads them): the master's own must move when it dies.
+    spec = LONG_SPEC.replace("sleeper", "survivor").replace("restart: never", "restart: always\nreplicas: 3")
+    job = cluster.client().submit(spec, source="survivor.yaml")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        instances = cluster.client().task(job["tasks"][0]["id"])["instances"]
+        if [i["status"] for i in instances] == ["running"] * 3:
+            break
+        time.sleep(0.2)
     log_in(page, base, cluster.secret)
     expect(page.locator("#summary-master")).to_have_text(old_name)
     expect(page.locator("body[data-polled]")).to_have_count(1)  # the live poll is running
@@ -266,3 +342,15 @@ def test_kill_master_and_the_page_recovers(cluster: LocalCluster, page: Page) ->
     expect(page.locator(f"tr[data-task='{job['tasks'][0]['id']}']")).to_be_visible()
     expect(page.locator("#master-changed")).to_be_visible()
     assert "Traceback" not in page.content()
+    # The timeline of this failover: elected, placed again, back running; the picture shows the dead node.
+    page.goto(base + "/failover")
+    summary = page.locator("#timeline-summary")
+    expect(summary).to_contain_text(f"{old_name} → {new_name}: every task back", timeout=30_000)
+    for kind in ("heard", "elected", "rescheduled", "back"):
+        expect(page.locator(f"#timeline .pic-wide g.step[data-kind={kind}]")).to_have_count(1)
+    expect(page.locator(f"#cluster-picture .pic-wide g.machine[data-node={old_name}][data-health=down]")).to_have_count(1)
+    for size in (LAPTOP, PHONE):
+        page.set_viewport_size(size)
+        page.wait_for_timeout(300)
+        screenshot(page, "failover")
+        assert horizontal_overflow(page) <= 0

@@ -9,7 +9,8 @@ from tests.webview.conftest import SECRET, csrf_token
 from tests.webview.fakes import FakeCluster
 
 PAGES = ["/", "/tasks", "/tasks?state=running&name=hel", "/tasks/t-0000aaaa", "/submit", "/login",
-         "/api/dashboard", "/api/tasks", "/api/tasks/t-0000aaaa", "/api/cluster", "/tasks/t-missing"]
+         "/api/dashboard", "/api/tasks", "/api/tasks/t-0000aaaa", "/api/cluster", "/tasks/t-missing",
+         "/jobs", "/jobs/j-33330000", "/failover", "/api/jobs", "/api/jobs/j-33330000", "/api/failover"]
 
 
 def test_dashboard_shows_members_master_and_counts(logged_in: FlaskClient) -> None:
@@ -51,7 +52,7 @@ def test_secret_never_appears(logged_in: FlaskClient, fake: FakeCluster) -> None
 
 def test_master_changing_over_is_a_friendly_state(logged_in: FlaskClient, fake: FakeCluster) -> None:
     fake.master_down = True
-    for path in ("/", "/tasks", "/tasks/t-0000aaaa"):
+    for path in ("/", "/tasks", "/tasks/t-0000aaaa", "/jobs", "/jobs/j-33330000", "/failover"):
         answer = logged_in.get(path)
         assert answer.status_code == 200, path
         html = answer.get_data(as_text=True)
@@ -150,3 +151,58 @@ def test_submit_during_failover_keeps_the_text(logged_in: FlaskClient, fake: Fak
     assert answer.status_code == 503  # type: ignore[attr-defined]
     html = answer.get_data(as_text=True)  # type: ignore[attr-defined]
     assert "keep-me" in html and "master changing over" in html
+
+
+def test_dashboard_draws_who_is_who(logged_in: FlaskClient) -> None:
+    html = logged_in.get("/").get_data(as_text=True)
+    picture = html[html.index('id="cluster-picture"'):]
+    for node in ("dns", "node1", "node2", "node3"):
+        assert f'data-node="{node}"' in picture, node
+    assert 'data-from="node1" data-to="node3"' in picture  # master streams to a standby
+    assert "replica seq 8, 2 behind" in picture and "replica in sync, seq 10" in picture
+    assert data_of(logged_in, "/api/dashboard")["fragments"]["picture"].count("<svg") == 2  # wide and phone
+
+
+def data_of(client: FlaskClient, path: str) -> dict:  # type: ignore[type-arg]
+    answer = client.get(path)
+    assert answer.status_code == 200, path
+    return answer.get_json()  # type: ignore[no-any-return]
+
+
+def test_jobs_list_links_each_job(logged_in: FlaskClient) -> None:
+    html = logged_in.get("/jobs").get_data(as_text=True)
+    assert html.index("pipeline") < html.index("hello")  # newest first
+    assert 'href="/jobs/j-33330000"' in html and "1 succeeded" in html
+    assert set(data_of(logged_in, "/api/jobs")["fragments"]) == {"jobs"}
+
+
+def test_job_page_draws_the_dependency_graph_with_states(logged_in: FlaskClient, fake: FakeCluster) -> None:
+    html = logged_in.get("/jobs/j-33330000").get_data(as_text=True)
+    graph = html[html.index('id="job-graph"'):]
+    assert graph.count('data-from="prepare" data-to="compute"') == 2  # wide and phone drawings
+    assert graph.count('data-from="compute" data-to="report"') == 2
+    assert 'href="/tasks/t-0000c001"' in graph and 'data-status="running"' in graph
+    assert "running · 1/3 done" in graph and "✓ succeeded" in graph  # state in words and marks, not colour alone
+    fragments = data_of(logged_in, "/api/jobs/j-33330000")["fragments"]
+    assert set(fragments) == {"job-head", "graph", "tasks"}
+    assert sorted(fake.task_reads) == ["t-0000c000", "t-0000c001", "t-0000c002"]  # specs read once, then cached
+
+
+def test_job_graph_escapes_names(logged_in: FlaskClient, fake: FakeCluster) -> None:
+    fake.tasks_by_id["t-0000c002"]["name"] = "<script>x</script>"
+    html = logged_in.get("/jobs/j-33330000").get_data(as_text=True)
+    assert "<script>x" not in html and "&lt;script&gt;x" in html
+
+
+def test_unknown_job_is_a_404_page(logged_in: FlaskClient) -> None:
+    answer = logged_in.get("/jobs/j-missing")
+    assert answer.status_code == 404 and "No such job" in answer.get_data(as_text=True)
+
+
+def test_failover_page_shows_the_last_change(logged_in: FlaskClient, fake: FakeCluster) -> None:
+    html = logged_in.get("/failover").get_data(as_text=True)
+    assert "node1 → node2: every task back" in html
+    for title in ("node2 is master", "node1 declared dead", "1 instance placed again", "all back running"):
+        assert title in html, title
+    assert fake.calls.count(("events", 0)) == 1  # one page read: the change is in it
+    assert set(data_of(logged_in, "/api/failover")["fragments"]) == {"timeline", "picture"}
