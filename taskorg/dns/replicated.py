@@ -141,10 +141,14 @@ class ReplicatedRegistry:
         """None when a change can be committed from here, else the reason in words."""
         reachable = self.reachable_voters()
         needed = len(self.voters) // 2 + 1
-        if self.voting and len(reachable) < needed or self.leader_address() is None:
+        if self.voting and len(reachable) < needed:
             return (f"no quorum: the DNS service at {self.me} reaches {len(reachable)} of {len(self.voters)} "
                     f"voters ({', '.join(reachable) or 'none'}; voters are {', '.join(self.voters)}) and "
                     f"a change needs a majority ({needed}) with a leader among them")
+        if self.leader_address() is None:
+            return (f"no quorum: the DNS service at {self.me} sees no leader among the voters "
+                    f"({', '.join(self.voters)}): an election is under way, or no majority ({needed}) of them "
+                    "can be reached from here")
         return None
 
     def offer_leadership(self, address: str) -> None:

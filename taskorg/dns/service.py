@@ -117,11 +117,14 @@ class DnsService:
         return self.arbiter is not None and self.registry.is_arbiter()
 
     def arbiter_url(self) -> str:
+        """Where to relay a decision; 503 naming why when this side of the cluster cannot decide."""
+        reason = self.registry.why_not_writable()
+        if reason:
+            raise ApiError(503, reason)
         leader = self.registry.leader_address()
         if leader is None or leader == self.config.dns_address:
-            raise ApiError(503, self.registry.why_not_writable() or
-                           f"no arbiter yet: the DNS service at {self.config.dns_address} leads the "
-                           "consensus group but has not taken over yet; try again")
+            raise ApiError(503, f"no arbiter yet: the DNS service at {self.config.dns_address} leads the "
+                                "consensus group but has not taken over yet; try again")
         return self.config.url(leader, self.config.dns_api_port)
 
     def _arbiter_or_raise(self) -> Arbiter:

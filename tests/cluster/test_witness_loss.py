@@ -1,5 +1,8 @@
 """Losing the DNS node stops nothing: every machine runs a DNS service and dnsmasq (issue 13).
 
+And a side of the cluster without a majority of the voters refuses changes,
+saying why.
+
 A 3-node local cluster with tasks running; the DNS node's DNS service and its
 dnsmasq are SIGKILLed (its power loss). A submission to a surviving node is
 acknowledged within 3 s, `dig @node2` names a living master, and when the DNS
@@ -10,6 +13,7 @@ service starting.
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import time
 from typing import Any
@@ -17,7 +21,7 @@ from typing import Any
 import pytest
 
 from taskorg.devtools.localcluster import LocalCluster
-from taskorg.net.client import ServiceClient
+from taskorg.net.client import ServiceClient, ServiceError
 from taskorg.net.resolve import ResolveError, resolve_at
 from tests.helpers import wait_until
 
@@ -80,3 +84,27 @@ def test_the_dns_node_dies_and_the_cluster_goes_on(cluster_factory: Any) -> None
     served = wait_until(serves_truth, 10, "the DNS node's dnsmasq to serve the current master", interval=0.01)
     assert served - started <= 1.0, f"served the current master {served - started:.2f} s after starting"
     assert client.task(task_id)["status"] == "running"
+
+
+def test_a_minority_of_voters_refuses_changes_naming_why(cluster_factory: Any) -> None:
+    """Two of the three voters' DNS services hang: the third refuses a drain with a 503 that says why."""
+    cluster: LocalCluster = cluster_factory(3)
+    config = cluster.config
+    hung = ["dns", "node1/dns"]  # the witness's and node1's: the voters are the witness, node1 and node2
+    cluster._signal(hung, signal.SIGSTOP)
+    lone = ServiceClient(config.url(cluster.node_address(2), config.dns_api_port), cluster.secret, timeout=5)
+    try:
+        def refusal() -> str | None:
+            try:
+                lone.post(f"/v1/members/{cluster.node_name(3)}/drain")
+            except ServiceError as exc:
+                return exc.message if exc.status == 503 and "no quorum" in exc.message else None
+            raise AssertionError("a minority of voters accepted a change")
+
+        message = wait_until(refusal, 15, "a 503 naming the missing quorum", interval=0.2)
+        assert cluster.node_address(2) in message and "majority (2)" in message
+    finally:
+        cluster._signal(hung, signal.SIGCONT)
+        lone.close()
+    client = cluster.client()
+    assert wait_until(lambda: client.drain(cluster.node_name(3)), 15, "the healed cluster to take the drain")
