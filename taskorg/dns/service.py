@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 from taskorg.config import Config
 from taskorg.dns.arbiter import Arbiter, Election, Liveness
@@ -31,7 +31,9 @@ from taskorg.dns.replicated import NoQuorum, ReplicatedRegistry
 from taskorg.dns.voters import voter_count
 from taskorg.logs import get_logger
 from taskorg.net.client import ServiceClient
-from taskorg.net.server import ApiError, create_service_app, json_body, serve
+from taskorg.net.server import ApiError, create_service_app, json_body, serve, typed_body
+from taskorg.protocol import (Heartbeat, HeartbeatAnswer, Lease, ProtocolError, Registration, checked_address,
+                              encode)
 from taskorg.secret import read_secret
 
 log = get_logger("dns")
@@ -183,7 +185,7 @@ class DnsService:
         except NoQuorum as exc:
             raise ApiError(503, str(exc)) from None
 
-    def heartbeat(self, node: str, address: str, replica: tuple[int, int]) -> dict[str, Any]:
+    def heartbeat(self, node: str, address: str, replica: tuple[int, int]) -> HeartbeatAnswer:
         with self.lock:
             arbiter = self._arbiter_or_raise()
             member = self.registry.member(node)
@@ -198,8 +200,8 @@ class DnsService:
             if node in self.dead:
                 self.dead.discard(node)
                 self._event("node_back", node=node)
-            return {"epoch": answer.epoch, "master": answer.master, "arbiter": self.config.dns_address,
-                    "lease": {"holder": answer.holder, "epoch": answer.epoch, "valid_for": answer.valid_for}}
+            return HeartbeatAnswer(answer.epoch, answer.master, Lease(answer.holder, answer.epoch, answer.valid_for),
+                                   arbiter=self.config.dns_address)
 
     def tick(self) -> None:
         with self.lock:
@@ -382,6 +384,13 @@ def needs_arbiter(method: str, path: str) -> bool:
         or (path == "/v1/master" and method == "POST")
 
 
+def _address(text: str, what: str) -> str:
+    try:
+        return checked_address(text, what)
+    except ProtocolError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
 def create_app(service: DnsService) -> Flask:
     app = create_service_app("dns", service.secret)
 
@@ -393,19 +402,16 @@ def create_app(service: DnsService) -> Flask:
 
     @app.post("/v1/register")
     def register() -> Any:
-        body = json_body(("identity", "address"))
-        labels = body.get("labels") or {}
-        if not isinstance(labels, dict):
-            raise ApiError(400, "labels: expected a mapping of strings")
-        return jsonify(service.register(str(body["identity"]), str(body["address"]),
-                                        {str(k): str(v) for k, v in labels.items()}))
+        message = typed_body(Registration, "registration")
+        return jsonify(service.register(message.identity, _address(message.address, "registration"),
+                                        dict(message.labels)))
 
     @app.post("/v1/heartbeat")
     def heartbeat() -> Any:
-        body = json_body(("node",))
-        replica = body.get("replica") or {}
-        position = (int(replica.get("epoch", 0)), int(replica.get("seq", 0)))
-        return jsonify(service.heartbeat(str(body["node"]), str(body.get("address", "")), position))
+        beat = typed_body(Heartbeat, "heartbeat")
+        address = _address(beat.address, "heartbeat") if beat.address else ""
+        answer = service.heartbeat(beat.node, address, (beat.replica.epoch, beat.replica.seq))
+        return Response(encode(answer), mimetype="application/json")
 
     @app.get("/v1/members")
     def members() -> Any:

@@ -1,4 +1,10 @@
-"""The master service's HTTP API (docs/api.md, "Master service")."""
+"""The master service's HTTP API (docs/api.md, "Master service").
+
+Two blueprints: `client` (jobs, tasks, events, members, status: what the
+CLI, the webview and scripts call) and `cluster` (reports, role, replica,
+state: what slaves, the node service and other masters call). Cluster
+messages are decoded into the types of `taskorg.protocol` at the door.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,21 @@ import dataclasses
 import json
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 
-from taskorg.master.engine import Engine, NotMaster
+from taskorg.master import state
+from taskorg.master.engine import Engine
 from taskorg.master.events import sse_stream, wait_events
 from taskorg.master.forward import install_forwarding
 from taskorg.master.replication import apply_on_standby
+from taskorg.master.role import NotMaster
+from taskorg.master.state import NoSuchTask
 from taskorg.master.store import GapError
-from taskorg.master.views import member_rows, status_counts, task_detail, task_summaries
+from taskorg.master.views import member_rows, task_detail, task_summaries
 from taskorg.net.client import ServiceError, ServiceUnavailable
-from taskorg.net.server import ApiError, create_service_app, json_body
-from taskorg.spec import SpecError, SpecPolicy, job_from_dict, parse_spec_text
+from taskorg.net.server import ApiError, create_service_app, typed_body
+from taskorg.protocol import ReplicationBatch, Report, RolePush
+from taskorg.spec import JobSpec, SpecError, SpecPolicy, job_from_dict, parse_spec_text
 
 MAX_SPEC_BYTES = 1024 * 1024
 
@@ -24,10 +34,6 @@ MAX_SPEC_BYTES = 1024 * 1024
 def create_app(engine: Engine) -> Flask:
     app = create_service_app("master", engine.secret)
     app.config["MAX_CONTENT_LENGTH"] = 16 * MAX_SPEC_BYTES
-    policy = SpecPolicy(allow_privileged=engine.config.allow_privileged,
-                        allow_host_network=engine.config.allow_host_network,
-                        allow_host_paths=engine.config.allow_host_paths)
-
     install_forwarding(app, engine)
 
     @app.errorhandler(NotMaster)
@@ -35,26 +41,24 @@ def create_app(engine: Engine) -> Flask:
         node, address = engine.current_master()
         return jsonify(error=str(exc), master=node, address=address), 409
 
-    @app.errorhandler(KeyError)
-    def _unknown(exc: KeyError) -> Any:
-        return jsonify(error=f"no such task: {exc.args[0]}"), 404
+    @app.errorhandler(NoSuchTask)
+    def _unknown(exc: NoSuchTask) -> Any:
+        return jsonify(error=f"no such task: {exc.task_id}"), 404
 
-    def parse_submission() -> Any:
-        source = request.args.get("source") or "<request>"
-        if request.is_json:
-            data = request.get_json(silent=True)
-            if not isinstance(data, dict):
-                raise ApiError(400, f"{source}: expected a JSON object (a task or a job)")
-            return job_from_dict(data, source=source, policy=policy)
-        text = request.get_data(as_text=True)
-        if len(text.encode()) > MAX_SPEC_BYTES:
-            raise ApiError(413, f"{source}: the spec is larger than {MAX_SPEC_BYTES // 1024} KiB")
-        return parse_spec_text(text, source=source, policy=policy)
+    app.register_blueprint(client_routes(engine))
+    app.register_blueprint(cluster_routes(engine))
+    return app
 
-    @app.post("/v1/jobs")
+
+# ---- client routes -------------------------------------------------------------------------------
+def client_routes(engine: Engine) -> Blueprint:
+    routes = Blueprint("client", __name__)
+    policy = SpecPolicy.from_config(engine.config)
+
+    @routes.post("/v1/jobs")
     def submit() -> Any:
         try:
-            job = parse_submission()
+            job = parse_submission(policy)
         except SpecError as exc:
             return jsonify(error=str(exc), problems=[dataclasses.asdict(p) for p in exc.problems]), 400
         if request.args.get("dry_run") in ("1", "true", "yes"):
@@ -69,44 +73,45 @@ def create_app(engine: Engine) -> Flask:
                                  "it may be lost if the master dies now", **answer), 503
         return jsonify(answer), 201
 
-    @app.get("/v1/tasks")
+    @routes.get("/v1/tasks")
     def tasks() -> Any:
         engine.require_active()
         filters = {key: request.args.get(key) for key in ("state", "node", "name", "job")}
         return jsonify(tasks=task_summaries(engine.store, **filters))
 
-    @app.get("/v1/tasks/<task_id>")
+    @routes.get("/v1/tasks/<task_id>")
     def task(task_id: str) -> Any:
         engine.require_active()
         return jsonify(task_detail(engine.store, task_id))
 
-    @app.delete("/v1/tasks/<task_id>")
+    @routes.delete("/v1/tasks/<task_id>")
     def cancel(task_id: str) -> Any:
         return jsonify(engine.cancel(task_id))
 
-    @app.post("/v1/tasks/<task_id>/restart")
+    @routes.post("/v1/tasks/<task_id>/restart")
     def restart(task_id: str) -> Any:
         return jsonify(engine.restart(task_id))
 
-    @app.get("/v1/tasks/<task_id>/logs")
+    @routes.get("/v1/tasks/<task_id>/logs")
     def logs(task_id: str) -> Any:
         engine.require_active()
         index_text, tail_text = request.args.get("index", "0"), request.args.get("tail", "200")
         if not index_text.isdigit() or not tail_text.isdigit():
             raise ApiError(400, "index and tail must be whole numbers")
-        inst = engine.store.row("SELECT * FROM instances WHERE task_id = ? AND idx = ?", (task_id, int(index_text)))
+        index = int(index_text)
+        inst = state.instance(engine.store, task_id, index)
         if inst is None:
-            engine.task_row(task_id)
+            state.task(engine.store, task_id)  # NoSuchTask: 404 for the task itself
             raise ApiError(404, f"task {task_id} has no instance {index_text}")
-        if not inst["node"]:
-            return jsonify(id=task_id, index=int(index_text), node=None, logs="")
+        if not inst.node:
+            return jsonify(id=task_id, index=index, node=None, logs="")
         try:
-            text = engine.slave_logs(inst["node"], task_id, int(index_text), int(tail_text))
-        except (ServiceError, ServiceUnavailable) as exc:
-            raise ApiError(502, f"could not fetch logs from {inst['node']}: {exc}") from None
-        return jsonify(id=task_id, index=int(index_text), node=inst["node"], logs=text)
+            text = engine.slave_logs(inst.node, task_id, index, int(tail_text))
+        except (ServiceError, ServiceUnavailable, LookupError) as exc:
+            raise ApiError(502, f"could not fetch logs from {inst.node}: {exc}") from None
+        return jsonify(id=task_id, index=index, node=inst.node, logs=text)
 
-    @app.get("/v1/events")
+    @routes.get("/v1/events")
     def events() -> Any:
         since, wait = request.args.get("since", "0"), request.args.get("wait", "0")
         if not since.isdigit():
@@ -118,7 +123,7 @@ def create_app(engine: Engine) -> Flask:
         found = wait_events(engine, int(since), seconds)
         return jsonify(events=found, last=found[-1]["id"] if found else int(since))
 
-    @app.get("/v1/events/stream")
+    @routes.get("/v1/events/stream")
     def event_stream() -> Any:
         engine.require_active()
         since = request.headers.get("Last-Event-ID") or request.args.get("since", "0")
@@ -127,65 +132,81 @@ def create_app(engine: Engine) -> Flask:
         return Response(sse_stream(engine, int(since)), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    @app.get("/v1/members")
+    @routes.get("/v1/members")
     def members() -> Any:
         engine.members.refresh()
         return jsonify(members=member_rows(engine), master=engine.members.view.get("master"),
                        epoch=engine.members.view.get("epoch"))
 
-    @app.get("/v1/status")
+    @routes.get("/v1/status")
     def status() -> Any:
         epoch, seq = engine.store.position()
-        last_event = engine.store.row("SELECT MAX(id) AS id FROM history") or {}
         return jsonify(active=engine.role.valid(), master=engine.role.master, epoch=engine.role.epoch,
-                       node=engine.role.node, seq=seq, counts=status_counts(engine.store),
-                       last_event=last_event.get("id") or 0,
-                       replicas=engine.replicator.positions())
+                       node=engine.role.node, seq=seq, counts=state.status_counts(engine.store),
+                       last_event=state.last_history_id(engine.store), replicas=engine.replicator.positions())
 
-    # ---- cluster-internal ------------------------------------------------------------------
-    @app.post("/v1/reports")
+    return routes
+
+
+def parse_submission(policy: SpecPolicy) -> JobSpec:
+    """The submitted job: a JSON object (a task or a job) or YAML text; SpecError says what is wrong."""
+    source = request.args.get("source") or "<request>"
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise ApiError(400, f"{source}: expected a JSON object (a task or a job)")
+        return job_from_dict(data, source=source, policy=policy)
+    text = request.get_data(as_text=True)
+    if len(text.encode()) > MAX_SPEC_BYTES:
+        raise ApiError(413, f"{source}: the spec is larger than {MAX_SPEC_BYTES // 1024} KiB")
+    return parse_spec_text(text, source=source, policy=policy)
+
+
+# ---- cluster-internal routes ---------------------------------------------------------------------
+def cluster_routes(engine: Engine) -> Blueprint:
+    routes = Blueprint("cluster", __name__)
+
+    @routes.post("/v1/reports")
     def reports() -> Any:
-        body = json_body(("node", "containers"))
+        report = typed_body(Report, "report")
         if not engine.role.valid():
             raise NotMaster(engine.not_master_message())
-        listed = body.get("listed")
-        stop = engine.on_report(str(body["node"]), list(body["containers"]), body.get("telemetry"),
-                                listed=float(listed) if isinstance(listed, (int, float)) else None)
+        stop = engine.on_report(report.node, report.containers, report.telemetry, listed=report.listed)
         return jsonify(epoch=engine.role.epoch, stop=stop)
 
-    @app.post("/v1/role")
+    @routes.post("/v1/role")
     def role() -> Any:
-        body = json_body(("active", "epoch"))
-        engine.set_role(bool(body["active"]), int(body["epoch"]), float(body.get("lease_until_monotonic") or 0),
-                        body.get("master"), body.get("master_address"), body.get("node"))
+        push = typed_body(RolePush, "role")
+        engine.set_role(push.active, push.epoch, push.lease_until_monotonic or 0.0, push.master,
+                        push.master_address, push.node)
         epoch, seq = engine.store.position()
         return jsonify(active=engine.role.valid(), replica={"epoch": epoch, "seq": seq})
 
-    @app.get("/v1/replica")
+    @routes.get("/v1/replica")
     def replica() -> Any:
         epoch, seq = engine.store.position()
         return jsonify(epoch=epoch, seq=seq)
 
-    @app.post("/v1/replica/apply")
+    @routes.post("/v1/replica/apply")
     def replica_apply() -> Any:
-        body = json_body(("epoch",))
-        epoch = int(body["epoch"])
-        if epoch < engine.store.fence_epoch() or (engine.role.valid() and epoch <= engine.role.epoch):
-            raise ApiError(409, f"fenced: changes from epoch {epoch}, this replica has seen epoch "
-                                f"{max(engine.store.fence_epoch(), engine.role.epoch)}")
+        batch = typed_body(ReplicationBatch, "replication batch")
+        fence = engine.store.fence_epoch()
+        if batch.epoch < fence or (engine.role.valid() and batch.epoch <= engine.role.epoch):
+            raise ApiError(409, f"fenced: changes from epoch {batch.epoch}, this replica has seen epoch "
+                                f"{max(fence, engine.role.epoch)}")
         if engine.role.active:
             role = engine.role
             engine.set_role(False, role.epoch, 0.0, role.master, role.master_address, role.node)
-        engine.store.raise_fence(epoch)
+        engine.store.raise_fence(batch.epoch)
         try:
-            position = apply_on_standby(engine.store, body)
+            position = apply_on_standby(engine.store, batch)
         except GapError as exc:
             return jsonify(error=f"gap: {exc}", gap=True, seq=engine.store.position()[1]), 409
         return jsonify(epoch=position[0], seq=position[1])
 
-    @app.get("/v1/state")
-    def state() -> Any:
+    @routes.get("/v1/state")
+    def whole_state() -> Any:
         """The whole state (debugging and tests): the same as a replication snapshot."""
         return Response(json.dumps(engine.store.snapshot()), mimetype="application/json")
 
-    return app
+    return routes

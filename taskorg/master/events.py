@@ -12,6 +12,8 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Iterator
 
+from taskorg.master.state import history_after
+
 if TYPE_CHECKING:
     from taskorg.master.engine import Engine
 
@@ -39,10 +41,7 @@ def read_events(engine: "Engine", since: int) -> list[dict[str, Any]]:
     """Durable events after `since`, oldest first (at most BATCH)."""
     with engine.store.lock:
         seq = engine.store.position()[1]
-        rows = engine.store.rows(
-            "SELECT h.id, h.time, h.event, h.task_id, h.idx, h.node, h.detail, t.job, t.name "
-            "FROM history h LEFT JOIN tasks t ON t.id = h.task_id WHERE h.id > ? ORDER BY h.id LIMIT ?",
-            (since, BATCH))
+        rows = history_after(engine.store, since, BATCH)
     if rows and not engine.replicator.wait_for(seq, engine.config.replication_timeout):
         return []  # not yet safe from a failover: the client asks again
     return [{"id": r["id"], "time": r["time"], "kind": kind_of(r["event"]), "task": r["task_id"],

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+
+from taskorg.spec import TaskSpec
 
 # What an instance reserves when its spec sets no resources.
 DEFAULT_CPUS = 0.1
@@ -32,7 +33,7 @@ class NodeView:
     ports_used: set[tuple[int, str]] = field(default_factory=set)
     tasks: Counter[str] = field(default_factory=Counter)
 
-    def reserve(self, task_id: str, spec: dict[str, Any]) -> None:
+    def reserve(self, task_id: str, spec: TaskSpec) -> None:
         cpus, memory = reservation(spec)
         self.cpus_used += cpus
         self.memory_used += memory
@@ -40,22 +41,20 @@ class NodeView:
         self.tasks[task_id] += 1
 
 
-def reservation(spec: dict[str, Any]) -> tuple[float, int]:
-    resources = spec.get("resources") or {}
-    return (resources.get("cpus") or DEFAULT_CPUS, resources.get("memory") or DEFAULT_MEMORY)
+def reservation(spec: TaskSpec) -> tuple[float, int]:
+    return (spec.resources.cpus or DEFAULT_CPUS, spec.resources.memory or DEFAULT_MEMORY)
 
 
-def host_ports(spec: dict[str, Any]) -> set[tuple[int, str]]:
-    return {(p["host"], p.get("protocol", "tcp")) for p in spec.get("ports") or [] if p.get("host")}
+def host_ports(spec: TaskSpec) -> set[tuple[int, str]]:
+    return {(p.host, p.protocol) for p in spec.ports if p.host}
 
 
-def why_not(node: NodeView, spec: dict[str, Any]) -> str | None:
+def why_not(node: NodeView, spec: TaskSpec) -> str | None:
     """None when the instance may run on the node, else the reason in words."""
-    constraints = spec.get("constraints") or {}
-    wanted_nodes = constraints.get("nodes") or []
+    wanted_nodes = spec.constraints.nodes
     if wanted_nodes and node.name not in wanted_nodes:
         return f"not one of the nodes {', '.join(wanted_nodes)}"
-    for key, value in (constraints.get("labels") or {}).items():
+    for key, value in spec.constraints.labels.items():
         if node.labels.get(key) != str(value):
             have = node.labels.get(key)
             return f"label {key}={value} wanted, node has {key}={have}" if have else f"no label {key}={value}"
@@ -71,14 +70,14 @@ def why_not(node: NodeView, spec: dict[str, Any]) -> str | None:
     return None
 
 
-def score(node: NodeView, task_id: str, spec: dict[str, Any]) -> tuple[float, ...]:
+def score(node: NodeView, task_id: str, spec: TaskSpec) -> tuple[float, ...]:
     """Higher is better: spread first, then speed on the free share of the node."""
     cpus, _ = reservation(spec)
     free_share = max(0.0, (node.cpus - node.cpus_used - cpus) / node.cpus) if node.cpus else 0.0
     return (-node.tasks[task_id], node.speed * (1.0 - min(node.load, 1.0)) * (0.5 + free_share), -_number(node.name))
 
 
-def choose(task_id: str, spec: dict[str, Any], nodes: list[NodeView]) -> tuple[NodeView | None, str]:
+def choose(task_id: str, spec: TaskSpec, nodes: list[NodeView]) -> tuple[NodeView | None, str]:
     """The best node (reserved on it), or None and the reason for each node."""
     fitting, reasons = [], []
     for node in nodes:

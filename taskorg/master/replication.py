@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+
+import msgspec
 
 from taskorg.config import Config
 from taskorg.labels import NO_MASTER_SERVICE
@@ -19,6 +20,7 @@ from taskorg.logs import get_logger
 from taskorg.master.members import MemberCache
 from taskorg.master.store import Store
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
+from taskorg.protocol import ChangeEntry, ProtocolError, ReplicaPosition, ReplicationBatch, Snapshot, convert, encode
 
 log = get_logger("master.replication")
 
@@ -109,8 +111,8 @@ class Replicator:
                     acked = None
                     time.sleep(0.2)
                     continue
-                except ServiceError as exc:
-                    log.info("standby refused changes", extra={"node": node, "error": exc.message})
+                except (ServiceError, ProtocolError) as exc:
+                    log.info("standby refused changes", extra={"node": node, "error": str(exc)})
                     acked = None
                     time.sleep(0.2)
                     continue
@@ -127,8 +129,8 @@ class Replicator:
 
     def _handshake(self, client: ServiceClient) -> int:
         """Where to stream from: the standby's seq if it is a prefix of our log, else a snapshot."""
-        position = client.get("/v1/replica")
-        their_epoch, their_seq = int(position["epoch"]), int(position["seq"])
+        position = convert(client.get("/v1/replica"), ReplicaPosition, "replica position")
+        their_epoch, their_seq = position.epoch, position.seq
         entries = self.store.changes_since(their_seq - 1, limit=1) if their_seq > 0 else []
         if their_seq == 0 and self.store.changes_since(0, limit=1) is not None:
             return 0
@@ -140,9 +142,14 @@ class Replicator:
         return self._send_snapshot(client)
 
     def _send_snapshot(self, client: ServiceClient) -> int:
-        snapshot = self.store.snapshot()
-        answer = client.post("/v1/replica/apply", {"epoch": self.epoch, "snapshot": snapshot}, timeout=30)
-        return int(answer["seq"])
+        snapshot = Snapshot(**self.store.snapshot())
+        return self._send(client, ReplicationBatch(epoch=self.epoch, snapshot=snapshot), timeout=30)
+
+    def _send(self, client: ServiceClient, batch: ReplicationBatch, timeout: float | None = None) -> int:
+        """Send a batch; the standby's new seq."""
+        answer = client.post("/v1/replica/apply", data=encode(batch), timeout=timeout,
+                             headers={"Content-Type": "application/json"})
+        return convert(answer, ReplicaPosition, "replication answer").seq
 
     def _push(self, client: ServiceClient, acked: int) -> int:
         while True:
@@ -152,16 +159,15 @@ class Replicator:
             if not entries:
                 return acked
             try:
-                answer = client.post("/v1/replica/apply", {"epoch": self.epoch, "entries": entries})
+                acked = self._send(client, ReplicationBatch(epoch=self.epoch, entries=[ChangeEntry(**e) for e in entries]))
             except ServiceError as exc:
                 if exc.payload.get("gap"):
                     return self._send_snapshot(client)
                 raise
-            acked = int(answer["seq"])
 
 
-def apply_on_standby(store: Store, body: dict[str, Any]) -> tuple[int, int]:
+def apply_on_standby(store: Store, batch: ReplicationBatch) -> tuple[int, int]:
     """A standby applying what the active master sent (snapshot or entries)."""
-    if "snapshot" in body:
-        return store.load_snapshot(body["snapshot"])
-    return store.apply_replicated(body.get("entries") or [])
+    if batch.snapshot is not None:
+        return store.load_snapshot(msgspec.structs.asdict(batch.snapshot))
+    return store.apply_replicated([msgspec.structs.asdict(entry) for entry in batch.entries])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
+
+from taskorg.spec import TaskSpec
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 MAX_BACKOFF = 10.0
@@ -21,22 +23,21 @@ class RestartDecision:
         return RestartDecision(self.restart, self.delay, self.final_status, self.event, detail)
 
 
-def restart_decision(spec: dict[str, Any], exit_code: int | None, error: str | None,
+def restart_decision(spec: TaskSpec, exit_code: int | None, error: str | None,
                      restarts: int) -> RestartDecision:
     """What the restart policy says after an instance stopped.
 
     `max_attempts` counts restarts after the first run (docker's on-failure:N).
     Crash loops back off exponentially, up to ten seconds.
     """
-    restart = spec.get("restart") or {"policy": "on-failure", "max_attempts": 3}
-    policy = restart.get("policy", "on-failure")
+    policy = spec.restart.policy
     succeeded = error is None and exit_code == 0
     how = f"failed to start: {error}" if error else f"exited with code {exit_code}"
     delay = min(MAX_BACKOFF, 0.25 * 2 ** min(restarts, 6)) if restarts else 0.0
     if policy == "always":
         return RestartDecision(True, delay, "", "restarting", f"{how}; restart policy always")
     if policy == "on-failure" and not succeeded:
-        limit = restart.get("max_attempts") or 3
+        limit = spec.restart.max_attempts or 3
         if restarts < limit:
             return RestartDecision(True, delay, "", "restarting",
                                    f"{how}; restart {restarts + 1} of {limit} (on-failure)")

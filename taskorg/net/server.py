@@ -7,12 +7,15 @@ a request without it gets 401 and never reaches a view.
 from __future__ import annotations
 
 import hmac
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from taskorg.logs import get_logger
+from taskorg.protocol import ProtocolError, decode
+
+T = TypeVar("T")
 
 log = get_logger("http")
 
@@ -72,6 +75,14 @@ def json_body(required: tuple[str, ...] = ()) -> dict[str, Any]:
     if missing:
         raise ApiError(400, f"missing field(s): {', '.join(missing)}")
     return data
+
+
+def typed_body(kind: type[T], what: str) -> T:
+    """The request's JSON body as a `kind` message; a 400 that names the bad field otherwise."""
+    try:
+        return decode(request.get_data(), kind, what)
+    except ProtocolError as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def serve(app: Flask, host: str, port: int, threads: int = 8,

@@ -13,20 +13,21 @@ before it, so nothing queues up behind a slow master.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from typing import Callable
 
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
+from taskorg.protocol import ProtocolError, RoleAnswer, RolePush, convert, to_wire
 
 
 class RolePusher:
-    def __init__(self, master: ServiceClient, on_answer: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, master: ServiceClient, on_answer: Callable[[RoleAnswer], None]) -> None:
         self.master = master
         self.on_answer = on_answer
-        self.pending: dict[str, Any] | None = None
+        self.pending: RolePush | None = None
         self.ready = threading.Condition()
         threading.Thread(target=self._run, daemon=True, name="role-push").start()
 
-    def push(self, message: dict[str, Any]) -> None:
+    def push(self, message: RolePush) -> None:
         with self.ready:
             self.pending = message
             self.ready.notify()
@@ -38,6 +39,6 @@ class RolePusher:
                     self.ready.wait()
                 message, self.pending = self.pending, None
             try:
-                self.on_answer(self.master.post("/v1/role", message))
-            except (ServiceUnavailable, ServiceError):
+                self.on_answer(convert(self.master.post("/v1/role", to_wire(message)), RoleAnswer, "role answer"))
+            except (ServiceUnavailable, ServiceError, ProtocolError):
                 pass  # the master service is restarting: the next renewal tells it again

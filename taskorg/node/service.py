@@ -26,6 +26,8 @@ from taskorg.net.resolve import ResolveError, resolve_master
 from taskorg.net.server import create_service_app, serve
 from taskorg.node.identity import node_identity
 from taskorg.node.role_push import RolePusher
+from taskorg.protocol import (Heartbeat, HeartbeatAnswer, ProtocolError, Registration, ReplicaPosition, RoleAnswer,
+                              RolePush, convert, to_wire)
 from taskorg.secret import read_secret
 
 log = get_logger("node")
@@ -59,7 +61,7 @@ class NodeService:
         self.master = ServiceClient(config.url(self.address, config.master_port), secret, timeout=0.3)
         # The replica position each heartbeat carries: the master service's answer to the last role
         # push (one heartbeat old at most), asked for directly only until the first answer.
-        self.replica: dict[str, int] | None = None
+        self.replica: ReplicaPosition | None = None
         self.pusher = RolePusher(self.master, self._on_role_answer)
         self.scheduler = BackgroundScheduler(daemon=True)
 
@@ -68,8 +70,8 @@ class NodeService:
         delay = 0.2
         while True:
             try:
-                answer = self._dns_post("/v1/register", {"identity": self.identity, "address": self.address,
-                                                         "labels": self.config.node_labels})
+                answer = self._dns_post("/v1/register", to_wire(Registration(
+                    identity=self.identity, address=self.address, labels=dict(self.config.node_labels))))
                 break
             except (ServiceUnavailable, ServiceError) as exc:
                 if not wait:
@@ -120,32 +122,32 @@ class NodeService:
             return  # not registered yet (a wake-up can come first)
         if self.replica is None:
             try:
-                self.replica = self.master.get("/v1/replica", timeout=0.2)
-            except (ServiceUnavailable, ServiceError):
+                self.replica = convert(self.master.get("/v1/replica", timeout=0.2), ReplicaPosition, "replica")
+            except (ServiceUnavailable, ServiceError, ProtocolError):
                 pass  # the master service is starting: report no position yet
         sent_at = time.monotonic()
+        beat = Heartbeat(node=self.node, address=self.address, replica=self.replica or ReplicaPosition(0, 0))
         try:
-            answer = self._dns_post("/v1/heartbeat", {"node": self.node, "address": self.address,
-                                                      "replica": self.replica or {"epoch": 0, "seq": 0}})
+            answer = convert(self._dns_post("/v1/heartbeat", to_wire(beat)), HeartbeatAnswer, "heartbeat answer")
         except ServiceError as exc:
             if exc.status == 404:
                 self.register(wait=False)
             # 410: this node has left the cluster; keep asking (quietly) until it is activated again.
             return
-        except ServiceUnavailable:
+        except (ServiceUnavailable, ProtocolError):
             return
-        lease = answer["lease"]
+        lease = answer.lease
         with self.lock:
-            self.role.arbiter_master = answer.get("master")
-            if lease["holder"] and lease["valid_for"] > 0:
-                self.role.epoch = lease["epoch"]
-                self.role.lease_until = sent_at + lease["valid_for"]
+            self.role.arbiter_master = answer.master
+            if lease.holder and lease.valid_for > 0:
+                self.role.epoch = lease.epoch
+                self.role.lease_until = sent_at + lease.valid_for
                 self._log_lease(sent_at)
             else:
-                self.role.epoch = max(self.role.epoch, answer["epoch"])
+                self.role.epoch = max(self.role.epoch, answer.epoch)
                 self.role.lease_until = 0.0
             # The record is rewritten just before a new holder hears of it: look again.
-            stale = lease["holder"] != (self.role.dns_master == self.address)
+            stale = lease.holder != (self.role.dns_master == self.address)
         self.check_role(resolve=stale, push=True)
 
     def _log_lease(self, sent_at: float) -> None:
@@ -166,16 +168,15 @@ class NodeService:
             active = self.role.dns_master == self.address and time.monotonic() < self.role.lease_until
             changed = active != self.role.active
             self.role.active = active
-            message = {"active": active, "epoch": self.role.epoch, "lease_until_monotonic": self.role.lease_until,
-                       "master": self.role.arbiter_master, "master_address": self.role.dns_master, "node": self.node}
+            message = RolePush(active=active, epoch=self.role.epoch, lease_until_monotonic=self.role.lease_until,
+                               master=self.role.arbiter_master, master_address=self.role.dns_master, node=self.node)
         if changed:
-            log.warning("role changed", extra={"role": "master" if active else "standby", "epoch": message["epoch"]})
+            log.warning("role changed", extra={"role": "master" if active else "standby", "epoch": message.epoch})
         if changed or push:
             self.pusher.push(message)
 
-    def _on_role_answer(self, answer: dict[str, Any]) -> None:
-        if isinstance(answer.get("replica"), dict):
-            self.replica = answer["replica"]
+    def _on_role_answer(self, answer: RoleAnswer) -> None:
+        self.replica = answer.replica
 
     def wake(self) -> None:
         threading.Thread(target=self.heartbeat, daemon=True).start()

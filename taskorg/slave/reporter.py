@@ -1,9 +1,9 @@
 """Push this node's containers and telemetry to the active master.
 
 Every `report_interval`, and at once when the runner says one of this node's
-containers died (docker's events), the slave posts `{node, address, containers, telemetry}` to
+containers died (docker's events), the slave posts a `Report` (taskorg/protocol.py) to
 whoever `master.<suffix>` names right now (resolved on every report, no
-cache). The master answers `{epoch, stop}`; the stop list is obeyed only when
+cache). The master answers a `ReportAnswer` (epoch, stop); the stop list is obeyed only when
 that epoch passes the fence.
 
 When the master cannot be reached the slave does nothing: a network blip or a
@@ -26,6 +26,7 @@ from taskorg.config import Config
 from taskorg.logs import get_logger
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError, resolve_master
+from taskorg.protocol import ContainerState, ProtocolError, Report, ReportAnswer, Telemetry, convert, encode
 from taskorg.slave import telemetry
 from taskorg.slave.fence import EpochFence, Fenced
 from taskorg.slave.runner import Runner
@@ -123,36 +124,40 @@ class Reporter:
         if self._docker_down:
             log.warning("docker engine reachable again")
             self._docker_down = False
-        body = {
-            "node": self.runner.node,
-            "address": self.config.node_address,
-            "containers": containers,
-            "listed": listed,
-            "telemetry": self.collect(self.runner.node),
-        }
+        report = Report(node=self.runner.node, address=self.config.node_address, listed=listed,
+                        containers=convert(containers, list[ContainerState], "container states"),
+                        telemetry=self._telemetry())
         try:
-            answer = self._client(address).post("/v1/reports", json=body)
+            answer = self._client(address).post("/v1/reports", data=encode(report),
+                                                headers={"Content-Type": "application/json"})
         except (ServiceUnavailable, ServiceError) as exc:
             log.debug("report not delivered", extra={"master": address, "error": str(exc)})
             return False
-        self._obey(answer if isinstance(answer, dict) else {}, address)
+        self._obey(answer, address)
         return True
 
-    def _obey(self, answer: dict[str, Any], address: str) -> None:
-        epoch = answer.get("epoch")
-        stop = [cid for cid in answer.get("stop") or [] if isinstance(cid, str)]
+    def _telemetry(self) -> Telemetry | None:
+        """This node's sample; a malformed one is left out (and said), never the whole report."""
         try:
-            self.fence.check(epoch)  # type: ignore[arg-type]
+            return convert(self.collect(self.runner.node), Telemetry, "telemetry")
+        except ProtocolError as exc:
+            log.warning("telemetry left out of the report", extra={"error": str(exc)})
+            return None
+
+    def _obey(self, answer: Any, address: str) -> None:
+        try:
+            decided = convert(answer, ReportAnswer, "report answer")
+            self.fence.check(decided.epoch)
         except Fenced as exc:
             log.warning("ignoring a stale master", extra={"master": address, "epoch": exc.epoch,
                                                           "highest": exc.highest})
             return
-        except ValueError:
-            log.warning("master answer without a valid epoch", extra={"master": address, "epoch": epoch})
+        except ValueError as exc:  # ProtocolError too: no valid epoch, no obedience
+            log.warning("master answer without a valid epoch", extra={"master": address, "error": str(exc)})
             return
-        if stop:
-            removed = self.runner.stop(stop)
-            log.info("stopped on master's request", extra={"epoch": epoch, "removed": len(removed)})
+        if decided.stop:
+            removed = self.runner.stop(decided.stop)
+            log.info("stopped on master's request", extra={"epoch": decided.epoch, "removed": len(removed)})
 
     def _client(self, address: str) -> ServiceClient:
         url = self.config.url(address, self.config.master_port)

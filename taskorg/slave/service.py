@@ -20,7 +20,8 @@ from flask import Flask, Response, jsonify, request
 
 from taskorg.config import Config, ConfigError
 from taskorg.logs import get_logger
-from taskorg.net.server import ApiError, create_service_app, json_body, serve
+from taskorg.net.server import ApiError, create_service_app, serve, typed_body
+from taskorg.protocol import EpochCommand, StartOrder, StopRequest, to_wire
 from taskorg.secret import read_secret
 from taskorg.slave import telemetry
 from taskorg.slave.fence import EpochFence, Fenced
@@ -37,10 +38,7 @@ DOCKER_TIMEOUT = 30
 def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -> Flask:
     app = create_service_app("slave", secret)
 
-    def check_epoch(data: dict[str, Any]) -> int:
-        epoch = data.get("epoch")
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ApiError(400, f"field 'epoch': expected a non-negative integer, got {epoch!r}")
+    def check_epoch(epoch: int) -> int:
         try:
             return fence.check(epoch)
         except Fenced as exc:
@@ -52,29 +50,26 @@ def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -
 
     @app.post("/v1/containers")
     def start_container() -> Any:
-        data = json_body(("epoch", "task_id", "index", "attempt", "spec"))
-        check_epoch(data)
+        order = typed_body(StartOrder, "start order")
+        check_epoch(order.epoch)
         try:
-            state = runner.start(data)
+            state = runner.start(to_wire(order))
         except OrderError as exc:
             raise ApiError(400, str(exc)) from None
         # This node's clock when the start finished: a report listed before it cannot show the
-        # container, and the master must not call it lost for that (see Engine._lost_instances).
+        # container, and the master must not call it lost for that (see master/reconcile.py).
         state["answered"] = time.monotonic()
         # 201 when a container exists; a start that failed (status "error") is 200.
         return jsonify(state), 200 if state["status"] == "error" else 201
 
     @app.post("/v1/containers/stop")
     def stop_containers() -> Any:
-        data = json_body(("epoch",))
-        check_epoch(data)
-        ids, task_id = data.get("container_ids"), data.get("task_id")
-        if ids is not None:
-            if not isinstance(ids, list) or not all(isinstance(cid, str) for cid in ids):
-                raise ApiError(400, "field 'container_ids': expected a list of container ids")
-            return jsonify(removed=runner.stop(ids))
-        if isinstance(task_id, str) and task_id:
-            return jsonify(removed=runner.stop_task(task_id))
+        stop = typed_body(StopRequest, "stop request")
+        check_epoch(stop.epoch)
+        if stop.container_ids is not None:
+            return jsonify(removed=runner.stop(stop.container_ids))
+        if stop.task_id:
+            return jsonify(removed=runner.stop_task(stop.task_id))
         raise ApiError(400, "expected 'container_ids' (a list) or 'task_id'")
 
     @app.get("/v1/containers/<task_id>/<int:index>/logs")
@@ -94,7 +89,7 @@ def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -
 
     @app.post("/v1/epoch")
     def raise_epoch() -> Any:
-        return jsonify(epoch=check_epoch(json_body(("epoch",))))
+        return jsonify(epoch=check_epoch(typed_body(EpochCommand, "epoch").epoch))
 
     def docker_unavailable(exc: Exception) -> Any:
         log.warning("docker engine error", extra={"error": str(exc)})

@@ -156,7 +156,7 @@ def test_a_yaml_boolean_label_matches_a_boolean_constraint(tmp_path: Path) -> No
     from taskorg.spec import parse_spec_text
 
     config = load_config(write(tmp_path, "labels: {gpu: true}\n"), environ=NO_ENV)
-    task = parse_spec_text("name: t\nimage: busybox\nconstraints: {labels: {gpu: true}}\n").tasks[0].to_dict()
+    task = parse_spec_text("name: t\nimage: busybox\nconstraints: {labels: {gpu: true}}\n").tasks[0]
     view = NodeView("node1", "127.0.1.2", dict(config.labels), cpus=4, memory=1 << 30)
     assert why_not(view, task) is None  # today: "label gpu=true wanted, node has gpu=True"
     assert config.labels == load_config(environ={"TASKORG_LABELS": "gpu=true"}).labels

@@ -21,6 +21,7 @@ import pytest
 from taskorg.config import load_config
 from taskorg.master.engine import RUNNING_GRACE, Engine, Role
 from taskorg.master.store import Store
+from taskorg.protocol import Telemetry
 
 KEY = ("t-1", 0, 1)
 
@@ -80,12 +81,12 @@ def test_a_placeable_node_without_telemetry_is_asked_for_it_once_a_second(engine
     asked: list[tuple[str, str]] = []
     answered = threading.Event()
 
-    def slave_call(node: str, method: str, path: str, body: object = None) -> dict[str, object]:
-        asked.append((node, path))
+    def telemetry(node: str) -> Telemetry:
+        asked.append((node, "/v1/telemetry"))
         answered.set()
-        return {"cpu_count": 2, "memory_total": 1 << 30, "speed": 1.0, "cpu_percent": 0.0}
+        return Telemetry(cpu_count=2, memory_total=1 << 30, speed=1.0, cpu_percent=0.0)
 
-    engine._slave_call = slave_call  # type: ignore[method-assign]
+    engine.slaves.telemetry = telemetry  # type: ignore[method-assign]
     engine.members.view = {"members": [{"node": "node2", "address": "127.0.0.2", "alive": True, "state": "active",
                                         "labels": {}, "last_seen_ago": 0.1}], "master": "node1", "epoch": 1}
     assert engine.node_views() == []  # nothing known yet: not placeable this tick

@@ -16,15 +16,15 @@ import pytest
 
 from taskorg.master.placement import (DEFAULT_CPUS, DEFAULT_MEMORY, MiB, NodeView, choose, host_ports,
                                       reservation, score, why_not)
-from taskorg.spec import parse_spec_text
+from taskorg.spec import TaskSpec, parse_spec_text
 
 GiB = 1024 * MiB
 
 
-def spec(text: str = "") -> dict[str, Any]:
-    """A task's canonical dict from YAML lines (name and image filled in)."""
+def spec(text: str = "") -> TaskSpec:
+    """A task's spec from YAML lines (name and image filled in)."""
     job = parse_spec_text(f"name: t\nimage: busybox\n{text}", source="test.yaml")
-    return job.tasks[0].to_dict()
+    return job.tasks[0]
 
 
 def node(number: int, cpus: float = 4, memory: int = 4 * GiB, **kwargs: Any) -> NodeView:
@@ -32,7 +32,7 @@ def node(number: int, cpus: float = 4, memory: int = 4 * GiB, **kwargs: Any) -> 
                     cpus=cpus, memory=memory, **kwargs)
 
 
-def place_all(task_id: str, task: dict[str, Any], nodes: list[NodeView], count: int) -> list[str | None]:
+def place_all(task_id: str, task: TaskSpec, nodes: list[NodeView], count: int) -> list[str | None]:
     chosen = []
     for _ in range(count):
         best, reason = choose(task_id, task, nodes)

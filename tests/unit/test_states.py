@@ -11,21 +11,20 @@ follows its instances as docs/api.md says.
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 
 from taskorg.master.states import MAX_BACKOFF, TERMINAL, RestartDecision, restart_decision, task_status
-from taskorg.spec import parse_spec_text
+from taskorg.spec import TaskSpec, parse_spec_text
 
 
-def spec(restart: str | None) -> dict[str, Any]:
-    """A canonical task dict with the given `restart:` YAML value (None: not set)."""
+def spec(restart: str | None) -> TaskSpec:
+    """A task spec with the given `restart:` YAML value (None: not set)."""
     text = "name: t\nimage: busybox\n" + (f"restart: {restart}\n" if restart else "")
-    return parse_spec_text(text, source="test.yaml").tasks[0].to_dict()
+    return parse_spec_text(text, source="test.yaml").tasks[0]
 
 
-def run_until_final(task: dict[str, Any], exit_code: int | None = 1, error: str | None = None,
+def run_until_final(task: TaskSpec, exit_code: int | None = 1, error: str | None = None,
                     limit: int = 50) -> tuple[int, RestartDecision]:
     """Fail an instance again and again; how many runs until the policy gives up, and the last word."""
     restarts = 0
@@ -56,9 +55,9 @@ def test_on_failure_says_which_restart_it_is() -> None:
 
 def test_the_default_policy_is_on_failure_with_three_restarts() -> None:
     task = spec(None)
-    assert task["restart"] == {"policy": "on-failure", "max_attempts": 3, "delay": None, "window": None}
+    assert task.restart.to_dict() == {"policy": "on-failure", "max_attempts": 3, "delay": None, "window": None}
     assert run_until_final(task)[0] == 4
-    assert run_until_final({"image": "busybox"})[0] == 4  # a spec dict without any restart key
+    assert run_until_final(TaskSpec.from_dict({"name": "t", "image": "busybox"}))[0] == 4  # stored without a restart key
 
 
 def test_on_failure_succeeds_on_a_clean_exit_at_any_attempt() -> None:

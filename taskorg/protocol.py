@@ -1,0 +1,277 @@
+"""Every message that crosses a process boundary between master, slave and standby, typed.
+
+Decoding JSON bytes straight into these structs (msgspec) checks every type
+at the door: a string where a number belongs or a missing field becomes a
+`ProtocolError` naming the field (an HTTP 400), never a KeyError deep inside.
+Field names are the wire's, unchanged, so older peers interoperate. A task's
+spec travels as a `TaskSpec` from submission to the runner.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta, Struct
+
+from taskorg.spec import TaskSpec
+
+T = TypeVar("T")
+Count = Annotated[int, Meta(ge=0)]
+# A table row as the change log carries it: column -> scalar.
+Row = dict[str, str | int | float | None]
+# A task's result: whatever JSON its result file held.
+ResultValue = Any
+
+
+class ProtocolError(ValueError):
+    """A message that does not have the shape its endpoint expects; the text names the field."""
+
+
+def decode(data: bytes | str, kind: type[T], what: str | None = None) -> T:
+    """`data` (JSON) as a `kind`, or a ProtocolError that names the bad field."""
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(_explain(what or kind.__name__, str(exc))) from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"{what or kind.__name__}: not valid JSON ({exc})") from None
+
+
+def convert(data: Any, kind: type[T], what: str | None = None) -> T:
+    """Already-parsed JSON (an answer from a peer) as a `kind`; ProtocolError names the bad field."""
+    try:
+        return msgspec.convert(data, type=kind)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(_explain(what or kind.__name__, str(exc))) from None
+
+
+def encode(message: Any) -> bytes:
+    """A message as JSON bytes, every field included (the wire form peers expect)."""
+    return msgspec.json.encode(message)
+
+
+def to_wire(message: Any) -> Any:
+    """A message as plain JSON data (dicts, lists, scalars), every field included."""
+    return msgspec.json.decode(msgspec.json.encode(message))
+
+
+def _explain(what: str, error: str) -> str:
+    """msgspec's "Expected `int`, got `str` - at `$.index`" as "…: field 'index': expected `int`…"."""
+    text, _, path = error.partition(" - at ")
+    missing = re.match(r"Object missing required field `(.+)`", text)
+    where = path.strip("`").removeprefix("$").lstrip(".")
+    if missing:
+        field = f"{where}.{missing.group(1)}" if where else missing.group(1)
+        return f"{what}: missing field {_name(field)}"
+    if not where:
+        return f"{what}: {text[:1].lower()}{text[1:]}"
+    return f"{what}: field {_name(where)}: {text[:1].lower()}{text[1:]}"
+
+
+def _name(path: str) -> str:
+    """'spec.ports[0]' as "'spec' (at spec.ports[0])": the top-level field first, then the full path."""
+    top = re.split(r"[.\[]", path, maxsplit=1)[0]
+    return f"'{top}'" if top == path else f"'{top}' (at {path})"
+
+
+# ---- master -> slave ---------------------------------------------------------------------------
+class StartOrder(Struct, kw_only=True):
+    """`POST /v1/containers`: start one attempt of one instance."""
+
+    epoch: Count
+    task_id: Annotated[str, Meta(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")]
+    index: Count
+    attempt: Count
+    spec: TaskSpec
+    job: str | None = None
+    env: dict[str, str] = {}
+
+
+class StopRequest(Struct, kw_only=True):
+    """`POST /v1/containers/stop`: these containers, or every container of one task."""
+
+    epoch: Count
+    container_ids: list[str] | None = None
+    task_id: str | None = None
+
+
+class StopAnswer(Struct):
+    removed: list[str]
+
+
+class EpochCommand(Struct):
+    """`POST /v1/epoch` (and its answer): the highest master epoch the slave obeys."""
+
+    epoch: Count
+
+
+# ---- slave -> master ---------------------------------------------------------------------------
+class ContainerState(Struct, kw_only=True):
+    """One container as a slave sees it: a start answer, or one element of a report."""
+
+    task_id: str
+    index: int
+    status: str
+    attempt: int | None = None
+    epoch: int | None = None
+    job: str | None = None
+    container_id: str | None = None
+    name: str | None = None
+    exit_code: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    image: str | None = None
+    error: str | None = None
+    result: ResultValue = None
+    result_error: str | None = None
+    # The slave's own clock when a start finished (see reconcile: a report listed before it says nothing).
+    answered: float | None = None
+    # Docker's health check status of a running container: starting, healthy or unhealthy (None: no check).
+    health: Literal["starting", "healthy", "unhealthy"] | None = None
+
+
+class ContainerList(Struct):
+    """`GET /v1/containers`."""
+
+    node: str
+    epoch: int
+    containers: list[ContainerState]
+
+
+class Gpu(Struct):
+    name: str
+    memory_total: int | None = None
+    utilization: float | None = None
+
+
+class Telemetry(Struct, kw_only=True):
+    """`GET /v1/telemetry`, and the sample every report carries."""
+
+    node: str | None = None
+    time: str | None = None
+    cpu_count: int | float = 1  # a whole number from psutil; a setting may advertise a share
+    cpu_percent: float = 0.0
+    load1: float | None = None
+    memory_total: int = 0
+    memory_available: int | None = None
+    temperatures: dict[str, float] = {}
+    gpus: list[Gpu] = []
+    speed: float = 1.0
+
+
+class Report(Struct, kw_only=True):
+    """`POST /v1/reports`: everything a node runs, listed at `listed` (the slave's clock)."""
+
+    node: str
+    containers: list[ContainerState]
+    address: str | None = None
+    listed: float | None = None
+    telemetry: Telemetry | None = None
+
+
+class ReportAnswer(Struct):
+    """The master's answer to a report: the containers to stop, under its epoch."""
+
+    epoch: int
+    stop: list[str]
+
+
+# ---- node -> master ----------------------------------------------------------------------------
+class RolePush(Struct, kw_only=True):
+    """`POST /v1/role`: the node service's word on this master service's role and lease."""
+
+    active: bool
+    epoch: Count
+    lease_until_monotonic: float | None = None
+    master: str | None = None
+    master_address: str | None = None
+    node: str | None = None
+
+
+class ReplicaPosition(Struct):
+    """Where a replica is: (epoch of its last change, its sequence number)."""
+
+    epoch: int
+    seq: int
+
+
+class RoleAnswer(Struct):
+    active: bool
+    replica: ReplicaPosition
+
+
+# ---- master -> standby -------------------------------------------------------------------------
+class ChangeEntry(Struct):
+    """One numbered whole-row upsert of the change log."""
+
+    seq: int
+    epoch: int
+    table: str
+    row: Row
+
+
+class Snapshot(Struct):
+    epoch: int
+    seq: int
+    tables: dict[str, list[Row]]
+
+
+class ReplicationBatch(Struct, kw_only=True, omit_defaults=True):
+    """`POST /v1/replica/apply`: log entries after the standby's position, or a whole snapshot."""
+
+    epoch: Count
+    entries: list[ChangeEntry] = []
+    snapshot: Snapshot | None = None
+
+
+# The answer to a replication batch is the standby's new ReplicaPosition.
+
+# ---- node <-> DNS service ----------------------------------------------------------------------
+NodeName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+# An IPv4 or IPv6 address as text; `checked_address` parses it for real (ipaddress) at the door.
+AddressText = Annotated[str, Meta(max_length=45, pattern=r"^[0-9A-Fa-f.:]*$")]
+
+
+class Registration(Struct, kw_only=True):
+    """`POST /v1/register`: a machine asking for (or confirming) its node name."""
+
+    identity: Annotated[str, Meta(min_length=1, max_length=200)]
+    address: AddressText
+    labels: dict[Annotated[str, Meta(max_length=100)], Annotated[str, Meta(max_length=200)]] = {}
+
+
+class Heartbeat(Struct, kw_only=True):
+    """`POST /v1/heartbeat`: a node is alive, where it is, and how fresh its master replica is."""
+
+    node: NodeName
+    address: AddressText = ""
+    replica: ReplicaPosition = msgspec.field(default_factory=lambda: ReplicaPosition(0, 0))
+
+
+class Lease(Struct):
+    """The master lease as the arbiter grants it: counted by the node from when it sent the heartbeat."""
+
+    holder: bool
+    epoch: int
+    valid_for: float
+
+
+class HeartbeatAnswer(Struct):
+    epoch: int
+    master: str | None
+    lease: Lease
+    # The DNS service that answered as arbiter: the node sends its next heartbeat there (no relay).
+    arbiter: str | None = None
+
+
+def checked_address(text: str, what: str) -> str:
+    """`text` as a canonical IP address, or a ProtocolError: an address goes into DNS records and
+    hosts files, so nothing but an address may pass (a newline would write a second record)."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ProtocolError(f"{what}: field 'address': not an IP address: {text[:60]!r}") from None

@@ -1,0 +1,76 @@
+"""Whole master ticks with no network (tests/unit/tickharness.py): submission to running, a dead
+node's instances placed again, a dependency released with its results, a task that fits nowhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from tickharness import TickHarness
+
+from taskorg.protocol import ContainerState
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[TickHarness]:
+    harness = TickHarness(tmp_path, nodes=2)
+    yield harness
+    harness.close()
+
+
+def test_a_submission_is_placed_spread_started_and_running_after_one_tick(harness: TickHarness) -> None:
+    task_id = harness.submit("name: web\nimage: busybox\nreplicas: 2\n")["tasks"][0]["id"]
+    harness.tick()
+    instances = harness.instances(task_id)
+    assert [i.status for i in instances] == ["running", "running"]
+    assert sorted(i.node for i in instances) == ["node1", "node2"]  # replicas spread
+    orders = [order for _, order in harness.slaves.orders]
+    assert [(o.task_id, o.index, o.attempt, o.epoch) for o in orders] == [(task_id, 0, 1, 1), (task_id, 1, 1, 1)]
+    assert orders[0].spec.image == "busybox" and orders[0].env["TASKORG_COUNT"] == "2"
+    assert harness.task(task_id).status == "running"
+    assert harness.events().count("placed") == 2 and "task_running" in harness.events()
+    assert harness.engine.starts_in_flight == set()
+
+
+def test_instances_of_a_dead_node_are_placed_again_on_a_living_one(harness: TickHarness) -> None:
+    task_id = harness.submit("name: solo\nimage: busybox\nconstraints: {nodes: [node1, node2]}\n")["tasks"][0]["id"]
+    harness.tick()  # the first tick remembers the membership
+    first = harness.instances(task_id)[0]
+    harness.set_members({"node1": "active", "node2": "active"}, dead=(first.node,))
+    harness.tick()
+    again = harness.instances(task_id)[0]
+    assert again.status == "running" and again.node != first.node and again.attempt == 2
+    assert "node_dead" in harness.events() and "rescheduled" in harness.events()
+
+
+def test_a_dependant_waits_then_runs_with_the_results_of_what_it_ran_after(harness: TickHarness) -> None:
+    answer = harness.submit("job: chain\ntasks:\n  - name: a\n    image: busybox\n"
+                            "  - name: b\n    image: busybox\n    after: [a]\n")
+    ids = {t["name"]: t["id"] for t in answer["tasks"]}
+    harness.tick()
+    assert harness.task(ids["b"]).status == "waiting" and len(harness.slaves.orders) == 1
+    a = harness.instances(ids["a"])[0]
+    harness.report(str(a.node), [ContainerState(task_id=ids["a"], index=0, attempt=1, status="exited", exit_code=0,
+                                                container_id=a.container_id, result={"answer": 42})])
+    assert harness.task(ids["a"]).status == "succeeded"
+    harness.tick()  # released: pending
+    harness.tick()  # placed
+    order = harness.slaves.orders[-1][1]
+    assert order.task_id == ids["b"] and json.loads(order.env["TASKORG_RESULTS"]) == {"a": {"answer": 42}}
+
+
+def test_a_task_that_fits_nowhere_says_why(harness: TickHarness) -> None:
+    task_id = harness.submit("name: big\nimage: busybox\nresources: {cpus: 64}\n")["tasks"][0]["id"]
+    harness.tick()
+    task = harness.task(task_id)
+    assert task.status == "pending" and task.reason is not None and task.reason.startswith("no node fits")
+    assert harness.slaves.orders == []
+
+
+def test_a_cancelled_task_is_stopped_on_its_nodes(harness: TickHarness) -> None:
+    task_id = harness.submit("name: web\nimage: busybox\n")["tasks"][0]["id"]
+    harness.tick()
+    assert harness.engine.cancel(task_id) == {"id": task_id, "status": "cancelled"}
+    assert harness.slaves.stopped == [(harness.instances(task_id)[0].node, task_id)]
