@@ -146,7 +146,10 @@ class DnsService:
     def start(self) -> None:
         self.dnsmasq.start()
         with self.lock:
-            self.publish()
+            # The replica is empty until the group's leader reaches it: keep serving the zone this
+            # machine last published (right, or one change behind) rather than an empty one.
+            if not self.publisher.path.exists():
+                self.publish()
             self.published = self.registry.applied
         self.scheduler.add_job(self.tick, "interval", seconds=TICK_SECONDS, max_instances=1, coalesce=True)
         self.scheduler.add_job(self.check_records, "interval", seconds=RECORD_CHECK_SECONDS, max_instances=1,
