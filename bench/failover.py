@@ -1,10 +1,12 @@
 """Failover times on a local cluster, at default settings.
 
-Two figures, each over N rounds, as p50 / p99 / max:
+Three figures, each over N rounds, as p50 / p99 / max:
   master: from SIGKILL of every process of the master node (and its
           containers) to the new master acknowledging a submission;
   tasks:  from SIGKILL of a node (not the master) to every task that ran
-          there running again elsewhere.
+          there running again elsewhere;
+  DNS node (local only): from SIGKILL of the DNS node's DNS service and
+          dnsmasq to a submission acknowledged.
 Each round also records a timeline (when DNS named the new master, when the
 DNS service declared the node dead, when the first task ran again), so a
 slow round can be explained. Prints a table and writes JSON (`--json PATH`).
@@ -36,6 +38,7 @@ from taskorg.net.resolve import resolve_master  # noqa: E402
 
 PROBE = b"name: probe\nimage: taskorg/busybox:latest\ncommand: 'true'\nrestart: never\n"
 TARGETS = {"master_api_back": (("p50", 1.0), ("p99", 2.0)), "tasks_running_again": (("p99", 3.0),)}
+DNS_NODE_TARGET = 3.0  # issue 13: DNS node killed -> submission acknowledged, p99
 
 
 def _dns_members(cluster: LocalCluster) -> dict[str, dict[str, Any]]:
@@ -46,20 +49,17 @@ def _dns_members(cluster: LocalCluster) -> dict[str, dict[str, Any]]:
         client.close()
 
 
-def master_round(cluster: LocalCluster) -> dict[str, float | None]:
-    """Kill the master node; time until a submission is acknowledged, and when DNS moved."""
+def _probe_until_acknowledged(cluster: LocalCluster, started: float, old_master: str | None = None) -> dict[str, Any]:
+    """Submit the probe until one is acknowledged (30 s at most); seconds since `started`, and when
+    `master.<suffix>` stopped naming `old_master`."""
     client = cluster.client(failover_wait=0)
-    old = cluster.wait_master()
-    index = cluster.index_of(old)
     config = cluster.config
     dns_moved: float | None = None
-    started = time.monotonic()
-    cluster.kill_node(index)
     acked = None
     while time.monotonic() - started < 30:
-        if dns_moved is None:
+        if dns_moved is None and old_master is not None:
             try:
-                if resolve_master(config, timeout=0.2) != old:
+                if resolve_master(config, timeout=0.2) != old_master:
                     dns_moved = time.monotonic() - started
             except Exception:
                 pass
@@ -70,9 +70,38 @@ def master_round(cluster: LocalCluster) -> dict[str, float | None]:
             break
         except Exception:
             time.sleep(0.01)
+    return {"seconds": acked, "dns_moved": dns_moved}
+
+
+def master_round(cluster: LocalCluster) -> dict[str, float | None]:
+    """Kill the master node; time until a submission is acknowledged, and when DNS moved."""
+    old = cluster.wait_master()
+    index = cluster.index_of(old)
+    started = time.monotonic()
+    cluster.kill_node(index)
+    result = _probe_until_acknowledged(cluster, started, old)
     cluster.start_node(index)
     cluster.wait_ready(30)
-    return {"seconds": acked, "dns_moved": dns_moved}
+    return result
+
+
+def dns_node_round(cluster: LocalCluster) -> dict[str, float | None]:
+    """Power off the DNS node (its DNS service and dnsmasq); time until a submission is acknowledged."""
+    cluster.wait_master()
+    started = time.monotonic()
+    cluster.kill_dns_node()
+    result = _probe_until_acknowledged(cluster, started)
+    cluster.start_dns()
+    cluster.wait_ready(30)
+    # The next master round starts as the cluster normally is: the witness arbiter again (it is
+    # offered the role back every 2 s), so killing the master does not also kill the arbiter.
+    dns = ServiceClient(cluster.config.dns_api_url, cluster.secret, timeout=0.5)
+    try:
+        wait_until(lambda: dns.get("/v1/consensus")["leader"] == cluster.dns_address, 15,
+                   "the DNS node to be the arbiter again")
+    finally:
+        dns.close()
+    return result
 
 
 def _task_timeline(cluster: LocalCluster, task_ids: list[str], node: str, killed_at: float) -> dict[str, Any]:
@@ -162,23 +191,27 @@ def measure(cluster: LocalCluster, rounds: int, tasks: int) -> dict[str, Any]:
             f"resources: {{cpus: {cpus}, memory: 8M}}\n")
     task_ids = [client.submit(spec, source="bench")["tasks"][0]["id"] for _ in range(tasks)]
     cluster._wait(lambda: len(running_by_node(cluster)) == tasks, 30, "the bench tasks to run")
-    master_rounds, task_rounds = [], []
+    master_rounds, task_rounds, dns_rounds = [], [], []
     with CpuWatch(cluster.pids.values()) as watch:
         for number in range(rounds):
             master_rounds.append(master_round(cluster))
             task_rounds.append(tasks_round(cluster, task_ids))
+            dns_rounds.append(dns_node_round(cluster))
             m, t = master_rounds[-1], task_rounds[-1]
             log(f"failover round {number + 1}/{rounds}: master back {_r(m['seconds'])} s (DNS moved "
                 f"{_r(m['dns_moved'])} s); tasks back {_r(t['seconds'])} s ({t['tasks']} tasks; node declared dead "
                 f"{_r(t.get('declared_dead'))} s, first task back {_r(t.get('first_task_back'))} s; "
-                f"{t.get('timeline') or t.get('skipped')})")
+                f"{t.get('timeline') or t.get('skipped')}); DNS node killed: acknowledged "
+                f"{_r(dns_rounds[-1]['seconds'])} s")
     master_times = [r["seconds"] for r in master_rounds if r["seconds"] is not None]
     task_times = [r["seconds"] for r in task_rounds if r["seconds"] is not None]
+    dns_times = [r["seconds"] for r in dns_rounds if r["seconds"] is not None]
     skipped = sum(1 for r in task_rounds if r.get("skipped"))
-    failed = (rounds - len(master_times)) + (rounds - skipped - len(task_times))
+    failed = (rounds - len(master_times)) + (rounds - skipped - len(task_times)) + (rounds - len(dns_times))
     results: dict[str, Any] = {
         "master_api_back": summary(master_times) if master_times else None,
         "tasks_running_again": summary(task_times) if task_times else None,
+        "dns_node_killed_api": summary(dns_times) if dns_times else None,
         "timeline": {
             "dns_moved": summary([r["dns_moved"] for r in master_rounds if r["dns_moved"] is not None] or [0.0]),
             "api_after_dns": summary([r["seconds"] - r["dns_moved"] for r in master_rounds
@@ -191,7 +224,7 @@ def measure(cluster: LocalCluster, rounds: int, tasks: int) -> dict[str, Any]:
         },
         "settings": {k: getattr(cluster.config, k) for k in
                      ("heartbeat_interval", "lease_timeout", "lease_margin", "node_dead_after", "report_interval")},
-        "raw": {"master": master_rounds, "tasks": task_rounds},
+        "raw": {"master": master_rounds, "tasks": task_rounds, "dns_node": dns_rounds},
         "rounds_without_answer": failed,
         "task_rounds_skipped": skipped,
         **watch.as_dict(),
@@ -223,6 +256,12 @@ def figures(results: dict[str, Any], rounds: int, variant: str = "local") -> lis
             out.append(figure(f"failover ({variant}) {names[key]}: {stat}", value, "s", f"<= {limit:g} s",
                               value is not None and value <= limit, details[key]))
         out.append(figure(f"failover ({variant}) {names[key]}: max", stats["max"] if stats else None, "s"))
+    dns = results.get("dns_node_killed_api")
+    if "dns_node_killed_api" in results:  # (local rounds only)
+        value = dns["p99"] if dns else None
+        out.append(figure(f"failover ({variant}) DNS node killed -> submission acknowledged: p99", value, "s",
+                          f"<= {DNS_NODE_TARGET:g} s", value is not None and value <= DNS_NODE_TARGET,
+                          f"n={rounds}; p50 {dns['p50'] if dns else '-'} s; its DNS service and dnsmasq SIGKILLed"))
     out.append(figure(f"failover ({variant}) rounds without an answer in time", results["rounds_without_answer"],
                       "rounds", "0", results["rounds_without_answer"] == 0))
     return out

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: a local 3-node taskorg cluster (dnsmasq, the DNS service, and per
-# node the node, master, slave and webview services) with the examples running.
+# The main job: a local 3-node taskorg cluster (the DNS node, and per node the DNS,
+# node, master, slave and webview services) with the examples running; then the
+# DNS node's power loss, which stops nothing.
 # Safe to run twice: a running cluster is shown, not started again.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +17,15 @@ else
   echo
   "$taskorg" submit "$repo"/examples/*.yaml
   sleep 3
+  echo
+  echo "Losing the DNS node stops nothing: its DNS service and dnsmasq are killed (a power loss) ..."
+  cluster_py() { "$repo/.venv/bin/python" -c "from taskorg.devtools.localcluster import LocalCluster; LocalCluster.load().$1"; }
+  cluster_py "kill_dns_node()"
+  sleep 1
+  echo "  dig +short @127.0.1.2 master.taskorg.internal -> $(dig +short @127.0.1.2 master.taskorg.internal)"
+  "$taskorg" submit "$repo/examples/hello.yaml"
+  echo "  ... and the DNS node comes back, catching up from the others."
+  cluster_py "start_dns()"
 fi
 echo
 "$taskorg" ps

@@ -19,7 +19,8 @@ fi
 # ---- Debian packages --------------------------------------------------------------
 packages=(docker.io dnsmasq-base dnsutils busybox-static python3 python3-venv python3-pip iproute2 procps ca-certificates)
 if [[ " $extras " == *" test "* ]]; then
-  packages+=(debootstrap ansible ansible-lint openssh-client chromium shellcheck tcpdump)
+  # etcd: only bench/consensus.py's comparison of consensus engines uses it.
+  packages+=(debootstrap ansible ansible-lint openssh-client chromium shellcheck tcpdump etcd-server etcd-client)
 fi
 missing=()
 for p in "${packages[@]}"; do

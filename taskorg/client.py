@@ -250,12 +250,17 @@ class Client:
         return race.result()
 
     def dns_call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """A call to the DNS service (members, drain, handover): it answers even with no master."""
-        try:
-            return self.connection(self.config.dns_address, self.config.dns_api_port).request(
-                method, path, **{"timeout": 5.0, **kwargs})
-        except ServiceUnavailable as exc:
-            raise DnsUnavailable(f"the DNS service at {self.config.dns_address} does not answer ({exc})") from None
+        """A call to a DNS service (members, drain, handover): it answers even with no master.
+
+        Every machine runs one; the first that answers is used (`dns_address`, then `dns_servers`)."""
+        failures = []
+        for address in self.config.dns_server_list:
+            try:
+                return self.connection(address, self.config.dns_api_port).request(
+                    method, path, **{"timeout": 5.0, **kwargs})
+            except ServiceUnavailable as exc:
+                failures.append(f"{address}: {exc}")
+        raise DnsUnavailable(f"no DNS service answers ({'; '.join(failures)})")
 
     def relay(self, address: str, method: str, path: str, data: bytes, headers: dict[str, str],
               read_timeout: float = 65.0) -> requests.Response:

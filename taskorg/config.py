@@ -42,6 +42,11 @@ class Config:
     # Where the cluster DNS (dnsmasq) and the DNS service listen.
     dns_address: str = "127.0.1.1"
     dns_port: int = 53
+    # Every machine's DNS service and dnsmasq, the witness (the DNS node) first: each one serves
+    # the zone from its replica of the cluster state. Clients ask `dns_address` first, then these
+    # in order. The first 1, 3 or 5 of them vote in the consensus group (taskorg.dns.voters).
+    # Empty: `dns_address` alone.
+    dns_servers: tuple[str, ...] = ()
     # This node's own address; services bind to it. Empty = the DNS node's.
     address: str = ""
     state_dir: str = "/var/lib/taskorg"
@@ -59,6 +64,12 @@ class Config:
     token_file: str = ""
     # Service ports (the original Task-Org ports).
     dns_api_port: int = 23333
+    # The consensus group's own traffic between the DNS services (Raft, PySyncObj).
+    raft_port: int = 23337
+    # How many of the first `dns_servers` vote in the consensus group: 1, 3 or 5 (0: as many as
+    # taskorg.dns.voters picks for the list). Every machine must say the same; provisioning and
+    # `taskorg cluster up` write it once, so a node added later does not change the group.
+    consensus_voters: int = 0
     slave_port: int = 23334
     master_port: int = 23335
     node_port: int = 23336
@@ -156,6 +167,16 @@ class Config:
     def dns_api_url(self) -> str:
         return self.url(self.dns_address, self.dns_api_port)
 
+    @property
+    def dns_server_list(self) -> list[str]:
+        """Where to ask, in order: this machine's own DNS (`dns_address`) first, then every other."""
+        return [self.dns_address] + [a for a in self.dns_servers if a != self.dns_address]
+
+    @property
+    def witness_address(self) -> str:
+        """The DNS node's address: `dns.<suffix>` names it."""
+        return self.dns_servers[0] if self.dns_servers else self.dns_address
+
     def state_path(self, *parts: str) -> Path:
         path = Path(self.state_dir).joinpath(*parts)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,10 +187,16 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in fields(Config)}
+_ADDRESS_LISTS = ("dns_servers",)
 
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn a raw value (YAML scalar or environment string) into the field's type."""
+    if name in _ADDRESS_LISTS:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ConfigError(f"setting '{name}': expected a list of IP addresses, got {value!r}")
+        return tuple(str(item).strip() for item in items if str(item).strip())
     default = _FIELDS[name].default
     kind = type(default) if default is not dataclasses.MISSING else dict
     if kind is bool:
@@ -230,7 +257,19 @@ def _validate(config: Config) -> None:
             ipaddress.ip_address(getattr(config, name))
         except ValueError:
             raise ConfigError(f"setting '{name}': not an IP address: {getattr(config, name)!r}") from None
-    for name in ("dns_port", "dns_api_port", "slave_port", "master_port", "node_port", "webview_port"):
+    for item in config.dns_servers:
+        try:
+            ipaddress.ip_address(item)
+        except ValueError:
+            raise ConfigError(f"setting 'dns_servers': not an IP address: {item!r}") from None
+    if config.consensus_voters not in (0, 1, 3, 5):
+        raise ConfigError(f"setting 'consensus_voters': 1, 3 or 5 (or 0 for automatic), got {config.consensus_voters}")
+    if config.consensus_voters > max(1, len(config.dns_servers)):
+        raise ConfigError(f"setting 'consensus_voters': {config.consensus_voters} voters need as many "
+                          f"'dns_servers', got {len(config.dns_servers)}")
+    if len(set(config.dns_servers)) != len(config.dns_servers):
+        raise ConfigError(f"setting 'dns_servers': an address is listed twice: {', '.join(config.dns_servers)}")
+    for name in ("dns_port", "dns_api_port", "raft_port", "slave_port", "master_port", "node_port", "webview_port"):
         if not 0 < getattr(config, name) < 65536:
             raise ConfigError(f"setting '{name}': not a port number: {getattr(config, name)}")
     if config.lease_margin <= 0 or config.lease_timeout <= 0:

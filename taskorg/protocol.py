@@ -273,6 +273,8 @@ class HeartbeatAnswer(Struct):
     epoch: int
     master: str | None
     lease: Lease
+    # The DNS service that answered as arbiter: the node sends its next heartbeat there (no relay).
+    arbiter: str | None = None
 
 
 def checked_address(text: str, what: str) -> str:

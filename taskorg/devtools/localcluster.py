@@ -1,8 +1,8 @@
-"""A whole cluster on one machine: dnsmasq, the DNS service and N regular nodes.
+"""A whole cluster on one machine: the DNS node (the witness) and N regular nodes.
 
 Each node gets its own loopback address (127.0.1.2, .3, ... after the DNS
 node's 127.0.1.1), its own state directory and one process per service,
-exactly as on separate machines, against this machine's dockerd (containers
+its own DNS service and dnsmasq among them, exactly as on separate machines, against this machine's dockerd (containers
 carry the cluster's label, so `stop` removes only ours). The cluster's
 processes, addresses and names are written to `cluster.json` in its
 directory, so a later `taskorg cluster down` stops exactly what was started.
@@ -25,14 +25,15 @@ import yaml
 
 from taskorg.client import Client, DnsUnavailable
 from taskorg.config import Config, load_config
+from taskorg.dns.voters import voter_count
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
-from taskorg.net.resolve import ResolveError, resolve_all, resolve_master
+from taskorg.net.resolve import ResolveError, resolve_at, resolve_master
 from taskorg.secret import write_secret
 from taskorg.security import ca, tls
 from taskorg.security.files import write_private
 from taskorg.security.tokens import TokenStore
 
-NODE_SERVICES = ("node", "slave", "master", "webview")
+NODE_SERVICES = ("node", "slave", "master", "webview", "dns")
 DEFAULT_DIR = Path(os.environ.get("TASKORG_CLUSTER_DIR", "/var/lib/taskorg/local-cluster"))
 
 
@@ -139,16 +140,32 @@ class LocalCluster:
     def client_config_path(self) -> Path:
         return self.workdir / "client.yaml"
 
+    @property
+    def dns_servers(self) -> list[str]:
+        """Every machine's DNS server, the DNS node's first."""
+        return [self.dns_address] + [self.node_address(i) for i in range(1, self.nodes + 1)]
+
+    @property
+    def voters(self) -> int:
+        """How many DNS services vote: counted once, when the cluster is made (a node added later
+        must not change them), and kept in its settings."""
+        return int(self.settings.get("consensus_voters") or voter_count(len(self.dns_servers)))
+
     def _settings(self, tls_key: str | None = None, **extra: Any) -> dict[str, Any]:
+        self.settings.setdefault("consensus_voters", self.voters)
         # One machine: a plain directory plays the cluster's shared storage (NFS in a lab).
-        return {"cluster": self.name, "dns_address": self.dns_address, "secret_file": str(self.secret_file),
-                "shared_dir": str(self.workdir / "shared"), **self._tls_settings(tls_key), **self.settings, **extra}
+        return {"cluster": self.name, "dns_address": self.dns_address, "dns_servers": self.dns_servers,
+                "secret_file": str(self.secret_file), "shared_dir": str(self.workdir / "shared"),
+                **self._tls_settings(tls_key), **self.settings, **extra}
 
     def _write_node_config(self, index: int) -> None:
+        """A node asks its own DNS server first, and its DNS service listens on the node's address."""
         extra = {"labels": self.node_labels[index]} if index in self.node_labels else {}
-        self._issue(f"node{index}", [self.node_address(index)])
+        address = self.node_address(index)
+        self._issue(f"node{index}", [address])
         self._write_yaml(self._node_config(index), self._settings(
-            f"node{index}", address=self.node_address(index), state_dir=str(self.workdir / f"node{index}"), **extra))
+            f"node{index}", address=address, dns_address=address, state_dir=str(self.workdir / f"node{index}"),
+            **extra))
 
     def _write_configs(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -255,19 +272,35 @@ class LocalCluster:
         self.wait_ready(timeout)
 
     def start_dns(self) -> None:
+        """The DNS node's DNS service (and its dnsmasq, unless one still runs), and every voter's that
+        does not run yet: registering a node takes a majority of the voters."""
         self._spawn("dns", "dns", self.workdir / "dns" / "taskorg.yaml")
+        for index in range(1, self.voters):
+            if not self._running(f"node{index}/dns"):
+                self._spawn(f"node{index}/dns", "dns", self._node_config(index))
         self._wait(lambda: self._dns_answers(), 20, "the DNS service and dnsmasq to answer")
+
+    def kill_dns_node(self, sig: int = signal.SIGKILL) -> None:
+        """Power loss of the DNS node (or, with SIGSTOP / SIGCONT, a hang): its DNS service and its dnsmasq."""
+        self._signal(["dns"], sig)
+        self._kill_dnsmasq(self.workdir / "dns", sig)
 
     def start_node(self, index: int, wait_registered: bool = False) -> None:
         identity = self.workdir / f"node{index}" / "node.json"
+        if not self._running(f"node{index}/dns"):
+            self._spawn(f"node{index}/dns", "dns", self._node_config(index))
         self._spawn(f"node{index}/node", "node", self._node_config(index))
         if wait_registered:
             # One at a time, so node N gets the name nodeN.
             self._wait(lambda: identity.exists(), 20, f"node{index} to register")
-        for service in NODE_SERVICES[1:]:
+        for service in ("slave", "master", "webview"):
             if service == "webview" and not self.webview:
                 continue
             self._spawn(f"node{index}/{service}", service, self._node_config(index))
+
+    def _running(self, key: str) -> bool:
+        pid = self.pids.get(key)
+        return bool(pid) and self._is_ours(pid)  # type: ignore[arg-type]
 
     def add_node(self) -> int:
         """A new machine joins the running cluster; its index."""
@@ -278,16 +311,19 @@ class LocalCluster:
         return index
 
     def kill_node(self, index: int, sig: int = signal.SIGKILL, containers: bool = True) -> None:
-        """Power loss: every process of the node, and (by default) its containers."""
+        """Power loss: every process of the node, its dnsmasq, and (by default) its containers."""
         self._signal(self.node_keys(index), sig)
+        self._kill_dnsmasq(self.workdir / f"node{index}", sig)
         if containers and sig == signal.SIGKILL:
             self._docker_containers(kill_only=True, node=self.node_name(index))
 
     def pause_node(self, index: int) -> None:
         self._signal(self.node_keys(index), signal.SIGSTOP)
+        self._kill_dnsmasq(self.workdir / f"node{index}", signal.SIGSTOP)
 
     def resume_node(self, index: int) -> None:
         self._signal(self.node_keys(index), signal.SIGCONT)
+        self._kill_dnsmasq(self.workdir / f"node{index}", signal.SIGCONT)
 
     def restart_node(self, index: int) -> None:
         keys = self.node_keys(index)
@@ -330,14 +366,22 @@ class LocalCluster:
         return self._docker_containers(kill_only=False)
 
     def _stop_dnsmasq(self) -> None:
-        pid_file = self.workdir / "dns" / "dns" / "dnsmasq.pid"
+        for state_dir in [self.workdir / "dns"] + [self.workdir / f"node{i}" for i in range(1, self.nodes + 1)]:
+            self._kill_dnsmasq(state_dir, signal.SIGCONT)
+            self._kill_dnsmasq(state_dir, signal.SIGTERM)
+
+    def _kill_dnsmasq(self, state_dir: Path, sig: int) -> None:
+        """Signal the dnsmasq of the machine whose state directory this is (it runs in a session of its own)."""
         try:
-            pid = int(pid_file.read_text().strip())
+            pid = int((state_dir / "dns" / "dnsmasq.pid").read_text().strip())
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except (OSError, ValueError):
             return
         if "dnsmasq" in cmdline and str(self.workdir) in cmdline:
-            os.kill(pid, signal.SIGTERM)
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     def _docker_containers(self, kill_only: bool, node: str | None = None) -> int:
         import docker
@@ -377,7 +421,7 @@ class LocalCluster:
             dns.get("/v1/master")
         finally:
             dns.close()
-        return resolve_all(config, f"dns.{config.suffix}", timeout=0.3) == [self.dns_address]
+        return resolve_at(config, self.dns_address, f"dns.{config.suffix}", timeout=0.3) == [self.dns_address]
 
     def wait_master(self, timeout: float = 15.0) -> str:
         """The address of an active master that answers the API."""

@@ -58,8 +58,10 @@ class Arbiter:
     def __post_init__(self) -> None:
         now = self.clock()
         self.started_at = now
-        # After a restart the holder gets a full lease of grace: it may still
-        # believe it holds the lease, and we cannot know otherwise.
+        # After a restart, and when this DNS service takes over as arbiter from
+        # another, the holder gets a full lease (plus margin) of grace: the
+        # predecessor may have renewed it an instant before it died, and we
+        # cannot know otherwise. Heartbeats of that holder renew it as usual.
         self.renewed_at = now
 
     # ---- inputs -----------------------------------------------------------
@@ -117,7 +119,10 @@ class Arbiter:
 
     def _elect(self, node: str, reason: str) -> Election:
         previous = self.master
-        self.epoch += 1
+        # Never below an epoch any node has applied changes under: a replicated
+        # state that lost its last entries (a majority's power cut) must not
+        # hand out an epoch that slaves already saw.
+        self.epoch = max([self.epoch, *(m.replica[0] for m in self.members.values())]) + 1
         self.master = node
         self.handover_to = None
         self.renewed_at = self.clock()

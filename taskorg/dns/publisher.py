@@ -15,13 +15,13 @@ from pathlib import Path
 from taskorg.config import Config
 from taskorg.dns.dnsmasq import Dnsmasq, hosts_dir
 from taskorg.logs import get_logger
-from taskorg.net.resolve import ResolveError, resolve_all
+from taskorg.net.resolve import ResolveError, resolve_at
 
 log = get_logger("dns.publisher")
 
 
 def render_hosts(config: Config, master_address: str | None, nodes: dict[str, str]) -> str:
-    lines = [f"{config.dns_address} dns.{config.suffix}"]
+    lines = [f"{config.witness_address} dns.{config.suffix}"]
     if master_address:
         lines.append(f"{master_address} {config.master_name}")
     lines += [f"{address} {node}.{config.suffix}" for node, address in sorted(nodes.items())]
@@ -54,7 +54,9 @@ class Publisher:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 try:
-                    if resolve_all(self.config, self.config.master_name, timeout=0.2) == [master_address]:
+                    # this machine's dnsmasq only: it is the one we just wrote for
+                    if resolve_at(self.config, self.config.dns_address, self.config.master_name,
+                                  timeout=0.2) == [master_address]:
                         return True
                 except ResolveError:
                     pass

@@ -1,4 +1,8 @@
-"""The member registry and election record, in SQLite on the DNS node.
+"""The member registry and election record, in SQLite on the DNS node (before issue 13).
+
+Today the DNS services replicate this state (taskorg.dns.replicated); this
+module keeps the `Member` record and reads an older cluster's registry.db
+once, when it is carried over.
 
 Names are stable: an identity (MAC address, or MAC@address where machines
 share a MAC, as loopback test nodes do) keeps its node number forever. The

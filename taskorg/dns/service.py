@@ -1,15 +1,21 @@
 """The DNS service process: HTTP API, lease ticks, record publishing.
 
+Every machine runs one, with its own dnsmasq, serving the zone from its
+replica of the cluster state (`taskorg.dns.replicated`). The one that leads
+the consensus group is the arbiter: it grants the master lease and makes
+every decision; the others relay such requests to it (`taskorg.dns.relay`).
 One lock serialises every decision (registration, heartbeat, election), so
-the arbiter's state, the persisted epoch and the published record always
+the arbiter's state, the committed epoch and the published record always
 agree. Ticks run on apscheduler every 50 ms: election latency is a direct
-part of failover time.
+part of failover time, and a replica publishes what it applied on its next
+tick.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -20,6 +26,9 @@ from taskorg.dns.arbiter import Arbiter, Election, Liveness
 from taskorg.dns.dnsmasq import Dnsmasq
 from taskorg.dns.publisher import Publisher
 from taskorg.dns.registry import Registry
+from taskorg.dns.relay import relay
+from taskorg.dns.replicated import NoQuorum, ReplicatedRegistry
+from taskorg.dns.voters import voter_count
 from taskorg.logs import get_logger
 from taskorg.net.client import ServiceClient
 from taskorg.net.server import ApiError, create_service_app, json_body, serve, typed_body
@@ -30,6 +39,13 @@ from taskorg.secret import read_secret
 log = get_logger("dns")
 TICK_SECONDS = 0.05
 RECORD_CHECK_SECONDS = 1.0
+WITNESS_OFFER_SECONDS = 2.0
+
+
+def voters_of(config: Config) -> list[str]:
+    """The voters: the first 1, 3 or 5 DNS servers (the witness first), as configured or as taskorg.dns.voters counts."""
+    servers = list(config.dns_servers) or [config.dns_address]
+    return servers[:config.consensus_voters or voter_count(len(servers))]
 
 
 class DnsService:
@@ -37,76 +53,197 @@ class DnsService:
         self.config = config
         self.secret = secret
         self.lock = threading.RLock()
-        self.registry = Registry(config.state_path("dns", "registry.db"))
-        epoch, master = self.registry.election()
-        self.arbiter = Arbiter(config.lease_timeout, config.lease_margin, time.monotonic, epoch=epoch, master=master)
-        self.arbiter.ineligible = {m.node for m in self.registry.members(include_left=True) if m.state != "active"}
-        # After a restart we do not know who is alive: give every member the
-        # benefit of the doubt until its first heartbeat (or the dead timeout),
-        # so a DNS service restart never makes a master reschedule everything.
-        for member in self.registry.members():
-            self.arbiter.members[member.node] = Liveness(time.monotonic(), (0, 0), member.address)
+        self.registry = ReplicatedRegistry(config.dns_address, voters_of(config), config.raft_port,
+                                           Path(config.state_dir) / "dns" / "raft")
+        # Set only while this service is the arbiter (taken over from the committed decision).
+        self.arbiter: Arbiter | None = None
         self.dnsmasq = Dnsmasq(config)
         self.publisher = Publisher(config, self.dnsmasq)
+        self.published = -1  # the replica's change count last published
         self.dead: set[str] = set()
         self.scheduler = BackgroundScheduler(daemon=True)
+
+    def _take_over(self) -> Arbiter | None:
+        """This service became the arbiter: start from the committed decision, with a lease of grace.
+
+        First it commits an entry of its own: a new Raft leader holds every
+        committed entry but may not have applied the last ones yet, and it
+        must not start from an older decision than its predecessor's. Then
+        nobody else is elected before lease + margin has passed (the Arbiter
+        counts it from now; the predecessor may have renewed the holder's lease
+        an instant before it died); the holder's heartbeats renew it. Every
+        member gets the benefit of the doubt until its first heartbeat.
+        """
+        try:
+            self.registry.add_event("arbiter", address=self.config.dns_address)
+            self._carry_over_sqlite_registry()
+        except NoQuorum as exc:
+            log.warning("cannot take over as arbiter yet", extra={"reason": str(exc)})
+            return None
+        epoch, master = self.registry.election()
+        arbiter = Arbiter(self.config.lease_timeout, self.config.lease_margin, time.monotonic,
+                          epoch=epoch, master=master)
+        members = self.registry.members(include_left=True)
+        arbiter.ineligible = {m.node for m in members if m.state != "active"}
+        for member in members:
+            if member.state != "left":
+                arbiter.members[member.node] = Liveness(time.monotonic(), (0, 0), member.address)
+        self.dead.clear()
+        log.warning("arbiter: this DNS service now grants the master lease",
+                    extra={"address": self.config.dns_address, "epoch": epoch, "master": master})
+        return arbiter
+
+    def _carry_over_sqlite_registry(self) -> None:
+        """A cluster from before the replicated state (one DNS service, SQLite) keeps its names and epoch.
+
+        Members are registered again in number order into the empty replicated
+        state, so each gets the number it had (numbers were never reused).
+        """
+        path = Path(self.config.state_dir) / "dns" / "registry.db"
+        if self.registry.members(include_left=True) or not path.exists():
+            return
+        old = Registry(path)
+        try:
+            for member in old.members(include_left=True):
+                self.registry.register(member.identity, member.address, member.labels)
+                if member.state != "active":
+                    self.registry.set_state(member.node, member.state)
+            epoch, master = old.election()
+            if master:
+                self.registry.record_election(epoch, master, f"carried over from {path}", None)
+        finally:
+            old.close()
+        log.warning("carried the SQLite registry over into the replicated state", extra={"path": str(path)})
+
+    def is_arbiter(self) -> bool:
+        return self.arbiter is not None and self.registry.is_arbiter()
+
+    def arbiter_url(self) -> str:
+        """Where to relay a decision; 503 naming why when this side of the cluster cannot decide."""
+        reason = self.registry.why_not_writable()
+        if reason:
+            raise ApiError(503, reason)
+        leader = self.registry.leader_address()
+        if leader is None or leader == self.config.dns_address:
+            raise ApiError(503, f"no arbiter yet: the DNS service at {self.config.dns_address} leads the "
+                                "consensus group but has not taken over yet; try again")
+        return self.config.url(leader, self.config.dns_api_port)
+
+    def _arbiter_or_raise(self) -> Arbiter:
+        arbiter = self.arbiter
+        if arbiter is None or not self.registry.is_arbiter():
+            raise ApiError(503, f"the DNS service at {self.config.dns_address} is not the arbiter")
+        return arbiter
+
+    def _event(self, kind: str, **data: Any) -> None:
+        """Record an event; without a quorum it is logged instead (events never block a decision)."""
+        try:
+            self.registry.add_event(kind, **data)
+        except NoQuorum as exc:
+            log.warning("event not recorded", extra={"kind": kind, "reason": str(exc), **data})
 
     # ---- lifecycle ----------------------------------------------------------
     def start(self) -> None:
         self.dnsmasq.start()
         with self.lock:
-            self.publish()
+            # The replica is empty until the group's leader reaches it: keep serving the zone this
+            # machine last published (right, or one change behind) rather than an empty one.
+            if not self.publisher.path.exists():
+                self.publish()
+            self.published = self.registry.applied
         self.scheduler.add_job(self.tick, "interval", seconds=TICK_SECONDS, max_instances=1, coalesce=True)
         self.scheduler.add_job(self.check_records, "interval", seconds=RECORD_CHECK_SECONDS, max_instances=1,
+                               coalesce=True)
+        self.scheduler.add_job(self.prefer_witness, "interval", seconds=WITNESS_OFFER_SECONDS, max_instances=1,
                                coalesce=True)
         self.scheduler.start()
 
     def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
+        self.registry.close()
 
     # ---- decisions ------------------------------------------------------------
     def register(self, identity: str, address: str, labels: dict[str, str]) -> dict[str, Any]:
         with self.lock:
-            member, new = self.registry.register(identity, address, labels)
+            arbiter = self._arbiter_or_raise()
+            member, new = self._committed(self.registry.register, identity, address, labels)
             if new:
-                self.registry.add_event("node_joined", node=member.node, address=address)
+                self._event("node_joined", node=member.node, address=address)
                 log.info("node joined", extra={"node": member.node, "address": address})
-            if member.state != "left" and member.node not in self.arbiter.members:
-                self.arbiter.heartbeat(member.node, (0, 0), address)  # registering is a sign of life
-            election = self.arbiter.first_master(member.node) if member.state == "active" else None
+            if member.state != "left" and member.node not in arbiter.members:
+                arbiter.heartbeat(member.node, (0, 0), address)  # registering is a sign of life
+            election = arbiter.first_master(member.node) if member.state == "active" else None
             if election:
                 self.commit(election)
             else:
                 self.publish()
             return {"node": member.node, "number": member.number, "fqdn": f"{member.node}.{self.config.suffix}",
-                    "epoch": self.arbiter.epoch, "master": self.arbiter.master}
+                    "epoch": arbiter.epoch, "master": arbiter.master}
+
+    @staticmethod
+    def _committed(change: Any, *args: Any) -> Any:
+        """A change of the replicated state; 503 naming why when a majority cannot commit it."""
+        try:
+            return change(*args)
+        except NoQuorum as exc:
+            raise ApiError(503, str(exc)) from None
 
     def heartbeat(self, node: str, address: str, replica: tuple[int, int]) -> HeartbeatAnswer:
         with self.lock:
+            arbiter = self._arbiter_or_raise()
             member = self.registry.member(node)
             if member is None:
                 raise ApiError(404, f"unknown node {node}: register again")
             if member.state == "left":
                 raise ApiError(410, f"{node} has left the cluster: `taskorg node activate {node}` takes it back")
             if address and address != member.address:
-                self.registry.register(member.identity, address, member.labels)
+                self._committed(self.registry.register, member.identity, address, member.labels)
                 self.publish()
-            answer = self.arbiter.heartbeat(node, replica, address)
+            answer = arbiter.heartbeat(node, replica, address)
             if node in self.dead:
                 self.dead.discard(node)
-                self.registry.add_event("node_back", node=node)
-            return HeartbeatAnswer(answer.epoch, answer.master, Lease(answer.holder, answer.epoch, answer.valid_for))
+                self._event("node_back", node=node)
+            return HeartbeatAnswer(answer.epoch, answer.master, Lease(answer.holder, answer.epoch, answer.valid_for),
+                                   arbiter=self.config.dns_address)
 
     def tick(self) -> None:
         with self.lock:
-            election = self.arbiter.tick()
-            if election:
-                self.commit(election)
-            self._note_deaths()
+            leading = self.registry.is_arbiter()
+            if leading and self.arbiter is None:
+                self.arbiter = self._take_over()
+            elif not leading and self.arbiter is not None:
+                log.warning("arbiter no more: another DNS service leads the consensus group, or none can",
+                            extra={"address": self.config.dns_address})
+                self.arbiter = None
+            if self.arbiter is not None:
+                election = self.arbiter.tick()
+                if election:
+                    self.commit(election)
+                self._note_deaths()
+            if self.registry.applied != self.published:
+                self.published = self.registry.applied
+                self.publish()
+
+    def prefer_witness(self) -> None:
+        """While the witness lives, it is the arbiter: then losing a regular node, the master's included,
+        never also costs a new arbiter's wait (lease + margin) on top of the master's failover."""
+        witness = self.config.witness_address
+        if self.is_arbiter() and witness != self.config.dns_address and witness in self.registry.reachable_voters():
+            log.info("offering the arbiter role back to the witness", extra={"witness": witness})
+            self.registry.offer_leadership(witness)
 
     def commit(self, election: Election) -> None:
-        """Persist, then publish, then nudge the new master: in that order."""
-        self.registry.record_election(election.epoch, election.master, election.reason, election.previous)
+        """Commit (a majority of voters holds it), then publish, then nudge the new master: in that order.
+
+        Without a quorum the decision is dropped whole: the arbiter forgets it
+        (it is no arbiter any more; the next one starts from what was committed).
+        """
+        try:
+            self.registry.record_election(election.epoch, election.master, election.reason, election.previous)
+        except NoQuorum as exc:
+            log.warning("election not committed", extra={"master": election.master, "reason": str(exc)})
+            self.arbiter = None
+            return
         log.warning("master elected", extra={"epoch": election.epoch, "master": election.master,
                                              "previous": election.previous, "reason": election.reason})
         self.publish()
@@ -116,47 +253,50 @@ class DnsService:
 
     def handover(self, node: str) -> dict[str, Any]:
         with self.lock:
+            arbiter = self._arbiter_or_raise()
             member = self.registry.member(node)
             if member is None or member.state != "active":
                 raise ApiError(400, f"cannot hand the master role to {node}: not an active member")
-            if not self.arbiter.alive(node, self.config.lease_timeout):
+            if not arbiter.alive(node, self.config.lease_timeout):
                 raise ApiError(409, f"cannot hand the master role to {node}: it is not heartbeating")
-            self.arbiter.request_handover(node)
-            return {"master": self.arbiter.master, "handover_to": self.arbiter.handover_to, "epoch": self.arbiter.epoch}
+            arbiter.request_handover(node)
+            return {"master": arbiter.master, "handover_to": arbiter.handover_to, "epoch": arbiter.epoch}
 
     def set_state(self, node: str, state: str) -> dict[str, Any]:
         with self.lock:
+            arbiter = self._arbiter_or_raise()
             member = self.registry.member(node)
             if member is None:
                 raise ApiError(404, f"unknown node {node}")
-            self.registry.set_state(node, state)
-            self.registry.add_event(f"node_{'drained' if state == 'draining' else state}", node=node)
+            self._committed(self.registry.set_state, node, state)
+            self._event(f"node_{'drained' if state == 'draining' else state}", node=node)
             if state == "active":
-                self.arbiter.ineligible.discard(node)
+                arbiter.ineligible.discard(node)
             else:
-                self.arbiter.ineligible.add(node)
-                if self.arbiter.master == node:
-                    others = [n for n in self.arbiter.candidates() if n != node]
+                arbiter.ineligible.add(node)
+                if arbiter.master == node:
+                    others = [n for n in arbiter.candidates() if n != node]
                     if others:
-                        self.arbiter.request_handover(others[0])
+                        arbiter.request_handover(others[0])
             if state == "left":
-                self.arbiter.forget(node)
+                arbiter.forget(node)
                 self.publish()
             return {"node": node, "state": state}
 
     # ---- publishing -------------------------------------------------------------
     def publish(self) -> None:
+        """This machine's dnsmasq answers what this replica holds (committed decisions only)."""
         members = self.registry.members()
         nodes = {m.node: m.address for m in members}
-        master = self.arbiter.master
+        master = self.registry.election()[1]
         self.publisher.publish(nodes.get(master) if master else None, nodes)
 
     def check_records(self) -> None:
         """Every second: a hand edit of the master record is a handover; else dnsmasq answers our decision."""
         with self.lock:
-            if self._follow_hand_edit():
+            if self.arbiter is not None and self._follow_hand_edit(self.arbiter):
                 return
-            master = self.arbiter.master
+            master = self.registry.election()[1]
             address = next((m.address for m in self.registry.members() if m.node == master), None)
         if address and self.dnsmasq.alive():
             if not self.publisher.ensure_master(address, wait=0.1):
@@ -164,7 +304,7 @@ class DnsService:
                     self.publisher.force_rewrite()
                     self.publish()
 
-    def _follow_hand_edit(self) -> bool:
+    def _follow_hand_edit(self, arbiter: Arbiter) -> bool:
         """Someone rewrote `master.<suffix>` in our hosts file: hand the role to the node it names.
 
         The usual election path does the rest (the holder steps down, its
@@ -176,25 +316,27 @@ class DnsService:
         if address is None:
             return False
         target = next((m.node for m in self.registry.members() if m.address == address and m.state == "active"), None)
-        if target is None or not self.arbiter.alive(target, self.config.lease_timeout):
+        if target is None or not arbiter.alive(target, self.config.lease_timeout):
             log.warning("master record edited by hand to a node that cannot be master; restoring it",
                         extra={"address": address})
             self.publisher.force_rewrite()
             self.publish()
             return True
-        if target != self.arbiter.master:
+        if target != arbiter.master:
             log.warning("master record edited by hand: handing the master role over",
-                        extra={"to": target, "master": self.arbiter.master})
-            self.arbiter.request_handover(target)
+                        extra={"to": target, "master": arbiter.master})
+            arbiter.request_handover(target)
         self.publisher.adopt_edit()
         return True
 
     def _note_deaths(self) -> None:
+        arbiter = self.arbiter
+        assert arbiter is not None
         for member in self.registry.members():
-            if member.node in self.arbiter.members and member.node not in self.dead \
-                    and not self.arbiter.alive(member.node, self.config.node_dead_after):
+            if member.node in arbiter.members and member.node not in self.dead \
+                    and not arbiter.alive(member.node, self.config.node_dead_after):
                 self.dead.add(member.node)
-                self.registry.add_event("node_dead", node=member.node)
+                self._event("node_dead", node=member.node)
                 log.warning("node dead", extra={"node": member.node})
 
     def _wake(self, address: str) -> None:
@@ -209,19 +351,40 @@ class DnsService:
     # ---- views ------------------------------------------------------------------
     def members_view(self) -> dict[str, Any]:
         with self.lock:
+            arbiter = self._arbiter_or_raise()
             now = time.monotonic()
             rows = []
             for m in self.registry.members():
-                seen = self.arbiter.members.get(m.node)
+                seen = arbiter.members.get(m.node)
                 rows.append({
                     "node": m.node, "number": m.number, "fqdn": f"{m.node}.{self.config.suffix}",
                     "address": m.address, "labels": m.labels, "state": m.state,
                     "alive": bool(seen) and now - seen.last_heartbeat <= self.config.node_dead_after,
                     "last_seen_ago": round(now - seen.last_heartbeat, 3) if seen else None,
                     "replica": list(seen.replica) if seen else None,
-                    "role": "master" if m.node == self.arbiter.master else "standby",
+                    "role": "master" if m.node == arbiter.master else "standby",
                 })
-            return {"members": rows, "master": self.arbiter.master, "epoch": self.arbiter.epoch}
+            return {"members": rows, "master": arbiter.master, "epoch": arbiter.epoch,
+                    "arbiter": self.config.dns_address, "dns_servers": self.dns_servers_view()}
+
+    def master_view(self) -> dict[str, Any]:
+        epoch, master = self.registry.election()
+        member = self.registry.member(master) if master else None
+        return {"master": master, "address": member.address if member else None, "epoch": epoch}
+
+    def dns_servers_view(self) -> dict[str, Any]:
+        """What this DNS service sees of the consensus group."""
+        return {"voters": self.registry.voters, "reachable": self.registry.reachable_voters(),
+                "leader": self.registry.leader_address(), "writable": self.registry.why_not_writable() or "yes"}
+
+
+RELAY_TIMEOUT = 2.0
+
+
+def needs_arbiter(method: str, path: str) -> bool:
+    """Requests only the arbiter answers (decisions, leases, liveness): any other DNS service relays them."""
+    return path in ("/v1/register", "/v1/heartbeat", "/v1/members") or path.startswith("/v1/members/") \
+        or (path == "/v1/master" and method == "POST")
 
 
 def _address(text: str, what: str) -> str:
@@ -233,6 +396,12 @@ def _address(text: str, what: str) -> str:
 
 def create_app(service: DnsService) -> Flask:
     app = create_service_app("dns", service.secret)
+
+    @app.before_request
+    def _relay_to_arbiter() -> Any:
+        if needs_arbiter(request.method, request.path) and not service.is_arbiter():
+            return relay(service.arbiter_url(), service.config.dns_address, RELAY_TIMEOUT)
+        return None
 
     @app.post("/v1/register")
     def register() -> Any:
@@ -253,9 +422,12 @@ def create_app(service: DnsService) -> Flask:
 
     @app.get("/v1/master")
     def master() -> Any:
-        view = service.members_view()
-        address = next((m["address"] for m in view["members"] if m["node"] == view["master"]), None)
-        return jsonify(master=view["master"], address=address, epoch=view["epoch"])
+        """From this replica: what this machine's dnsmasq answers (no arbiter needed)."""
+        return jsonify(service.master_view())
+
+    @app.get("/v1/consensus")
+    def consensus() -> Any:
+        return jsonify(service.dns_servers_view())
 
     @app.post("/v1/master")
     def handover() -> Any:

@@ -1,7 +1,11 @@
 """Find the master the way any tool would: ask the cluster DNS for `master.<suffix>`.
 
-Queries go straight to the cluster DNS server with dnspython: no system
-resolver, no cache, so a rewritten record is seen on the next query.
+Queries go straight to the cluster's DNS servers with dnspython: no system
+resolver, no cache, so a rewritten record is seen on the next query. Every
+machine runs a DNS server with the same zone; this machine's own
+(`dns_address`) is asked first and the others (`dns_servers`) in turn when it
+does not answer, so losing any one machine, the DNS node included, leaves
+names resolving.
 """
 
 from __future__ import annotations
@@ -16,24 +20,35 @@ from taskorg.config import Config
 
 
 class ResolveError(Exception):
-    """The cluster DNS did not answer, or had no record for the name."""
+    """No cluster DNS server answered, or the answer had no record for the name."""
 
 
-def resolve_all(config: Config, name: str, timeout: float = 0.5) -> list[str]:
-    """Every A record for `name` at the cluster DNS server (a UDP query, no cache)."""
+def resolve_at(config: Config, server: str, name: str, timeout: float = 0.5) -> list[str]:
+    """Every A record for `name` at one DNS server (a UDP query, no cache)."""
     query = dns.message.make_query(name, dns.rdatatype.A)
     try:
-        response = dns.query.udp(query, config.dns_address, port=config.dns_port, timeout=timeout)
+        response = dns.query.udp(query, server, port=config.dns_port, timeout=timeout)
     except (dns.exception.Timeout, OSError) as exc:
-        raise ResolveError(f"cluster DNS {config.dns_address}:{config.dns_port} did not answer for {name}: {exc}") from None
+        raise ResolveError(f"cluster DNS {server}:{config.dns_port} did not answer for {name}: {exc}") from None
     if response.rcode() != dns.rcode.NOERROR:
-        raise ResolveError(f"{name}: {dns.rcode.to_text(response.rcode())} from {config.dns_address}")
+        raise ResolveError(f"{name}: {dns.rcode.to_text(response.rcode())} from {server}")
     addresses = [item.address for rrset in response.answer if rrset.rdtype == dns.rdatatype.A for item in rrset]
     if not addresses:
-        raise ResolveError(f"{name}: no address at {config.dns_address}")
+        raise ResolveError(f"{name}: no address at {server}")
     return addresses
 
 
+def resolve_all(config: Config, name: str, timeout: float = 0.5) -> list[str]:
+    """Every A record for `name`: from the first DNS server in `config.dns_server_list` that answers."""
+    errors = []
+    for server in config.dns_server_list:
+        try:
+            return resolve_at(config, server, name, timeout)
+        except ResolveError as exc:
+            errors.append(str(exc))
+    raise ResolveError("; ".join(errors))
+
+
 def resolve_master(config: Config, timeout: float = 0.5) -> str:
-    """The master's address; ResolveError when there is none or DNS is down."""
+    """The master's address; ResolveError when there is none or no DNS server answers."""
     return resolve_all(config, config.master_name, timeout)[0]

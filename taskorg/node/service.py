@@ -52,7 +52,12 @@ class NodeService:
         self.fqdn: str | None = None
         self.role = RoleState()
         self.lock = threading.Lock()
-        self.dns = ServiceClient(config.dns_api_url, secret, timeout=max(0.3, config.lease_timeout / 2))
+        # The arbiter that answered last first (no relay), then this machine's own DNS service, then every
+        # other: any of them answers (it relays to the arbiter).
+        self.dns = {address: ServiceClient(config.url(address, config.dns_api_port), secret,
+                                           timeout=max(0.3, config.lease_timeout / 2))
+                    for address in config.dns_server_list}
+        self.arbiter: str | None = None
         self.master = ServiceClient(config.url(self.address, config.master_port), secret, timeout=0.3)
         # The replica position each heartbeat carries: the master service's answer to the last role
         # push (one heartbeat old at most), asked for directly only until the first answer.
@@ -65,13 +70,13 @@ class NodeService:
         delay = 0.2
         while True:
             try:
-                answer = self.dns.post("/v1/register", to_wire(Registration(
+                answer = self._dns_post("/v1/register", to_wire(Registration(
                     identity=self.identity, address=self.address, labels=dict(self.config.node_labels))))
                 break
             except (ServiceUnavailable, ServiceError) as exc:
                 if not wait:
                     raise
-                log.warning("cannot register yet", extra={"dns": self.config.dns_api_url, "error": str(exc)})
+                log.warning("cannot register yet", extra={"dns": self.config.dns_server_list, "error": str(exc)})
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self.node, self.fqdn = answer["node"], answer["fqdn"]
@@ -82,6 +87,26 @@ class NodeService:
         tmp.write_text(json.dumps(identity))
         os.replace(tmp, path)
         log.info("registered", extra=identity)
+
+    def _dns_post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST to the first DNS service that answers: unreachable or 503 (no arbiter there) means the next."""
+        failure: Exception = ServiceUnavailable("no DNS server configured")
+        order = ([self.arbiter] if self.arbiter in self.dns else []) + [a for a in self.dns if a != self.arbiter]
+        self.arbiter = None  # until an answer names it again
+        for address in order:
+            try:
+                answer = self.dns[address].post(path, body)
+            except ServiceUnavailable as exc:
+                failure = exc
+                continue
+            except ServiceError as exc:
+                if exc.status != 503:
+                    raise
+                failure = exc
+                continue
+            self.arbiter = answer.get("arbiter") if isinstance(answer, dict) else None
+            return answer
+        raise failure
 
     # ---- periodic work ----------------------------------------------------------
     def start(self) -> None:
@@ -103,7 +128,7 @@ class NodeService:
         sent_at = time.monotonic()
         beat = Heartbeat(node=self.node, address=self.address, replica=self.replica or ReplicaPosition(0, 0))
         try:
-            answer = convert(self.dns.post("/v1/heartbeat", to_wire(beat)), HeartbeatAnswer, "heartbeat answer")
+            answer = convert(self._dns_post("/v1/heartbeat", to_wire(beat)), HeartbeatAnswer, "heartbeat answer")
         except ServiceError as exc:
             if exc.status == 404:
                 self.register(wait=False)

@@ -2,8 +2,10 @@
 
 Each round does one of: power loss of the master node (SIGKILL of its
 processes and its containers), power loss of another node, a hang of the
-master node (SIGSTOP for longer than the lease, then SIGCONT), or a restart
-of the DNS service. After each round settles it checks what the user was
+master node (SIGSTOP for longer than the lease, then SIGCONT), a restart
+of the DNS node's DNS service, a power loss of the DNS node (its DNS service
+and dnsmasq, for a second or two), or a hang of the DNS node (the arbiter
+while it lives: it is cut off from the others, then comes back). After each round settles it checks what the user was
 promised: every acknowledged task runs (or finished) exactly as many times
 as it should, none is missing, `master.<suffix>` names a living node; and at
 the end, from the nodes' lease log, that no two masters ever held a valid
@@ -12,8 +14,10 @@ lease at the same moment.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -32,7 +36,7 @@ pytestmark = pytest.mark.cluster
 ROUNDS = 32
 TIME_CAP = 600.0  # seconds for the whole loop; it stops by itself
 SETTLE = 30.0
-ACTIONS = ("kill_master", "kill_other", "hang_master", "restart_dns")
+ACTIONS = ("kill_master", "kill_other", "hang_master", "restart_dns", "power_off_dns_node", "hang_dns_node")
 
 
 class Submitter(threading.Thread):
@@ -131,9 +135,11 @@ def check_leases(path: Path) -> tuple[int, list[str]]:
     return len(epochs), problems
 
 
-def test_chaos_rounds_lose_nothing_and_never_split_the_brain(cluster_factory: Any, tmp_path: Path) -> None:
-    lease_log = Path("/tmp") / f"taskorg-leases-{tmp_path.name}.log"
-    lease_log.unlink(missing_ok=True)
+def test_chaos_rounds_lose_nothing_and_never_split_the_brain(cluster_factory: Any) -> None:
+    # A name of its own: another session's chaos test (same tmp_path name) must not write into it.
+    handle, name = tempfile.mkstemp(prefix="taskorg-leases-", suffix=".log", dir="/tmp")
+    os.close(handle)
+    lease_log = Path(name)
     cluster: LocalCluster = cluster_factory(3, settings={"lease_log": str(lease_log), "log_level": "info"})
     config = cluster.config
     submitter = Submitter(cluster, limit=250)
@@ -161,8 +167,16 @@ def test_chaos_rounds_lose_nothing_and_never_split_the_brain(cluster_factory: An
                 cluster.pause_node(master_index)
                 time.sleep(config.lease_timeout * 3 + rng.uniform(0, 1.5))
                 cluster.resume_node(master_index)
-            else:
+            elif action == "restart_dns":
                 cluster.restart_dns()
+            elif action == "power_off_dns_node":
+                cluster.kill_dns_node()
+                time.sleep(rng.uniform(1.0, 2.5))
+                cluster.start_dns()
+            else:
+                cluster.kill_dns_node(signal.SIGSTOP)
+                time.sleep(config.lease_timeout * 3 + rng.uniform(0, 1.5))
+                cluster.kill_dns_node(signal.SIGCONT)
             # Submissions ran during the action; hold them while the round settles.
             with submitter.hold:
                 wait_until(lambda: settled(cluster, dict(submitter.acked)), SETTLE,

@@ -94,9 +94,12 @@ def test_config_template_renders_a_config_taskorg_accepts(tmp_path: Path) -> Non
                             capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     node = load_config(tmp_path / "pi1.yaml", environ={})
-    assert (node.address, node.dns_address, dict(node.labels)) == ("10.9.8.11", "10.9.8.2", {"gpu": "true"})
+    # Every machine runs a DNS server and asks its own first; the DNS node (the witness) is listed first.
+    assert (node.address, node.dns_address, dict(node.labels)) == ("10.9.8.11", "10.9.8.11", {"gpu": "true"})
+    assert node.dns_servers == ("10.9.8.2", "10.9.8.11") and node.witness_address == "10.9.8.2"
     dns = load_config(tmp_path / "dns1.yaml", environ={})
     assert dns.address == dns.dns_address == "10.9.8.2" and dns.manage_dnsmasq is False
+    assert dns.dns_servers == node.dns_servers and dns.consensus_voters == node.consensus_voters == 0
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -1,0 +1,84 @@
+"""The replicated registry: real PySyncObj voters in this process, on loopback.
+
+Per docs/architecture.md "Every machine runs the DNS service": a change made
+through any DNS service is on every replica (a non-voting one too); exactly
+one service is arbiter; a minority refuses a change at once with an error
+that names the reason.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from taskorg.dns.replicated import NoQuorum, ReplicatedRegistry
+from tests.helpers import wait_until
+
+PORT = 24411
+
+
+def free_block() -> str:
+    for third in range(150, 200):
+        try:
+            for host in (1, 2, 3, 4):
+                probe = socket.socket()
+                try:
+                    probe.bind((f"127.0.{third}.{host}", PORT))
+                finally:
+                    probe.close()
+        except OSError:
+            continue
+        return f"127.0.{third}"
+    raise RuntimeError("no free loopback block for the replicated registry test")
+
+
+def until(check: Callable[[], object], what: str = "the replicas to agree") -> object:
+    return wait_until(check, 10.0, what, interval=0.02)
+
+
+@pytest.fixture
+def group(tmp_path: Path) -> Iterator[list[ReplicatedRegistry]]:
+    block = free_block()
+    voters = [f"{block}.{i}" for i in (1, 2, 3)]
+    replicas = [ReplicatedRegistry(a, voters, PORT, tmp_path / a) for a in voters + [f"{block}.4"]]
+    try:
+        until(lambda: all(r.leader_address() for r in replicas))
+        yield replicas
+    finally:
+        for replica in replicas:
+            replica.close()
+
+
+def test_a_change_through_any_service_reaches_every_replica(group: list[ReplicatedRegistry]) -> None:
+    leader = group[0].leader_address()
+    follower = next(r for r in group[:3] if r.me != leader)
+    member, new = follower.register("aa:bb@10.0.0.2", "10.0.0.2", {"arch": "arm64"})
+    assert (member.node, new) == ("node1", True)
+    member, new = group[3].register("aa:cc@10.0.0.3", "10.0.0.3", {})  # through the non-voting replica
+    assert (member.node, new) == ("node2", True)
+    group[3].record_election(1, "node1", "first master", None)
+    until(lambda: all(r.election() == (1, "node1") and len(r.members()) == 2 for r in group))
+    assert group[1].register("aa:bb@10.0.0.2", "10.0.0.9", {})[0].node == "node1"  # names are stable
+    until(lambda: all(r.member("node1").address == "10.0.0.9" for r in group))  # type: ignore[union-attr]
+    assert [e["kind"] for e in group[2].events()] == ["master_elected"]
+
+
+def test_exactly_one_voter_is_arbiter_and_never_a_read_only_replica(group: list[ReplicatedRegistry]) -> None:
+    until(lambda: sum(r.is_arbiter() for r in group) == 1)
+    assert not group[3].is_arbiter()
+
+
+def test_a_minority_refuses_changes_at_once_naming_why(group: list[ReplicatedRegistry]) -> None:
+    lone = group[0]
+    for replica in group[1:3]:
+        replica.close()
+    until(lambda: lone.why_not_writable() is not None)
+    started = time.monotonic()
+    with pytest.raises(NoQuorum, match=r"no quorum: the DNS service at .* reaches 1 of 3 voters"):
+        lone.register("aa:dd@10.0.0.4", "10.0.0.4", {})
+    assert time.monotonic() - started < 0.1
+    until(lambda: not lone.is_arbiter())
