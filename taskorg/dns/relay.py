@@ -10,11 +10,13 @@ arbiter when the relay lands refuses it instead of relaying it again.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from flask import Response, request
 
 from taskorg.net.server import ApiError
+from taskorg.security import tls as tls_material
 
 RELAYED_HEADER = "X-Taskorg-Relayed-By"
 
@@ -28,6 +30,8 @@ def relay(arbiter_url: str, me: str, timeout: float) -> Response:
                                "Content-Type": request.headers.get("Content-Type", "application/json")}
     session = requests.Session()
     session.trust_env = False  # cluster traffic never goes through a proxy
+    # Over TLS this hop is made by this DNS service, a node: its own certificate, the arbiter checked.
+    tls_material.mount(session, urlsplit(arbiter_url).hostname or "", None)
     try:
         answer = session.request(request.method, f"{arbiter_url}{request.full_path.rstrip('?')}",
                                   data=request.get_data(), headers=headers, timeout=(0.3, timeout))
