@@ -7,7 +7,9 @@ return and sends the slave commands that follow. All state changes go through
 `commit`, which refuses once the lease has run out (the master fences itself)
 and hands the change to the replicator. Slave commands run on a thread pool
 outside the lock; their answers come back in as container states, exactly
-like reports, so there is one path for truth.
+like reports, so there is one path for truth. Beside it: the group commit
+of submissions (`submissions`), client actions on jobs and tasks and the
+pruning (`jobs`), the recovery at activation (`activation`).
 """
 
 from __future__ import annotations
@@ -15,24 +17,27 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable
 
 import msgspec
 
 from taskorg.config import Config
 from taskorg.logs import get_logger
-from taskorg.master import placement, retention, state
+from taskorg.master import placement, state
+from taskorg.master.activation import recover
+from taskorg.master.jobs import JobActions
 from taskorg.master.members import MemberCache
 from taskorg.master.plan import Membership, membership_events, node_views, plan, reserve
 from taskorg.master.reconcile import RUNNING_GRACE, START_GRACE, Listing, reconcile
 from taskorg.master.replication import Replicator
 from taskorg.master.role import NotMaster, Role, current_master, named_master_by_dns, not_master_message, wait_valid
-from taskorg.master.slaves import SlaveClient, answers_as_they_come, quietly
+from taskorg.master.slaves import SlaveClient
 from taskorg.master.specs import SpecCache
 from taskorg.master.telemetry import TelemetryBook
 from taskorg.master.state import HistoryEvent, Instance, NoSuchTask, Record, StartKey
 from taskorg.master.store import Store
+from taskorg.master.submissions import GroupCommit, Submission
 from taskorg.net.client import ServiceError, ServiceUnavailable
 from taskorg.protocol import ContainerState, ProtocolError, StartOrder, Telemetry
 from taskorg.spec import JobSpec, TaskSpec
@@ -41,24 +46,11 @@ __all__ = ["Engine", "NoSuchTask", "NotMaster", "Role", "RUNNING_GRACE", "START_
 
 log = get_logger("master")
 MAX_START_ANSWERS = 50_000
-PRUNE_EVERY = 60.0  # seconds between automatic prunes of finished jobs
-PRUNE_BATCH = 500  # delete changes per commit: a big prune never holds the lock for long at once
 
 
 def parse_spec(text: str) -> TaskSpec:
     """A stored spec (our own canonical JSON) as a TaskSpec."""
     return msgspec.json.decode(text, type=TaskSpec)
-
-
-@dataclasses.dataclass
-class Submission:
-    """One submission waiting for a group commit, and what became of it."""
-
-    job: JobSpec
-    source: str
-    request_id: str | None
-    answer: dict[str, Any] | None = None
-    error: BaseException | None = None
 
 
 class Engine:
@@ -90,10 +82,8 @@ class Engine:
         # Start answers by the slave's own clock (`answered`), until a report listed after them comes:
         # a report listed before a start cannot show its container, however late it arrives.
         self.start_answers: dict[StartKey, float] = {}
-        self.pruned_at = 0.0  # wall clock of the last automatic prune
-        # Submissions waiting to be committed together (see `submit`).
-        self.submissions_lock = threading.Lock()
-        self.submissions: list[Submission] = []
+        self.group_commit = GroupCommit(self.lock, store, self.commit, clock)
+        self.jobs = JobActions(self)  # preview, cancel, restart, prune
 
     # ---- role --------------------------------------------------------------------------
     def set_role(self, active: bool, epoch: int, lease_until: float, master: str | None,
@@ -167,166 +157,39 @@ class Engine:
             self.commit([HistoryEvent(None, None, "master_activated", self.role.node, f"epoch {epoch}", self.clock())])
         # Stream first: submissions are accepted (and must be replicated) while we reconcile.
         self.replicator.start(epoch)
-        self.members.refresh()
-        living = self.members.alive_nodes()
-        for node in living:
-            self.pool.submit(quietly, self.slaves.fence, node, epoch)
-        # Each node's containers (to reconcile) and telemetry (placement needs it; reports bring it only
-        # every report_interval), used as each answers.
-        calls: dict[tuple[str, str], Future[Any]] = {}
-        for node in living:
-            calls[(node, "telemetry")] = self.pool.submit(self.slaves.telemetry, node)
-            calls[(node, "containers")] = self.pool.submit(self.slaves.containers, node)
-        for (node, kind), answer in answers_as_they_come(calls):
-            if kind == "telemetry":
-                self.telemetry_book.store(node, answer)
-            else:
-                self.on_report(node, answer.containers, None)
+        recover(self, epoch)
         log.warning("master active", extra={"epoch": epoch, "node": self.role.node, "position": self.store.position(),
                                             "reconciled_in": round(time.monotonic() - started, 3)})
         self.kick.set()
 
     # ---- submissions and actions --------------------------------------------------------------
-    def submit(self, job: JobSpec, source: str, request_id: str | None = None) -> dict[str, Any]:
-        """Store a job; a retried request (same `request_id`) gets the first answer again.
+    @property
+    def submissions(self) -> list[Submission]:
+        """Submissions waiting for the next group commit."""
+        return self.group_commit.waiting
 
-        Group commit: submissions that wait for the lock at the same moment are committed together by
-        whichever gets it first, in one transaction (one fsync) and so one replication round; nothing
-        waits for a beat to gather them, they gather while the lock is busy.
-        """
-        mine = Submission(job, source, request_id)
-        with self.submissions_lock:
-            self.submissions.append(mine)
-        with self.lock:
-            if mine.answer is None and mine.error is None:
-                self._commit_submissions()
-        if mine.error is not None:
-            raise mine.error
-        answer = dict(mine.answer or {})
+    def submit(self, job: JobSpec, source: str, request_id: str | None = None) -> dict[str, Any]:
+        """Store a job (committed with those submitted at the same moment, see `submissions`), wait for a
+        standby to hold it; a retried request (same `request_id`) gets the first answer again."""
+        answer = self.group_commit.submit(job, source, request_id)
         answer["replicated"] = self.replicator.wait_for(answer["seq"], self.config.replication_timeout)
         self.kick.set()
         return answer
 
-    def _commit_submissions(self) -> None:
-        """Commit every queued submission in one transaction (under the engine lock); answer each."""
-        with self.submissions_lock:
-            batch, self.submissions = self.submissions, []
-        now = self.clock()
-        records: list[Record] = []
-        by_request: dict[str, dict[str, Any]] = {}
-        for sub in batch:
-            known = state.job_by_request(self.store, sub.request_id) if sub.request_id else None
-            if known:
-                sub.answer = {"job": known["id"], "name": known["name"], "seed": known["seed"],
-                              "tasks": state.job_tasks(self.store, known["id"]), "repeated": True}
-            elif sub.request_id in by_request:  # the same request twice in one batch: one job
-                sub.answer = {**by_request[sub.request_id], "repeated": True}
-            else:
-                job_records, sub.answer = state.job_records(sub.job, sub.source, sub.request_id, now)
-                records += job_records
-                if sub.request_id:
-                    by_request[sub.request_id] = sub.answer
-        try:
-            seq = self.commit(records)
-        except BaseException as exc:
-            for sub in batch:
-                sub.answer, sub.error = None, exc
-            return
-        for sub in batch:
-            sub.answer = {**(sub.answer or {}), "seq": seq}
-
     def cancel(self, task_id: str) -> dict[str, Any]:
-        with self.lock:
-            self.require_active()
-            task = state.task(self.store, task_id)
-            if task.desired == "cancelled":
-                return {"id": task_id, "status": task.status}
-            records, status = state.cancel_records(task, state.instances(self.store, task_id), self.clock())
-            self.commit(records)
-            nodes = self._nodes_of(task_id)
-        self._stop_task_on(nodes, task_id)
-        return {"id": task_id, "status": status}
+        return self.jobs.cancel(task_id)
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
-        """Cancel every task of a job in one commit; each task's status after."""
-        with self.lock:
-            self.require_active()
-            records: list[Record] = []
-            answers, nodes = [], {}
-            for task_id in state.job_task_ids(self.store, job_id):
-                task = state.task(self.store, task_id)
-                if task.desired != "cancelled":
-                    cancelled, task_status = state.cancel_records(task, state.instances(self.store, task_id),
-                                                                  self.clock())
-                    records += cancelled
-                    nodes[task_id] = self._nodes_of(task_id)
-                else:
-                    task_status = task.status
-                answers.append({"id": task_id, "status": task_status})
-            self.commit(records)
-        for task_id, on in nodes.items():
-            self._stop_task_on(on, task_id)
-        return {"id": job_id, "tasks": answers}
+        return self.jobs.cancel_job(job_id)
 
     def restart(self, task_id: str) -> dict[str, Any]:
-        with self.lock:
-            self.require_active()
-            task = state.task(self.store, task_id)
-            spec = self.specs.get(task.id, task.spec)
-            records, status = state.restart_records(task, spec, state.instances(self.store, task_id), self.clock())
-            self.commit(records)
-            nodes = self._nodes_of(task_id)
-        self._stop_task_on(nodes, task_id)
-        self.kick.set()
-        return {"id": task_id, "status": status}
-
-    def _nodes_of(self, task_id: str) -> set[str]:
-        return {i.node for i in state.instances(self.store, task_id) if i.node}
-
-    def _stop_task_on(self, nodes: set[str], task_id: str) -> None:
-        for node in nodes:
-            self.pool.submit(quietly, self.slaves.stop_task, node, self.role.epoch, task_id)
+        return self.jobs.restart(task_id)
 
     def prune(self) -> dict[str, int]:
-        """Remove finished jobs past their retention (and old node events), as replicated delete changes."""
-        self.require_active()
-        removed = {"jobs": 0, "events": 0}
-        with self.lock:
-            now = self.clock()
-            jobs = retention.jobs_to_remove(state.finished_jobs(self.store), now, self.config.retain_finished_for,
-                                            self.config.retain_finished_jobs)
-            events = retention.cluster_events_to_remove(state.cluster_events(self.store), now,
-                                                        self.config.retain_finished_for)
-            changes = state.removal_changes(jobs, events)
-            for start in range(0, len(changes), PRUNE_BATCH):
-                self.commit(changes[start:start + PRUNE_BATCH])
-            removed = {"jobs": len(jobs), "events": len(events)}
-        if jobs or events:
-            log.info("pruned finished jobs", extra=removed)
-        return removed
-
-    def _prune_if_due(self) -> None:
-        now = self.clock()
-        if now - self.pruned_at >= PRUNE_EVERY:
-            self.pruned_at = now
-            self.pool.submit(self._prune_quietly)
-
-    def _prune_quietly(self) -> None:
-        try:
-            self.prune()
-        except NotMaster:
-            pass  # the next master prunes
-        except Exception:
-            log.exception("pruning finished jobs failed")
+        return self.jobs.prune()
 
     def preview(self, job: JobSpec) -> dict[str, list[str | None]]:
-        self.members.refresh()
-        nodes = self.node_views()
-        placements: dict[str, list[str | None]] = {}
-        for spec in job.tasks:
-            chosen = [placement.choose(f"preview-{spec.name}", spec, nodes)[0] for _ in range(spec.instance_count)]
-            placements[spec.name] = [node.name if node else None for node in chosen]
-        return placements
+        return self.jobs.preview(job)
 
     def slave_logs(self, node: str, task_id: str, index: int, tail: int) -> str:
         return self.slaves.logs(node, task_id, index, tail)
@@ -377,7 +240,7 @@ class Engine:
         for node, address, order in starts:
             self.starts_in_flight.add((order.task_id, order.index, order.attempt))
             self.pool.submit(self._start, str(node), address, order)
-        self._prune_if_due()
+        self.jobs.prune_if_due()
 
     def node_views(self) -> list[placement.NodeView]:
         """Placeable nodes (alive, active, reporting) with what is already reserved on them."""
