@@ -18,7 +18,7 @@ from typing import Any, Callable
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, SyncObjException, replicated
 from pysyncobj.monotonic import monotonic as engine_clock  # its own clock (not time.monotonic's)
 
-from taskorg.dns.registry import Member
+from taskorg.dns.members import Member
 
 # Raft timings: a leader heartbeat every 0.1 s, a new leader 0.5-1 s after the old one fell silent.
 APPEND_ENTRIES_PERIOD = 0.1
@@ -89,7 +89,7 @@ class ClusterBook(SyncObjConsumer):
 
 
 class ReplicatedRegistry:
-    """The registry's interface (`taskorg.dns.registry.Registry`) over the replicated book."""
+    """The registry's interface (`taskorg.dns.store.Registry`) over the replicated book."""
 
     def __init__(self, me: str, voters: list[str], port: int, workdir: Path, write_timeout: float = 1.0) -> None:
         workdir.mkdir(parents=True, exist_ok=True)

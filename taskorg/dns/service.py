@@ -1,4 +1,4 @@
-"""The DNS service process: HTTP API, lease ticks, record publishing.
+"""The DNS service process: its decisions, lease ticks and lifecycle.
 
 Every machine runs one, with its own dnsmasq, serving the zone from its
 replica of the cluster state (`taskorg.dns.replicated`). The one that leads
@@ -8,7 +8,8 @@ One lock serialises every decision (registration, heartbeat, election), so
 the arbiter's state, the committed epoch and the published record always
 agree. Ticks run on apscheduler every 50 ms: election latency is a direct
 part of failover time, and a replica publishes what it applied on its next
-tick.
+tick. The HTTP routes are in `taskorg.dns.api`, the publishing of records
+in `taskorg.dns.records`.
 """
 
 from __future__ import annotations
@@ -19,21 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from flask import Flask, Response, jsonify, request
 
 from taskorg.config import Config
+from taskorg.dns.api import create_app
 from taskorg.dns.arbiter import Arbiter, Election, Liveness
-from taskorg.dns.dnsmasq import Dnsmasq
-from taskorg.dns.publisher import Publisher
-from taskorg.dns.registry import Registry
-from taskorg.dns.relay import relay
+from taskorg.dns.records import Records
 from taskorg.dns.replicated import NoQuorum, ReplicatedRegistry
+from taskorg.dns.store import carry_over
 from taskorg.dns.voters import voter_count
 from taskorg.logs import get_logger
-from taskorg.net.client import ServiceClient
-from taskorg.net.server import ApiError, create_service_app, json_body, serve, typed_body
-from taskorg.protocol import (Heartbeat, HeartbeatAnswer, Lease, ProtocolError, Registration, checked_address,
-                              encode)
+from taskorg.net.server import ApiError, serve
+from taskorg.protocol import HeartbeatAnswer, Lease
 from taskorg.secret import read_secret
 
 log = get_logger("dns")
@@ -57,9 +54,7 @@ class DnsService:
                                            Path(config.state_dir) / "dns" / "raft")
         # Set only while this service is the arbiter (taken over from the committed decision).
         self.arbiter: Arbiter | None = None
-        self.dnsmasq = Dnsmasq(config)
-        self.publisher = Publisher(config, self.dnsmasq)
-        self.published = -1  # the replica's change count last published
+        self.records = Records(config, secret, self.registry, self.lock)
         self.dead: set[str] = set()
         self.scheduler = BackgroundScheduler(daemon=True)
 
@@ -76,7 +71,7 @@ class DnsService:
         """
         try:
             self.registry.add_event("arbiter", address=self.config.dns_address)
-            self._carry_over_sqlite_registry()
+            carry_over(Path(self.config.state_dir) / "dns" / "registry.db", self.registry)
         except NoQuorum as exc:
             log.warning("cannot take over as arbiter yet", extra={"reason": str(exc)})
             return None
@@ -92,28 +87,6 @@ class DnsService:
         log.warning("arbiter: this DNS service now grants the master lease",
                     extra={"address": self.config.dns_address, "epoch": epoch, "master": master})
         return arbiter
-
-    def _carry_over_sqlite_registry(self) -> None:
-        """A cluster from before the replicated state (one DNS service, SQLite) keeps its names and epoch.
-
-        Members are registered again in number order into the empty replicated
-        state, so each gets the number it had (numbers were never reused).
-        """
-        path = Path(self.config.state_dir) / "dns" / "registry.db"
-        if self.registry.members(include_left=True) or not path.exists():
-            return
-        old = Registry(path)
-        try:
-            for member in old.members(include_left=True):
-                self.registry.register(member.identity, member.address, member.labels)
-                if member.state != "active":
-                    self.registry.set_state(member.node, member.state)
-            epoch, master = old.election()
-            if master:
-                self.registry.record_election(epoch, master, f"carried over from {path}", None)
-        finally:
-            old.close()
-        log.warning("carried the SQLite registry over into the replicated state", extra={"path": str(path)})
 
     def is_arbiter(self) -> bool:
         return self.arbiter is not None and self.registry.is_arbiter()
@@ -144,16 +117,10 @@ class DnsService:
 
     # ---- lifecycle ----------------------------------------------------------
     def start(self) -> None:
-        self.dnsmasq.start()
-        with self.lock:
-            # The replica is empty until the group's leader reaches it: keep serving the zone this
-            # machine last published (right, or one change behind) rather than an empty one.
-            if not self.publisher.path.exists():
-                self.publish()
-            self.published = self.registry.applied
+        self.records.start()
         self.scheduler.add_job(self.tick, "interval", seconds=TICK_SECONDS, max_instances=1, coalesce=True)
-        self.scheduler.add_job(self.check_records, "interval", seconds=RECORD_CHECK_SECONDS, max_instances=1,
-                               coalesce=True)
+        self.scheduler.add_job(self.records.check, "interval", args=(lambda: self.arbiter,),
+                               seconds=RECORD_CHECK_SECONDS, max_instances=1, coalesce=True)
         self.scheduler.add_job(self.prefer_witness, "interval", seconds=WITNESS_OFFER_SECONDS, max_instances=1,
                                coalesce=True)
         self.scheduler.start()
@@ -176,7 +143,7 @@ class DnsService:
             if election:
                 self.commit(election)
             else:
-                self.publish()
+                self.records.publish()
             return {"node": member.node, "number": member.number, "fqdn": f"{member.node}.{self.config.suffix}",
                     "epoch": arbiter.epoch, "master": arbiter.master}
 
@@ -198,7 +165,7 @@ class DnsService:
                 raise ApiError(410, f"{node} has left the cluster: `taskorg node activate {node}` takes it back")
             if address and address != member.address:
                 self._committed(self.registry.register, member.identity, address, member.labels)
-                self.publish()
+                self.records.publish()
             answer = arbiter.heartbeat(node, replica, address)
             if node in self.dead:
                 self.dead.discard(node)
@@ -220,9 +187,7 @@ class DnsService:
                 if election:
                     self.commit(election)
                 self._note_deaths()
-            if self.registry.applied != self.published:
-                self.published = self.registry.applied
-                self.publish()
+            self.records.catch_up()
 
     def prefer_witness(self) -> None:
         """While the witness lives, it is the arbiter: then losing a regular node, the master's included,
@@ -233,7 +198,7 @@ class DnsService:
             self.registry.offer_leadership(witness)
 
     def commit(self, election: Election) -> None:
-        """Commit (a majority of voters holds it), then publish, then nudge the new master: in that order.
+        """Commit (a majority of voters holds it), then publish and nudge the new master: in that order.
 
         Without a quorum the decision is dropped whole: the arbiter forgets it
         (it is no arbiter any more; the next one starts from what was committed).
@@ -244,12 +209,7 @@ class DnsService:
             log.warning("election not committed", extra={"master": election.master, "reason": str(exc)})
             self.arbiter = None
             return
-        log.warning("master elected", extra={"epoch": election.epoch, "master": election.master,
-                                             "previous": election.previous, "reason": election.reason})
-        self.publish()
-        member = self.registry.member(election.master)
-        if member:
-            threading.Thread(target=self._wake, args=(member.address,), daemon=True).start()
+        self.records.announce(election)
 
     def handover(self, node: str) -> dict[str, Any]:
         with self.lock:
@@ -280,54 +240,8 @@ class DnsService:
                         arbiter.request_handover(others[0])
             if state == "left":
                 arbiter.forget(node)
-                self.publish()
+                self.records.publish()
             return {"node": node, "state": state}
-
-    # ---- publishing -------------------------------------------------------------
-    def publish(self) -> None:
-        """This machine's dnsmasq answers what this replica holds (committed decisions only)."""
-        members = self.registry.members()
-        nodes = {m.node: m.address for m in members}
-        master = self.registry.election()[1]
-        self.publisher.publish(nodes.get(master) if master else None, nodes)
-
-    def check_records(self) -> None:
-        """Every second: a hand edit of the master record is a handover; else dnsmasq answers our decision."""
-        with self.lock:
-            if self.arbiter is not None and self._follow_hand_edit(self.arbiter):
-                return
-            master = self.registry.election()[1]
-            address = next((m.address for m in self.registry.members() if m.node == master), None)
-        if address and self.dnsmasq.alive():
-            if not self.publisher.ensure_master(address, wait=0.1):
-                with self.lock:
-                    self.publisher.force_rewrite()
-                    self.publish()
-
-    def _follow_hand_edit(self, arbiter: Arbiter) -> bool:
-        """Someone rewrote `master.<suffix>` in our hosts file: hand the role to the node it names.
-
-        The usual election path does the rest (the holder steps down, its
-        lease lapses, the epoch goes up, the record is published again), so
-        fencing holds exactly as for any other change of master. An edit that
-        names no living active member is undone instead.
-        """
-        address = self.publisher.edited_master()
-        if address is None:
-            return False
-        target = next((m.node for m in self.registry.members() if m.address == address and m.state == "active"), None)
-        if target is None or not arbiter.alive(target, self.config.lease_timeout):
-            log.warning("master record edited by hand to a node that cannot be master; restoring it",
-                        extra={"address": address})
-            self.publisher.force_rewrite()
-            self.publish()
-            return True
-        if target != arbiter.master:
-            log.warning("master record edited by hand: handing the master role over",
-                        extra={"to": target, "master": arbiter.master})
-            arbiter.request_handover(target)
-        self.publisher.adopt_edit()
-        return True
 
     def _note_deaths(self) -> None:
         arbiter = self.arbiter
@@ -338,15 +252,6 @@ class DnsService:
                 self.dead.add(member.node)
                 self._event("node_dead", node=member.node)
                 log.warning("node dead", extra={"node": member.node})
-
-    def _wake(self, address: str) -> None:
-        client = ServiceClient(self.config.url(address, self.config.node_port), self.secret, timeout=0.5)
-        try:
-            client.post("/v1/wake")
-        except Exception:  # best effort: the node also polls
-            pass
-        finally:
-            client.close()
 
     # ---- views ------------------------------------------------------------------
     def members_view(self) -> dict[str, Any]:
@@ -376,83 +281,6 @@ class DnsService:
         """What this DNS service sees of the consensus group."""
         return {"voters": self.registry.voters, "reachable": self.registry.reachable_voters(),
                 "leader": self.registry.leader_address(), "writable": self.registry.why_not_writable() or "yes"}
-
-
-RELAY_TIMEOUT = 2.0
-
-
-def needs_arbiter(method: str, path: str) -> bool:
-    """Requests only the arbiter answers (decisions, leases, liveness): any other DNS service relays them."""
-    return path in ("/v1/register", "/v1/heartbeat", "/v1/members") or path.startswith("/v1/members/") \
-        or (path == "/v1/master" and method == "POST")
-
-
-def _address(text: str, what: str) -> str:
-    try:
-        return checked_address(text, what)
-    except ProtocolError as exc:
-        raise ApiError(400, str(exc)) from None
-
-
-def create_app(service: DnsService) -> Flask:
-    app = create_service_app("dns", service.secret)
-
-    @app.before_request
-    def _relay_to_arbiter() -> Any:
-        if needs_arbiter(request.method, request.path) and not service.is_arbiter():
-            return relay(service.arbiter_url(), service.config.dns_address, RELAY_TIMEOUT)
-        return None
-
-    @app.post("/v1/register")
-    def register() -> Any:
-        message = typed_body(Registration, "registration")
-        return jsonify(service.register(message.identity, _address(message.address, "registration"),
-                                        dict(message.labels)))
-
-    @app.post("/v1/heartbeat")
-    def heartbeat() -> Any:
-        beat = typed_body(Heartbeat, "heartbeat")
-        address = _address(beat.address, "heartbeat") if beat.address else ""
-        answer = service.heartbeat(beat.node, address, (beat.replica.epoch, beat.replica.seq))
-        return Response(encode(answer), mimetype="application/json")
-
-    @app.get("/v1/members")
-    def members() -> Any:
-        return jsonify(service.members_view())
-
-    @app.get("/v1/master")
-    def master() -> Any:
-        """From this replica: what this machine's dnsmasq answers (no arbiter needed)."""
-        return jsonify(service.master_view())
-
-    @app.get("/v1/consensus")
-    def consensus() -> Any:
-        return jsonify(service.dns_servers_view())
-
-    @app.post("/v1/master")
-    def handover() -> Any:
-        return jsonify(service.handover(str(json_body(("node",))["node"])))
-
-    @app.post("/v1/members/<node>/drain")
-    def drain(node: str) -> Any:
-        return jsonify(service.set_state(node, "draining"))
-
-    @app.post("/v1/members/<node>/activate")
-    def activate(node: str) -> Any:
-        return jsonify(service.set_state(node, "active"))
-
-    @app.post("/v1/members/<node>/leave")
-    def leave(node: str) -> Any:
-        return jsonify(service.set_state(node, "left"))
-
-    @app.get("/v1/events")
-    def events() -> Any:
-        since = request.args.get("since", "0")
-        if not since.isdigit():
-            raise ApiError(400, f"since: expected an event id (a whole number), got {since!r}")
-        return jsonify(events=service.registry.events(int(since)))
-
-    return app
 
 
 def run(config: Config) -> None:

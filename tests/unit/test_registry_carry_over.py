@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from taskorg.config import load_config
-from taskorg.dns.registry import Registry
+from taskorg.dns.store import Registry
 from taskorg.dns.service import DnsService
 from tests.helpers import free_loopback_block, wait_until
 

@@ -1,13 +1,12 @@
-"""The member registry and election record, in SQLite on the DNS node (before issue 13).
+"""The member registry and election record in SQLite, as the DNS node kept them before issue 13.
 
 Today the DNS services replicate this state (taskorg.dns.replicated); this
-module keeps the `Member` record and reads an older cluster's registry.db
-once, when it is carried over.
+module is the one place the DNS service speaks SQL: it reads an older
+cluster's registry.db once, when the first arbiter carries it over into the
+replicated state (`carry_over`).
 
-Names are stable: an identity (MAC address, or MAC@address where machines
-share a MAC, as loopback test nodes do) keeps its node number forever. The
-epoch and master are persisted *before* the DNS record is rewritten, so a
-restarted DNS service never goes back in time.
+The epoch and master were persisted *before* the DNS record was rewritten,
+so a restarted DNS service never went back in time.
 """
 
 from __future__ import annotations
@@ -16,9 +15,14 @@ import json
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from taskorg.dns.members import Member
+from taskorg.dns.replicated import ReplicatedRegistry
+from taskorg.logs import get_logger
+
+log = get_logger("dns")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS members (
@@ -37,19 +41,6 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL
 );
 """
-
-
-@dataclass(frozen=True)
-class Member:
-    number: int
-    identity: str
-    address: str
-    labels: dict[str, str]
-    state: str  # active | draining | left
-
-    @property
-    def node(self) -> str:
-        return f"node{self.number}"
 
 
 class Registry:
@@ -127,3 +118,25 @@ class Registry:
 
     def close(self) -> None:
         self._db.close()
+
+
+def carry_over(path: Path, registry: ReplicatedRegistry) -> None:
+    """A cluster from before the replicated state (one DNS service, SQLite) keeps its names and epoch.
+
+    Members are registered again in number order into the empty replicated
+    state, so each gets the number it had (numbers were never reused).
+    """
+    if registry.members(include_left=True) or not path.exists():
+        return
+    old = Registry(path)
+    try:
+        for member in old.members(include_left=True):
+            registry.register(member.identity, member.address, member.labels)
+            if member.state != "active":
+                registry.set_state(member.node, member.state)
+        epoch, master = old.election()
+        if master:
+            registry.record_election(epoch, master, f"carried over from {path}", None)
+    finally:
+        old.close()
+    log.warning("carried the SQLite registry over into the replicated state", extra={"path": str(path)})
