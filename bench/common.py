@@ -31,6 +31,7 @@ import psutil  # noqa: E402
 import yaml  # noqa: E402
 
 from taskorg.devtools.localcluster import ClusterError, LocalCluster  # noqa: E402
+from taskorg.devtools.processes import spawn  # noqa: E402
 from tests.helpers import free_loopback_block  # noqa: E402
 
 BUSYBOX = "taskorg/busybox:latest"
@@ -240,14 +241,10 @@ class BenchCluster(LocalCluster):
         index = int(key.split("/")[0][4:]) if key.startswith("node") else 0
         if service in self.skip_services.get(index, set()):
             return
-        log_file = open(self.workdir / "logs" / f"{key.replace('/', '-')}.log", "ab")
         command = ["-m", "bench.lightnode"] if service == "light" else ["-m", "taskorg", "agent", service]
         env = {**os.environ, "TASKORG_SECRET": "", "PYTHONPATH": str(REPO)}
-        process = subprocess.Popen([sys.executable, *command, "--config", str(config_path)],
-                                   stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                                   start_new_session=True, env=env, cwd=REPO)
-        log_file.close()
-        self.pids[key] = process.pid
+        self.pids[key] = spawn(self.workdir, key, [sys.executable, *command, "--config", str(config_path)],
+                               env=env, cwd=REPO)
         self._save()
 
     def service_pid(self, index: int, service: str) -> int | None:
