@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from taskorg.config import Config
 from taskorg.dns.dnsmasq import Dnsmasq, hosts_dir
