@@ -20,7 +20,7 @@ def _api() -> ClusterApi:
 
 def site() -> views.Site:
     config = current_app.config["TASKORG_CONFIG"]
-    return views.Site(config.dns_address, config.address or None)
+    return views.Site(config.witness_address, config.address or None)
 
 
 def after_cache() -> jobs.AfterCache:
