@@ -66,7 +66,7 @@ class Publisher:
                 log.warning("dnsmasq kept a stale master record; sent SIGHUP",
                             extra={"master_address": master_address})
         log.error("dnsmasq does not answer the new master record",
-                  extra={"name": self.config.master_name, "expected": master_address})
+                  extra={"record": self.config.master_name, "expected": master_address})
         return False
 
     def edited_master(self) -> str | None:
