@@ -105,14 +105,16 @@ generate_secret() {
 # install_tls DIR: the cluster CA certificate and this host's certificate and key, from DIR
 # (what `taskorg ca issue NAME --address IP --out DIR` writes: ca.pem, NAME.pem, NAME.key).
 install_tls() {
-    dir=$1
-    [ -r "$dir/ca.pem" ] || die "--tls-dir $dir: no ca.pem (the cluster CA certificate)"
-    keys=$(find "$dir" -maxdepth 1 -name '*.key' ! -name ca.key)
-    [ "$(printf '%s\n' "$keys" | grep -c .)" = 1 ] || die "--tls-dir $dir: expected exactly one NAME.key beside ca.pem"
+    # Not `dir`: ensure_dir below sets that (sh has no local variables), and ca.pem was then read
+    # from /etc/taskorg/tls itself, so it was never installed and every service refused to start.
+    tls_src=$1
+    [ -r "$tls_src/ca.pem" ] || die "--tls-dir $tls_src: no ca.pem (the cluster CA certificate)"
+    keys=$(find "$tls_src" -maxdepth 1 -name '*.key' ! -name ca.key)
+    [ "$(printf '%s\n' "$keys" | grep -c .)" = 1 ] || die "--tls-dir $tls_src: expected exactly one NAME.key beside ca.pem"
     cert=${keys%.key}.pem
-    [ -r "$cert" ] || die "--tls-dir $dir: $cert is missing"
+    [ -r "$cert" ] || die "--tls-dir $tls_src: $cert is missing"
     ensure_dir "$TASKORG_ETC/tls" 0700
-    if install_content "$TASKORG_ETC/tls/ca.pem" 0644 < "$dir/ca.pem"; then RESTART_NEEDED=1; fi
+    if install_content "$TASKORG_ETC/tls/ca.pem" 0644 < "$tls_src/ca.pem"; then RESTART_NEEDED=1; fi
     if install_content "$TASKORG_ETC/tls/node.pem" 0644 < "$cert"; then RESTART_NEEDED=1; fi
     if install_content "$TASKORG_ETC/tls/node.key" 0600 < "$keys"; then RESTART_NEEDED=1; fi
 }

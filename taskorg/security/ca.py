@@ -40,6 +40,14 @@ class IssuedCert:
     key_file: Path
 
 
+def _not_valid_after(cert: x509.Certificate) -> datetime.datetime:
+    """The expiry, timezone-aware: `not_valid_after_utc` needs cryptography 42, and issue-cert.py runs
+    under the controller's own Python (Debian bookworm ships cryptography 38)."""
+    if hasattr(cert, "not_valid_after_utc"):
+        return cert.not_valid_after_utc
+    return cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
@@ -146,4 +154,4 @@ def describe(cert_file: str | Path) -> dict[str, object]:
         names, ips = [], []
     common = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return {"name": str(common[0].value) if common else "", "dns": names, "ip": ips,
-            "expires": cert.not_valid_after_utc.isoformat()}
+            "expires": _not_valid_after(cert).isoformat()}
