@@ -7,7 +7,10 @@ can say it more precisely. An ambiguous word never picks one at random.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Iterable, Sequence
+
+from taskorg.master.states import job_status as master_job_status
 
 
 class LookupProblem(ValueError):
@@ -51,16 +54,9 @@ def jobs_of(tasks: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def job_status(statuses: Sequence[str]) -> str:
-    """One word for a job: failed or cancelled if any task is, running while any runs or waits, else
-    the one status they share."""
-    for word in ("failed", "cancelled"):
-        if word in statuses:
-            return word
-    if set(statuses) <= {"succeeded"}:
-        return "succeeded"
-    if any(s in ("running", "starting") for s in statuses):
-        return "running"
-    return "pending"
+    """One word for a job, by the master's own rule (`taskorg.master.states.job_status`), so the CLI,
+    the webview and `GET /v1/jobs` name a job's state alike."""
+    return master_job_status(Counter(statuses))
 
 
 def find_job(ref: str, jobs: Sequence[dict[str, Any]]) -> dict[str, Any]:
