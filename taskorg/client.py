@@ -53,6 +53,11 @@ class ClusterUnavailable(Exception):
         self.maybe_applied = maybe_applied
 
 
+# A DNS service that answered 503 is asked again this long, this often (an election takes ~1 s).
+DNS_BUSY_BUDGET = 3.0
+DNS_BUSY_PAUSE = 0.2
+
+
 class DnsUnavailable(Exception):
     """The DNS service (registry, elections) did not answer."""
 
@@ -252,15 +257,27 @@ class Client:
     def dns_call(self, method: str, path: str, **kwargs: Any) -> Any:
         """A call to a DNS service (members, drain, handover): it answers even with no master.
 
-        Every machine runs one; the first that answers is used (`dns_address`, then `dns_servers`)."""
-        failures = []
-        for address in self.config.dns_server_list:
-            try:
-                return self.connection(address, self.config.dns_api_port).request(
-                    method, path, **{"timeout": 5.0, **kwargs})
-            except ServiceUnavailable as exc:
-                failures.append(f"{address}: {exc}")
-        raise DnsUnavailable(f"no DNS service answers ({'; '.join(failures)})")
+        Every machine runs one; the first that answers is used (`dns_address`, then `dns_servers`).
+        A 503 (no arbiter yet, no quorum: the consensus group is electing) applied nothing, so the
+        servers are asked again for up to DNS_BUSY_BUDGET seconds before its reason is raised."""
+        deadline = time.monotonic() + DNS_BUSY_BUDGET
+        while True:
+            failures, busy = [], None
+            for address in self.config.dns_server_list:
+                try:
+                    return self.connection(address, self.config.dns_api_port).request(
+                        method, path, **{"timeout": 5.0, **kwargs})
+                except ServiceUnavailable as exc:
+                    failures.append(f"{address}: {exc}")
+                except ServiceError as exc:
+                    if exc.status != 503:
+                        raise
+                    busy = exc
+            if busy is None:
+                raise DnsUnavailable(f"no DNS service answers ({'; '.join(failures)})")
+            if time.monotonic() >= deadline:
+                raise busy
+            time.sleep(DNS_BUSY_PAUSE)
 
     def relay(self, address: str, method: str, path: str, data: bytes, headers: dict[str, str],
               read_timeout: float = 65.0) -> requests.Response:

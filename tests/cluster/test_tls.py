@@ -168,6 +168,9 @@ def test_a_thousand_idle_connections_do_not_stop_the_dns_service(cluster: LocalC
     try:
         idle = open_idle(cluster.dns_address, config.dns_api_port, sources, 50)  # 1,000, no byte sent
         assert len(idle) == 1000
+        # They are held (idle), not merely refused. Counted now: the server's 3 s handshake
+        # deadline rightly closes them later, and a loaded machine makes the loop below longer.
+        held = sum(still_open(s) for s in idle)
         latencies = []
         for _ in range(20):
             started = time.monotonic()
@@ -179,7 +182,7 @@ def test_a_thousand_idle_connections_do_not_stop_the_dns_service(cluster: LocalC
         assert max(latencies) < 1.0, latencies
         # The lease held throughout: same master, same epoch, no election.
         assert (answer["master"], answer["epoch"]) == (before["master"], before["epoch"])
-        assert sum(still_open(s) for s in idle) > 900  # they were held (idle), not merely refused
+        assert held > 900, held
     finally:
         for sock in idle:
             sock.close()
