@@ -45,15 +45,36 @@ def check_secret(given: str, secret: str) -> bool:
 
 def user_role(given: str, secret: str) -> str | None:
     """The role the Bearer token grants: admin for the cluster secret, a user token's own, else None."""
+    found = user_login(given, secret)
+    return found[0] if found else None
+
+
+def token_still_valid(token_id: str) -> bool:
+    """Whether the user token with this id is still in the store (not revoked)."""
+    if _store is None:
+        return False
+    try:
+        return any(t.id == token_id for t in _store.tokens())
+    except TokenError:
+        return False
+
+
+def user_login(given: str, secret: str) -> tuple[str, str | None] | None:
+    """(role, token id) for the cluster secret (admin, no id) or a user token; None if neither."""
     if check_secret(given, secret):
-        return "admin"
+        return "admin", None
+    return token_login(given)
+
+
+def token_login(given: str) -> tuple[str, str | None] | None:
+    """(role, token id) of the user token `given`, or None (no store, unknown, or unreadable store)."""
     if _store is None or not given:
         return None
     try:
         token = _store.check(given)
     except TokenError:
         return None  # an unreadable store opens nothing (the error is the operator's to see in `token list`)
-    return token.role if token else None
+    return (token.role, token.id) if token else None
 
 
 def decide(service: str, method: str, path: str, environ: Mapping[str, object],

@@ -38,6 +38,8 @@ def create_app(config: Config, secret: str, api_factory: ApiFactory | None = Non
         SESSION_COOKIE_NAME="taskorg_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        # Served over HTTPS unless TLS is off: then the browser never sends the cookie in clear.
+        SESSION_COOKIE_SECURE=config.tls,
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
         MAX_CONTENT_LENGTH=1024 * 1024,  # a spec is text; a megabyte is plenty
         TASKORG_CONFIG=config,
@@ -46,6 +48,7 @@ def create_app(config: Config, secret: str, api_factory: ApiFactory | None = Non
     app.extensions["taskorg_api"] = (api_factory or LiveCluster)(config, secret)
     app.extensions["taskorg_after_cache"] = AfterCache()
     security.store_verifier(app, secret)
+    security.install_bookkeeping(app, SESSION_LIFETIME.total_seconds())
     CSRFProtect(app)
     filters.register(app)
 

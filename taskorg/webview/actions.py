@@ -1,7 +1,7 @@
 """Buttons that change the cluster: cancel or restart a task, drain a node.
 
 Each is a POST form with a CSRF token; the outcome is a flash message on
-the page the user came from.
+the page the user came from. Tasks need the `submit` role, nodes `admin`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, request, url_f
 
 from taskorg.net.client import ServiceError
 from taskorg.webview.cluster import ClusterApi, DnsUnavailable, MasterUnavailable
-from taskorg.webview.security import safe_next
+from taskorg.webview.security import needs_role, safe_next
 from taskorg.webview.views import NODE_NAME, TASK_ID
 
 bp = Blueprint("actions", __name__)
@@ -41,6 +41,7 @@ def _attempt(what: str, call: Any, done: str) -> None:
 
 
 @bp.post("/tasks/<task_id>/cancel")
+@needs_role("submit")
 def cancel(task_id: str) -> Any:
     if not TASK_ID.match(task_id):
         abort(404)
@@ -49,6 +50,7 @@ def cancel(task_id: str) -> Any:
 
 
 @bp.post("/tasks/<task_id>/restart")
+@needs_role("submit")
 def restart(task_id: str) -> Any:
     if not TASK_ID.match(task_id):
         abort(404)
@@ -57,6 +59,7 @@ def restart(task_id: str) -> Any:
 
 
 @bp.post("/members/<node>/drain")
+@needs_role("admin")
 def drain(node: str) -> Any:
     if not NODE_NAME.match(node):
         abort(404)
@@ -66,6 +69,7 @@ def drain(node: str) -> Any:
 
 
 @bp.post("/members/<node>/activate")
+@needs_role("admin")
 def activate(node: str) -> Any:
     if not NODE_NAME.match(node):
         abort(404)

@@ -1,7 +1,9 @@
-"""Log in with the cluster secret; log out."""
+"""Log in with a user token (or the cluster secret), throttled per source; log out for good."""
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -18,12 +20,22 @@ def login() -> Any:
         if security.logged_in():
             return redirect(target)
         return render_template("login.html", next=target, error="")
-    if security.secret_matches(request.form.get("secret", "")):
-        security.log_in()
+    source, now = request.remote_addr or "?", time.time()
+    wait = security.throttle().wait_before_next(source, now)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        answer = render_template("login.html", next=target,
+                                 error=f"Too many failed logins from {source}: try again in {seconds} s.")
+        return answer, 429, {"Retry-After": str(seconds)}
+    found = security.login_role(request.form.get("secret", ""))
+    if found is not None:
+        security.throttle().succeeded(source)
+        security.log_in(*found)
         return redirect(target)
+    security.throttle().failed(source, now)
     # Never echo what was typed: it may be a near-miss of the real secret.
     return render_template("login.html", next=target,
-                           error="That is not the cluster secret."), 401
+                           error="That is neither a user token of this cluster nor the cluster secret."), 401
 
 
 @bp.post("/logout")

@@ -7,7 +7,8 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from taskorg.net.client import ServiceError
-from taskorg.webview import jobs, views
+from taskorg.security.tokens import role_includes
+from taskorg.webview import jobs, security, views
 from taskorg.webview.cluster import ClusterApi, MasterUnavailable
 from taskorg.webview.submit import SpecInputError, annotate, read_spec
 
@@ -88,6 +89,9 @@ def submit() -> Any:
     if request.method == "GET":
         return render_template("submit.html", **model)
     dry_run = request.form.get("action") == "preview"
+    if not dry_run and not role_includes(security.current_role(), "submit"):
+        model["error"] = f"Submitting needs role 'submit'; you are logged in as '{security.current_role()}'."
+        return render_template("submit.html", **model), 403
     try:
         text, source = read_spec(request.form, request.files)
     except SpecInputError as exc:

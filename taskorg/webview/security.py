@@ -1,19 +1,29 @@
-"""Login checks, keys derived from the cluster secret, and response headers.
+"""Login checks, roles, keys derived from the cluster secret, and response headers.
 
-The webview's only credential is the cluster secret itself: whoever holds it
-can already run containers as root on every node, so a separate user
-database would add nothing but another thing to leak.
+A person logs in with a user token (`taskorg token create NAME --role R`),
+whose role decides which buttons work: `read` looks, `submit` also submits,
+cancels and restarts, `admin` also drains and activates nodes. The cluster
+secret still logs in as `admin` during the transition to tokens. A session
+made from a token ends when the token is revoked; a logout is remembered
+until the cookie would have expired, so a copied cookie stops working too.
+Failed logins are throttled per source address.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
+import secrets
+import time
+from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, jsonify, redirect, request, session, url_for
+from flask import Flask, abort, current_app, jsonify, redirect, request, session, url_for
 from werkzeug.wrappers import Response
+
+from taskorg.security import auth
+from taskorg.security.tokens import role_includes
+from taskorg.webview.logins import EndedSessions, LoginThrottle
 
 # Endpoints a logged-out browser may reach.
 PUBLIC_ENDPOINTS = {"auth.login", "static", "api.healthz"}
@@ -44,18 +54,64 @@ def secret_matches(given: str) -> bool:
     return hmac.compare_digest(_verifier(given.strip()), expected)
 
 
+def login_role(given: str) -> tuple[str, str | None] | None:
+    """(role, token id) for what was typed at the login form: the cluster secret or a user token."""
+    if secret_matches(given):
+        return "admin", None
+    return auth.token_login(given.strip())
+
+
+def install_bookkeeping(app: Flask, lifetime: float) -> None:
+    app.extensions["taskorg_login_throttle"] = LoginThrottle()
+    app.extensions["taskorg_ended_sessions"] = EndedSessions(lifetime)
+
+
+def throttle() -> LoginThrottle:
+    return current_app.extensions["taskorg_login_throttle"]  # type: ignore[no-any-return]
+
+
+def _ended() -> EndedSessions:
+    return current_app.extensions["taskorg_ended_sessions"]  # type: ignore[no-any-return]
+
+
 def logged_in() -> bool:
-    return session.get("auth") == "cluster"
+    if session.get("auth") != "user" or _ended().ended(session.get("sid", "")):
+        return False
+    token_id = session.get("token")
+    return token_id is None or auth.token_still_valid(token_id)
 
 
-def log_in() -> None:
+def current_role() -> str:
+    return str(session.get("role", "")) if logged_in() else ""
+
+
+def log_in(role: str, token_id: str | None) -> None:
     session.clear()  # a fresh session (and CSRF token) for the new login
     session.permanent = True
-    session["auth"] = "cluster"
+    session.update(auth="user", role=role, token=token_id, sid=secrets.token_urlsafe(16))
 
 
 def log_out() -> None:
+    if session.get("sid"):
+        _ended().end(session["sid"], time.time())
     session.clear()
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def needs_role(role: str) -> Callable[[Handler], Handler]:
+    """A view that only a session with `role` (or a stronger one) may use: else 403, naming both."""
+    def wrap(view: Handler) -> Handler:
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            have = current_role()
+            if not role_includes(have, role):
+                abort(403, description=f"this needs role '{role}'; you are logged in as '{have}'")
+            return view(*args, **kwargs)
+        checked.__name__ = view.__name__
+        checked.__doc__ = view.__doc__
+        return checked  # type: ignore[return-value]
+    return wrap
 
 
 def safe_next(target: str | None) -> str:

@@ -128,7 +128,7 @@ def test_login(cluster: LocalCluster, page: Page) -> None:
     expect(page).to_have_url(re.compile(r"/login\?next=/tasks"))
     page.fill("#secret", "not-the-secret-at-all")
     page.click("form button[type=submit]")
-    expect(page.locator(".flash-error")).to_contain_text("not the cluster secret")
+    expect(page.locator(".flash-error")).to_contain_text("neither a user token of this cluster nor the cluster secret")
     page.fill("#secret", cluster.secret)
     page.click("form button[type=submit]")
     expect(page).to_have_url(base + "/tasks")
