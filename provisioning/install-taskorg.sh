@@ -3,11 +3,14 @@
 #
 #   install-taskorg.sh [--venv DIR] --wheelhouse DIR|FILE.tar [--offline] [--index-url URL]
 #
-# The wheelhouse (a directory, or a tar of one as pack-wheelhouse.py makes) holds the taskorg wheel and, for an air-gapped install
-# (--offline), every dependency wheel too (made on a connected machine with
-# `pip wheel -r requirements.txt . -w DIR`). Without --offline, missing
-# dependencies come from the package index, pinned by the requirements.txt
-# found in the wheelhouse if there is one.
+# The wheelhouse (a directory, or a tar of one as pack-wheelhouse.py makes) holds the taskorg
+# wheel and requirements.txt, which pins every dependency with its sha256 hashes; for an
+# air-gapped install (--offline) every dependency wheel too (made on a connected machine
+# with `pip wheel --require-hashes -r requirements.txt -w DIR`, then
+# provisioning/hash-built-wheels.py DIR for the wheels built from source there).
+# Without --offline the dependencies come from the package index. Either way pip
+# installs them with --require-hashes: a file whose hash is not listed, or a package
+# the file does not pin, is refused. The taskorg wheel goes in on its own, --no-deps.
 #
 # Idempotent: a stamp in the venv records what was installed; nothing is done
 # when the wheelhouse is unchanged. Prints "changed: ..." when it changed
@@ -26,7 +29,7 @@ while [ $# -gt 0 ]; do
         --wheelhouse) wheelhouse=$2; shift 2 ;;
         --offline) offline=1; shift ;;
         --index-url) index_url=$2; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "install-taskorg.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -62,6 +65,12 @@ if [ -z "$wheel" ]; then
     echo "install-taskorg.sh: no taskorg-*.whl in the wheelhouse" >&2
     exit 2
 fi
+requirements="$wheelhouse/requirements.txt"
+if [ ! -f "$requirements" ]; then
+    echo "install-taskorg.sh: no requirements.txt in the wheelhouse: dependencies are installed only" \
+        "as pinned, with their hashes (put the repository's requirements.txt there)" >&2
+    exit 2
+fi
 
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv" >&2
@@ -74,14 +83,14 @@ if [ "$offline" = 1 ]; then
 elif [ -n "$index_url" ]; then
     set -- "$@" --index-url "$index_url"
 fi
-if [ -f "$wheelhouse/requirements.txt" ]; then
-    set -- "$@" --requirement "$wheelhouse/requirements.txt"
-fi
 
-# Dependencies (pinned), then the taskorg wheel itself reinstalled even when
-# its version did not change (a rebuilt wheel of the same version is new code).
-"$venv/bin/pip" install --quiet "$@" "$wheel" >&2
+# The dependencies: exactly what requirements.txt pins, every file checked against its hashes.
+"$venv/bin/pip" install --quiet "$@" --require-hashes --requirement "$requirements" >&2
+# Then the taskorg wheel alone (its dependencies are all in place), reinstalled even when its
+# version did not change (a rebuilt wheel of the same version is new code).
 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-index --no-deps --force-reinstall "$wheel" >&2
+# taskorg's own dependency ranges (pyproject.toml) met by the pinned versions.
+"$venv/bin/pip" check --disable-pip-version-check >&2
 
 if [ ! -x "$venv/bin/taskorg" ]; then
     echo "install-taskorg.sh: $wheel installed but $venv/bin/taskorg is missing" >&2

@@ -8,9 +8,16 @@ transfer instead of one per wheel); the same files always give the same
 bytes (sorted names, zero times and owners), so an unchanged wheelhouse is
 never sent again. DEST is rewritten only when its content would change.
 Prints "changed" when it wrote DEST.
+
+The hosts install the dependencies with `pip install --require-hashes -r
+requirements.txt`, so SRC_DIR must hold that file, and every dependency wheel
+in it must have its sha256 listed there; a wheelhouse that would fail on every
+host is refused here, on the controller, naming the wheels.
 """
 
+import hashlib
 import io
+import re
 import sys
 import tarfile
 from pathlib import Path
@@ -31,6 +38,13 @@ def pack(source: Path) -> bytes:
     return buffer.getvalue()
 
 
+def unvouched(source: Path) -> list:
+    """The dependency wheels in SOURCE whose sha256 its requirements.txt does not list."""
+    listed = set(re.findall(r"--hash=sha256:([0-9a-f]{64})", (source / "requirements.txt").read_text()))
+    return [wheel.name for wheel in sorted(source.glob("*.whl"))
+            if not wheel.name.startswith("taskorg-") and hashlib.sha256(wheel.read_bytes()).hexdigest() not in listed]
+
+
 def main(argv: list) -> int:
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -41,6 +55,16 @@ def main(argv: list) -> int:
         return 2
     if not any(source.glob("taskorg-*.whl")):
         print(f"pack-wheelhouse.py: no taskorg-*.whl in {source}", file=sys.stderr)
+        return 2
+    if not (source / "requirements.txt").is_file():
+        print(f"pack-wheelhouse.py: no requirements.txt in {source}: the hosts install dependencies only as "
+              "pinned with their hashes (copy the repository's requirements.txt there)", file=sys.stderr)
+        return 2
+    missing = unvouched(source)
+    if missing:
+        print(f"pack-wheelhouse.py: {source}/requirements.txt lists no hash for {', '.join(missing)}: the hosts "
+              f"would refuse them (built here from source? run provisioning/hash-built-wheels.py {source})",
+              file=sys.stderr)
         return 2
     data = pack(source)
     if dest.exists() and dest.read_bytes() == data:

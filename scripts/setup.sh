@@ -52,10 +52,14 @@ want="$(cat "$repo/requirements.txt" "$repo/requirements-dev.txt" "$repo/pyproje
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "preparing the virtualenv in $venv"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  # Every package pinned with its hashes (scripts/pin-requirements.sh makes the file): pip
+  # refuses a file whose hash is not listed, and any package the file does not name.
   # (grep: some machines' pip.conf names local indexes that may be absent; pip warns per package)
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$repo/requirements-dev.txt" 2>&1 \
+  "$venv/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$repo/requirements-dev.txt" 2>&1 \
     | { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2
-  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$repo" 2>&1 \
+  # taskorg itself, built by the hashed setuptools just installed (no build isolation: that would
+  # fetch an unpinned setuptools from the index).
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$repo" 2>&1 \
     | { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2
   "$venv/bin/python" -c "import taskorg, flask, docker, playwright" || { echo "virtualenv incomplete" >&2; exit 1; }
   echo "$want" > "$stamp"

@@ -48,7 +48,7 @@ def read_secret(config: Config, environ: dict[str, str] | None = None) -> str:
         raise ConfigError(f"{path}: the secret file must have mode 0600, it has {stat.S_IMODE(mode):04o}")
     secret = path.read_text().strip()
     if len(secret) < 16:
-        raise ConfigError(f"{path}: the secret is too short (at least 16 characters)")
+        raise ConfigError(f"{path}: the secret is empty, only whitespace or too short (at least 16 characters)")
     return secret
 
 

@@ -28,6 +28,8 @@ from typing import Callable, Iterable, TypeVar
 
 import yaml
 
+from .hostkeys import write_known_hosts
+
 SUFFIX = "tb.taskorg.internal"
 LABEL = "taskorg.testbed"
 PID_LABEL = "taskorg.testbed.pid"
@@ -195,6 +197,8 @@ class Testbed:
         self.node_count = nodes
         self.hosts: dict[str, Host] = {}
         self.key_file = self.workdir / "id_ed25519"
+        # Every host's SSH keys (hostkeys.py): ssh and the playbook trust no other.
+        self.known_hosts = self.workdir / "known_hosts"
         self.inventory_file = self.workdir / "inventory.yml"
         self.labels = [f"{LABEL}={self.run_id}", f"{PID_LABEL}={os.getpid()}"]
         self.timings: dict[str, float] = {}
@@ -236,6 +240,7 @@ class Testbed:
         for host in self.hosts.values():
             self.wait_booted(host.name, timeout=boot_timeout)
             self._install_key(host)
+        write_known_hosts(self.known_hosts, [(h.address, h.container) for h in self.hosts.values()])
         for host in self.hosts.values():
             self.wait_ssh(host.name, timeout=60)
         self.save()
@@ -332,9 +337,14 @@ class Testbed:
 
     @property
     def ssh_options(self) -> list[str]:
-        return ["-i", str(self.key_file), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5",
-                "-o", "IdentitiesOnly=yes"]
+        return ["-i", str(self.key_file), "-o", "BatchMode=yes", *self.host_key_options,
+                "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-o", "IdentitiesOnly=yes"]
+
+    @property
+    def host_key_options(self) -> list[str]:
+        """Host keys checked against the testbed's known_hosts alone (a changed key is refused)."""
+        return ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={self.known_hosts}",
+                "-o", "GlobalKnownHostsFile=/dev/null"]
 
     def ssh(self, name: str, command: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         result = subprocess.run(["ssh", *self.ssh_options, f"root@{self.hosts[name].address}", command],
@@ -378,8 +388,7 @@ class Testbed:
         common = {
             "ansible_user": "root",
             "ansible_ssh_private_key_file": str(self.key_file),
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-                                       "-o IdentitiesOnly=yes",
+            "ansible_ssh_common_args": " ".join([*self.host_key_options, "-o", "IdentitiesOnly=yes"]),
             "ansible_python_interpreter": "/usr/bin/python3",
         }
         inventory = {
@@ -401,11 +410,13 @@ class Testbed:
         env = {
             **os.environ,
             "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
-            "ANSIBLE_HOST_KEY_CHECKING": "False",
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_LOCAL_TEMP": str(self.workdir / "ansible-local"),
+            # This testbed's own SSH control sockets: a connection kept open from another run (or from
+            # before a host key changed) would skip the host key check.
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.workdir / "cp"),
         }
         cmd = ["ansible-playbook", "-i", str(self.inventory_file), str(ANSIBLE_DIR / "site.yml"), *extra]
         log("$ " + " ".join(cmd))

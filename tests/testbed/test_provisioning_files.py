@@ -9,6 +9,7 @@ service the CLI does not have, a shell syntax error.
 from __future__ import annotations
 
 import configparser
+import hashlib
 import os
 import re
 import shutil
@@ -140,11 +141,18 @@ def test_shell_scripts_parse(script: str) -> None:
         assert result.returncode == 0, result.stdout
 
 
+def _wheelhouse(folder: Path, dependency: bytes = b"a long name") -> Path:
+    """A taskorg wheel, a dependency wheel and a requirements.txt listing that wheel's hash."""
+    folder.mkdir()
+    (folder / "taskorg-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
+    (folder / ("x" * 120 + ".whl")).write_bytes(dependency)
+    digest = hashlib.sha256(b"a long name").hexdigest()
+    (folder / "requirements.txt").write_text(f"x==1 \\\n    --hash=sha256:{digest}\n")
+    return folder
+
+
 def test_pack_wheelhouse_is_reproducible(tmp_path: Path) -> None:
-    source = tmp_path / "wheels"
-    source.mkdir()
-    (source / "taskorg-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
-    (source / ("x" * 120 + ".whl")).write_bytes(b"a long name")
+    source = _wheelhouse(tmp_path / "wheels")
     tool = [sys.executable, str(REPO / "provisioning/pack-wheelhouse.py"), str(source)]
     first = subprocess.run([*tool, str(tmp_path / "a.tar")], capture_output=True, text=True, timeout=30)
     os.utime(source / "taskorg-0.1.0-py3-none-any.whl", (1, 1))
@@ -152,3 +160,29 @@ def test_pack_wheelhouse_is_reproducible(tmp_path: Path) -> None:
     again = subprocess.run([*tool, str(tmp_path / "b.tar")], capture_output=True, text=True, timeout=30)
     assert first.stdout.strip() == second.stdout.strip() == "changed" and again.stdout == ""
     assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+
+
+def test_pack_wheelhouse_refuses_what_the_hosts_would_refuse(tmp_path: Path) -> None:
+    """The hosts install with --require-hashes: a wheel without its hash, or no requirements.txt,
+    fails on the controller already, naming the wheel and the fix."""
+    tool = [sys.executable, str(REPO / "provisioning/pack-wheelhouse.py")]
+    tampered = _wheelhouse(tmp_path / "tampered", dependency=b"other bytes")
+    result = subprocess.run([*tool, str(tampered), str(tmp_path / "t.tar")], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 2 and "x" * 120 + ".whl" in result.stderr, result.stderr
+    assert "hash-built-wheels.py" in result.stderr and not (tmp_path / "t.tar").exists()
+    bare = _wheelhouse(tmp_path / "bare")
+    (bare / "requirements.txt").unlink()
+    result = subprocess.run([*tool, str(bare), str(tmp_path / "b.tar")], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "no requirements.txt" in result.stderr, result.stderr
+
+
+def test_ssh_host_keys_are_checked() -> None:
+    """Neither the playbook's settings nor the testbed's connections turn host key checking off."""
+    config = configparser.ConfigParser()
+    config.read(ANSIBLE / "ansible.cfg")
+    assert config.getboolean("defaults", "host_key_checking", fallback=True)
+    for path in [*ANSIBLE.rglob("*.yml"), ANSIBLE / "ansible.cfg", *(REPO / "tests/testbed").glob("*.py")]:
+        text = path.read_text()
+        for off in ("StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "HOST_KEY_CHECKING"):
+            assert off not in text or path.name == "test_provisioning_files.py", f"{path}: {off}"

@@ -167,6 +167,19 @@ def test_a_blank_or_short_secret_is_refused_at_start(tmp_path: Path, value: str)
         create_service_app("slave", value if not value.strip() else " ")
 
 
+@pytest.mark.parametrize("content", ["", "   \n", "\t \n\n", "short\n"])
+def test_a_blank_or_short_secret_file_is_refused_naming_it(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "secret"
+    path.write_text(content)
+    path.chmod(0o600)
+    config = load_config(overrides={"secret_file": str(path)}, environ={})
+    with pytest.raises(ConfigError, match=f"{path}: the secret is empty, only whitespace or too short"):
+        read_secret(config, {})
+    # An empty TASKORG_SECRET is unset: the file is read, and refused the same way.
+    with pytest.raises(ConfigError, match=str(path)):
+        read_secret(config, {"TASKORG_SECRET": ""})
+
+
 def test_a_client_sends_its_token_before_the_secret(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("tko_abc\n")
     config = load_config(overrides={"token_file": str(tmp_path / "token")}, environ={})
