@@ -48,6 +48,7 @@ class Step:
 
     records: list[Record | Change] = field(default_factory=list)
     stop: list[Instance] = field(default_factory=list)  # old instances whose containers stop now
+    stop_grace: float = 0.0  # how long those stops may take (the old spec's stop grace period)
 
 
 # ---- the tick's decision -----------------------------------------------------------------------
@@ -104,7 +105,7 @@ def step(rollout: Rollout, task: Task, target: TaskSpec, previous: TaskSpec, ins
         return Step([counted] if counted is not rollout else [])
     surplus = sum(1 for i in present if i.status not in TERMINAL) - want
     if surplus > 0 and old_live:
-        return retire(counted, old_live[:surplus], config, now)
+        return retire(counted, old_live[:surplus], config, previous, now)
     if not old_live:
         return complete(counted, len(new), now)
     if counted.next_at is None and counted.batch > 0:
@@ -136,17 +137,18 @@ def begin_batch(rollout: Rollout, target: TaskSpec, previous: TaskSpec, present:
                                        restarts=0, health=None, exit_code=None, error=None, not_before=guard,
                                        updated_at=now))
         result.stop.append(inst)
+    result.stop_grace = previous.stop_grace_period
     return result
 
 
-def retire(rollout: Rollout, old: list[Instance], config: UpdateConfig, now: float) -> Step:
+def retire(rollout: Rollout, old: list[Instance], config: UpdateConfig, previous: TaskSpec, now: float) -> Step:
     """Start-first: the new instances are ready, so as many old ones go (their rows too)."""
     detail = f"replaced: instances {', '.join(str(i.idx) for i in old)} stop"
     records: list[Record | Change] = [rollout.but(next_at=now + config.delay, updated_at=now)]
     for inst in old:
         records += [Delete("instances", {"task_id": inst.task_id, "idx": inst.idx}),
                     HistoryEvent(inst.task_id, inst.idx, "replaced", inst.node, detail, now)]
-    return Step(records, list(old))
+    return Step(records, list(old), previous.stop_grace_period)
 
 
 def complete(rollout: Rollout, count: int, now: float) -> Step:

@@ -42,6 +42,7 @@ class GroupCommit:
         self.clock = clock
         self.waiting_lock = threading.Lock()
         self.waiting: list[Submission] = []
+        self.updated: dict[str, dict[str, Any]] = {}  # a batch's updates by request (they make no job row)
 
     def submit(self, job: JobSpec, source: str, request_id: str | None, update_only: bool = False) -> dict[str, Any]:
         """Commit a job with whichever submissions wait with it; its answer, with the commit's `seq`. A job
@@ -63,7 +64,7 @@ class GroupCommit:
         now = self.clock()
         records: list[Record] = []
         by_request: dict[str, dict[str, Any]] = {}
-        self.updated: dict[str, dict[str, Any]] = {}  # updates of this batch by request (they make no job row)
+        self.updated = {}
         for sub in batch:
             known = state.job_by_request(self.store, sub.request_id) if sub.request_id else None
             if known:

@@ -61,27 +61,28 @@ class Updates:
         engine = self.engine
         store, now = engine.store, engine.clock()
         records: list[Record | Change] = []
-        stops: list[Instance] = []
+        stops: list[tuple[Instance, float]] = []
         for found in state.active_rollouts(store):
             task = state.task(store, found.task_id)
             target = engine.specs.get(task.id, task.spec)
             previous = msgspec.json.decode(found.previous_spec, type=TaskSpec)
             decided = rollout.step(found, task, target, previous, state.instances(store, task.id), now)
             records += decided.records
-            stops += decided.stop
+            stops += [(inst, decided.stop_grace) for inst in decided.stop]
         if not records:
             return
         engine.commit(state.with_task_status(store, records, now))  # type: ignore[arg-type]
-        for inst in stops:
+        for inst, grace in stops:
             if inst.node and inst.container_id:
-                engine.pool.submit(self._stop, inst)
+                engine.pool.submit(self._stop, inst, grace)
         engine.kick.set()
 
-    def _stop(self, old: Instance) -> None:
+    def _stop(self, old: Instance, grace: float) -> None:
         """Stop a replaced container; once it is gone its slot may start again (the guard is lifted)."""
         engine = self.engine
         try:
-            removed = engine.slaves.stop(str(old.node), engine.role.epoch, [str(old.container_id)])
+            removed = engine.slaves.stop(str(old.node), engine.role.epoch, [str(old.container_id)],
+                                         timeout=grace + rollout.STOP_GUARD)
         except Exception as exc:
             log.info("stopping a replaced container failed (its report will tell)",
                      extra={"node": old.node, "error": str(exc)})

@@ -49,7 +49,7 @@ class FakeSlaves:
         return ContainerState(task_id=order.task_id, index=order.index, attempt=order.attempt, status="running",
                               container_id=f"c-{order.task_id}-{order.index}-{order.attempt}", answered=0.0)
 
-    def stop(self, node: str, epoch: int, container_ids: list[str]) -> list[str]:
+    def stop(self, node: str, epoch: int, container_ids: list[str], timeout: float = 3.0) -> list[str]:
         self.stopped_containers += [(node, cid) for cid in container_ids]
         return list(container_ids)
 
