@@ -31,7 +31,6 @@ from taskorg.master.store import Change, Delete
 from taskorg.spec import JobSpec, TaskSpec, UpdateConfig
 
 ACTIVE = ("updating", "rolling_back")
-ENDED = ("completed", "rolled_back")
 LIVE = ("starting", "running")
 # A stop-first slot starts again only once its old container is stopped (the engine clears the
 # guard then), or this long past the old spec's stop grace if that answer never comes.

@@ -12,7 +12,7 @@ import pytest
 from taskorg.master import state
 from taskorg.master.api import create_app
 from taskorg.master.engine import Engine
-from taskorg.master.store import Store
+from taskorg.protocol import ContainerState
 from taskorg.spec import parse_spec_text
 from tickharness import TickHarness
 
@@ -136,3 +136,20 @@ def test_a_new_engine_on_the_same_state_carries_the_update_on(harness: TickHarne
     run_until_done(harness, first["job"])
     assert revisions(harness, task_id) == [(0, "running", 2), (1, "running", 2), (2, "running", 2)]
     assert state.rollouts_of_job(harness.store, first["job"])[0].state == "completed"
+
+
+def test_a_new_instance_turning_unhealthy_rolls_the_update_back(harness: TickHarness) -> None:
+    first = submit(harness, web("1"))
+    harness.tick()
+    task_id = first["tasks"][0]["id"]
+    submit(harness, web("2").replace("order: stop-first", "order: stop-first, failure_action: rollback"))
+    for _ in range(3):
+        harness.tick(0.5)
+    (new,) = [i for i in harness.instances(task_id) if i.revision == 2 and i.status == "running"]
+    harness.report(new.node, [ContainerState(task_id=task_id, index=new.idx, attempt=new.attempt, status="running",
+                                             container_id=new.container_id, health="unhealthy")], listed=None)
+    run_until_done(harness, first["job"])
+    (found,) = state.rollouts_of_job(harness.store, first["job"])
+    assert (found.state, found.revision, found.previous) == ("rolled_back", 1, 2)
+    assert {r for _, s, r in revisions(harness, task_id) if s == "running"} == {1}
+    assert "update_failed" in harness.events() and "rollback_completed" in harness.events()
