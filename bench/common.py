@@ -338,3 +338,9 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}; last: {last!r}")
         time.sleep(interval)
+
+
+def probe_spec(tag: str) -> bytes:
+    """A one-shot probe task named after `tag`: a name of its own each round, since a submission of a
+    job name that still runs updates that job (issue 16) rather than storing a new one."""
+    return f"name: probe-{tag}\nimage: taskorg/busybox:latest\ncommand: 'true'\nrestart: never\n".encode()

@@ -31,12 +31,11 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (CpuWatch, bench_cluster, docker_time, figure, log, percentile,  # noqa: E402,F401 (re-exported)
-                          print_figures, running_by_node, summary, wait_until)
+                          print_figures, probe_spec, running_by_node, summary, wait_until)
 from taskorg.devtools.localcluster import LocalCluster  # noqa: E402
 from taskorg.net.client import ServiceClient  # noqa: E402
 from taskorg.net.resolve import resolve_master  # noqa: E402
 
-PROBE = b"name: probe\nimage: taskorg/busybox:latest\ncommand: 'true'\nrestart: never\n"
 TARGETS = {"master_api_back": (("p50", 1.0), ("p99", 2.0)), "tasks_running_again": (("p99", 3.0),)}
 DNS_NODE_TARGET = 3.0  # issue 13: DNS node killed -> submission acknowledged, p99
 
@@ -64,7 +63,7 @@ def _probe_until_acknowledged(cluster: LocalCluster, started: float, old_master:
             except Exception:
                 pass
         try:
-            client.call("POST", "/v1/jobs", retry=False, params={"source": "bench"}, data=PROBE,
+            client.call("POST", "/v1/jobs", retry=False, params={"source": "bench"}, data=probe_spec(f"{started * 1e6:.0f}"),
                         headers={"Content-Type": "application/yaml", "Idempotency-Key": f"bench-{started}"})
             acked = time.monotonic() - started
             break
@@ -187,9 +186,10 @@ def measure(cluster: LocalCluster, rounds: int, tasks: int) -> dict[str, Any]:
     # every task on the master node, and 12 of 20 rounds had nothing to move. The tasks themselves
     # only sleep; the reservation is bookkeeping.
     cpus = round(0.3 * (os.cpu_count() or 1), 2)
-    spec = ("name: steady\nimage: taskorg/busybox:latest\ncommand: sleep 3600\nrestart: always\n"
-            f"resources: {{cpus: {cpus}, memory: 8M}}\n")
-    task_ids = [client.submit(spec, source="bench")["tasks"][0]["id"] for _ in range(tasks)]
+    spec = ("name: steady-{n}\nimage: taskorg/busybox:latest\ncommand: sleep 3600\nrestart: always\n"
+            f"resources: {{{{cpus: {cpus}, memory: 8M}}}}\n")
+    # A name each: a running job's name submitted again is an update of it, not a second job.
+    task_ids = [client.submit(spec.format(n=n), source="bench")["tasks"][0]["id"] for n in range(tasks)]
     cluster._wait(lambda: len(running_by_node(cluster)) == tasks, 30, "the bench tasks to run")
     master_rounds, task_rounds, dns_rounds = [], [], []
     with CpuWatch(cluster.pids.values()) as watch:

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
-from bench.common import BUSYBOX, docker_time, log
+from bench.common import BUSYBOX, docker_time, log, probe_spec
 from taskorg.client import Client
 from taskorg.config import load_config
 from taskorg.net.client import ServiceClient
@@ -41,7 +41,6 @@ tasks:
     restart: always
     resources: {{cpus: {REPLICA_CPUS}, memory: 8M}}
 """
-PROBE = b"name: probe\nimage: taskorg/busybox:latest\ncommand: 'true'\nrestart: never\n"
 
 
 class TestbedUnavailable(RuntimeError):
@@ -242,7 +241,7 @@ def taskorg_master_round(bed: Any) -> dict[str, Any]:
             except Exception:
                 pass
         try:
-            api.call("POST", "/v1/jobs", retry=False, params={"source": "bench"}, data=PROBE,
+            api.call("POST", "/v1/jobs", retry=False, params={"source": "bench"}, data=probe_spec(key),
                      headers={"Content-Type": "application/yaml", "Idempotency-Key": key})
             acked = time.monotonic() - started
         except Exception as exc:

@@ -295,15 +295,24 @@ class Client:
             self._pool.clear()
 
     # ---- jobs and tasks ---------------------------------------------------------------------------
-    def submit(self, text: str, source: str = "<input>", dry_run: bool = False) -> dict[str, Any]:
-        params = {"source": source, **({"dry_run": "1"} if dry_run else {})}
-        return self.call("POST", "/v1/jobs", write=not dry_run, deduped=True, params=params, data=text.encode(),
-                         headers={"Content-Type": "application/yaml"})
+    def submit(self, text: str, source: str = "<input>", dry_run: bool = False, update: bool = False) -> dict[str, Any]:
+        """Submit a spec; a job whose name runs is updated in place (`update`: only that, never a new job)."""
+        return self.call("POST", "/v1/jobs", write=not dry_run, deduped=True, params=_submit_params(source, dry_run, update),
+                         data=text.encode(), headers={"Content-Type": "application/yaml"})
 
-    def submit_job(self, job: dict[str, Any], source: str = "<input>", dry_run: bool = False) -> dict[str, Any]:
+    def submit_job(self, job: dict[str, Any], source: str = "<input>", dry_run: bool = False,
+                   update: bool = False) -> dict[str, Any]:
         """Submit an already-checked job in its canonical form (JSON), e.g. a converted compose file."""
-        params = {"source": source, **({"dry_run": "1"} if dry_run else {})}
-        return self.call("POST", "/v1/jobs", write=not dry_run, deduped=True, params=params, json=job)
+        return self.call("POST", "/v1/jobs", write=not dry_run, deduped=True,
+                         params=_submit_params(source, dry_run, update), json=job)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """A job, its tasks and its rolling update's progress (`update`)."""
+        return dict(self.call("GET", f"/v1/jobs/{job_id}"))
+
+    def rollback(self, job_id: str) -> dict[str, Any]:
+        """Take a job's updated tasks back to their previous spec."""
+        return dict(self.call("POST", f"/v1/jobs/{job_id}/rollback", write=True) or {})
 
     def tasks(self, **filters: str | None) -> list[dict[str, Any]]:
         params = {k: v for k, v in filters.items() if v}
@@ -362,3 +371,7 @@ class Client:
 
     def handover(self, node: str) -> dict[str, Any]:
         return dict(self.dns_call("POST", "/v1/master", json={"node": node}) or {})
+
+
+def _submit_params(source: str, dry_run: bool, update: bool) -> dict[str, str]:
+    return {"source": source, **({"dry_run": "1"} if dry_run else {}), **({"update": "1"} if update else {})}

@@ -30,13 +30,28 @@ def cmd_job_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def find_job_of(client: Any, ref: str) -> dict[str, Any]:
+    """The job a user names (id, id prefix or name), as `job ls` lists it; UsageError if none or several."""
+    return _job(client, ref)
+
+
 def cmd_job_show(args: argparse.Namespace) -> int:
-    job = _job(make_client(args), args.job)
+    client = make_client(args)
+    job = _job(client, args.job)
+    job["update"] = client.job(job["id"]).get("update")
     if args.json:
         emit_json(job)
         return 0
-    print(f"job      {job['id']}  {job['name']}\nstatus   {job['status']}\n")
+    print(f"job      {job['id']}  {job['name']}\nstatus   {job['status']}")
+    if job["update"]:
+        print(f"update   {job['update']['state']}")
+    print()
     print(table(["TASK", "NAME", "STATUS"], [[t["id"], t["name"], t["status"]] for t in job["tasks"]]))
+    if job["update"]:
+        print()
+        print(table(["TASK", "UPDATE", "BATCH", "REVISION", "ON IT", "DETAIL"],
+                    [[u["task_id"], u["state"], f"{u['batch']}/{u['batches']}", f"{u['previous']} -> {u['revision']}",
+                      f"{u['updated']}/{u['instances']}", u["detail"] or ""] for u in job["update"]["tasks"]]))
     return 0
 
 

@@ -52,17 +52,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
         texts.append((name, path.read_text(), job))
     client = make_client(args)
     results = []
+    update = bool(getattr(args, "update_only", False))
     for name, text, job in texts:
         try:
             if is_compose_text(text):
                 # Its env_file, .env and secret files were read here, beside it: send what they made.
-                results.append(client.submit_job(job.to_dict(), source=name, dry_run=args.dry_run))
+                results.append(client.submit_job(job.to_dict(), source=name, dry_run=args.dry_run, update=update))
             else:
-                results.append(client.submit(text, source=name, dry_run=args.dry_run))
+                results.append(client.submit(text, source=name, dry_run=args.dry_run, update=update))
         except ServiceError as exc:
-            if exc.status == 400:
+            if exc.status in (400, 404, 409):  # a bad spec, nothing to update, an update refused
                 print(exc.message, file=sys.stderr)
-                return 2
+                return 2 if exc.status == 400 else 1
             raise
     code = wait_for_jobs(client, results, args.timeout, quiet=args.json) if args.wait and not args.dry_run else 0
     if args.json:
@@ -72,6 +73,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if args.dry_run:
             for task, nodes in result["placements"].items():
                 print(f"{name}: {task} would run on {', '.join(n or 'nowhere (no node fits)' for n in nodes)}")
+            continue
+        if "update" in result:
+            print_update(name, result)
             continue
         print(f"{name}: job {result['name']} ({result['job']}) accepted")
         for task in result["tasks"]:
@@ -195,6 +199,16 @@ def cmd_restart(args: argparse.Namespace) -> int:
     answer = client.restart(task_id(client, args.task))
     emit_json(answer) if args.json else print(f"{answer['id']}: {answer['status']}")
     return 0
+
+
+def print_update(name: str, result: dict[str, Any]) -> None:
+    """A submission that updated a running job: each task's revisions, or that it is unchanged."""
+    how = "updated in place" if result["update"] == "rolling" else "unchanged (the same spec runs)"
+    print(f"{name}: job {result['name']} ({result['job']}) {how}")
+    for task in result["tasks"]:
+        change = (f"revision {task['previous']} -> {task['revision']}, rolling" if task["update"] == "rolling"
+                  else f"revision {task['revision']}, unchanged")
+        print(f"  {task['id']}  {task['name']}  {change}")
 
 
 def register(top: Group) -> None:

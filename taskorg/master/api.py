@@ -22,6 +22,7 @@ from taskorg.master.replication import Refused, admit_epoch, apply_on_standby, c
 from taskorg.master.role import NotMaster
 from taskorg.master.state import NoSuchJob, NoSuchTask
 from taskorg.master.store import BadChange, GapError
+from taskorg.master.updates import NoPreviousSpec, NoRunningJob, UpdateRefused
 from taskorg.master.views import job_detail, job_summaries, member_rows, task_detail, task_summaries
 from taskorg.net.client import ServiceError, ServiceUnavailable
 from taskorg.net.server import ApiError, create_service_app, typed_body
@@ -52,6 +53,15 @@ def create_app(engine: Engine) -> Flask:
     def _unknown_job(exc: NoSuchJob) -> Any:
         return jsonify(error=f"no such job: {exc.job_id}"), 404
 
+    @app.errorhandler(UpdateRefused)
+    @app.errorhandler(NoPreviousSpec)
+    def _conflict(exc: Exception) -> Any:
+        return jsonify(error=str(exc)), 409
+
+    @app.errorhandler(NoRunningJob)
+    def _nothing_to_update(exc: NoRunningJob) -> Any:
+        return jsonify(error=str(exc)), 404
+
     app.register_blueprint(client_routes(engine))
     app.register_blueprint(cluster_routes(engine))
     return app
@@ -74,11 +84,12 @@ def client_routes(engine: Engine) -> Blueprint:
         request_id = request.headers.get("Idempotency-Key") or None
         if request_id and len(request_id) > 200:
             raise ApiError(400, "Idempotency-Key: at most 200 characters")
-        answer = engine.submit(job, request.args.get("source") or "<request>", request_id)
+        update_only = request.args.get("update") in ("1", "true", "yes")
+        answer = engine.submit(job, request.args.get("source") or "<request>", request_id, update_only)
         if not answer["replicated"]:
             return jsonify(error="the submission is stored on the master but no standby confirmed it in time; "
                                  "it may be lost if the master dies now", **answer), 503
-        return jsonify(answer), 201
+        return jsonify(answer), 200 if "update" in answer else 201
 
     @routes.get("/v1/jobs")
     def jobs() -> Any:
@@ -98,6 +109,11 @@ def client_routes(engine: Engine) -> Blueprint:
     def job(job_id: str) -> Any:
         engine.require_active()
         return jsonify(job_detail(engine.store, job_id))
+
+    @routes.post("/v1/jobs/<job_id>/rollback")
+    def rollback(job_id: str) -> Any:
+        """Back to the previous spec of every updated task (409 when the job was never updated)."""
+        return jsonify(engine.rollback(job_id))
 
     @routes.delete("/v1/jobs/<job_id>")
     def cancel_job(job_id: str) -> Any:

@@ -38,6 +38,7 @@ from taskorg.master.telemetry import TelemetryBook
 from taskorg.master.state import HistoryEvent, Instance, NoSuchTask, Record, StartKey
 from taskorg.master.store import Store
 from taskorg.master.submissions import GroupCommit, Submission
+from taskorg.master.updates import Updates
 from taskorg.net.client import ServiceError, ServiceUnavailable
 from taskorg.protocol import ContainerState, ProtocolError, StartOrder, Telemetry
 from taskorg.spec import JobSpec, TaskSpec
@@ -84,6 +85,7 @@ class Engine:
         self.start_answers: dict[StartKey, float] = {}
         self.group_commit = GroupCommit(self.lock, store, self.commit, clock)
         self.jobs = JobActions(self)  # preview, cancel, restart, prune
+        self.updates = Updates(self)  # rolling updates: each tick's step, rollbacks
 
     # ---- role --------------------------------------------------------------------------
     def set_role(self, active: bool, epoch: int, lease_until: float, master: str | None,
@@ -168,10 +170,12 @@ class Engine:
         """Submissions waiting for the next group commit."""
         return self.group_commit.waiting
 
-    def submit(self, job: JobSpec, source: str, request_id: str | None = None) -> dict[str, Any]:
+    def submit(self, job: JobSpec, source: str, request_id: str | None = None,
+               update_only: bool = False) -> dict[str, Any]:
         """Store a job (committed with those submitted at the same moment, see `submissions`), wait for a
-        standby to hold it; a retried request (same `request_id`) gets the first answer again."""
-        answer = self.group_commit.submit(job, source, request_id)
+        standby to hold it; a retried request (same `request_id`) gets the first answer again. A job whose
+        name runs is updated in place (`updates`)."""
+        answer = self.group_commit.submit(job, source, request_id, update_only)
         answer["replicated"] = self.replicator.wait_for(answer["seq"], self.config.replication_timeout)
         self.kick.set()
         return answer
@@ -187,6 +191,9 @@ class Engine:
 
     def prune(self) -> dict[str, int]:
         return self.jobs.prune()
+
+    def rollback(self, job_id: str) -> dict[str, Any]:
+        return self.updates.rollback(job_id)
 
     def preview(self, job: JobSpec) -> dict[str, list[str | None]]:
         return self.jobs.preview(job)
@@ -237,6 +244,7 @@ class Engine:
             self._commit_with_task_status(records)
             starts = [(p.instance.node, p.address, state.start_order(self.store, p.instance, p.spec, self.role.epoch))
                       for p in decided.placements]
+            self.updates.step()  # rolling updates: the next batch, a completion, a rollback
         for node, address, order in starts:
             self.starts_in_flight.add((order.task_id, order.index, order.attempt))
             self.pool.submit(self._start, str(node), address, order)

@@ -82,7 +82,10 @@ def plan(instances: Iterable[Instance], membership: Membership, dependencies: Ma
                 result.reasons[inst.task_id] = reason
                 continue
             placed = inst.but(status="starting", node=chosen.name, attempt=inst.attempt + 1, exit_code=None,
-                              error=None, container_id=None, health=None, updated_at=now)
+                              error=None, container_id=None, health=None, updated_at=now,
+                              # Placed with the task's spec as it is now; a new revision counts restarts afresh.
+                              revision=inst.task_revision or 1,
+                              restarts=inst.restarts if (inst.revision or 1) == (inst.task_revision or 1) else 0)
             result.records += [placed, HistoryEvent(inst.task_id, inst.idx, "placed", chosen.name,
                                                     f"attempt {placed.attempt}", now)]
             result.placements.append(Placement(placed, spec, chosen.address))

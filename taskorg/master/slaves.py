@@ -46,8 +46,9 @@ class SlaveClient:
                                         headers={"Content-Type": "application/json"})
         return convert(answer, ContainerState, "start answer")
 
-    def stop(self, node: str, epoch: int, container_ids: list[str]) -> list[str]:
-        return self._command(node, StopRequest(epoch=epoch, container_ids=container_ids))
+    def stop(self, node: str, epoch: int, container_ids: list[str], timeout: float = CALL_TIMEOUT) -> list[str]:
+        """Stop and remove containers; the slave answers once they are gone (`timeout`: their stop grace)."""
+        return self._command(node, StopRequest(epoch=epoch, container_ids=container_ids), timeout)
 
     def stop_task(self, node: str, epoch: int, task_id: str) -> list[str]:
         return self._command(node, StopRequest(epoch=epoch, task_id=task_id))
@@ -74,8 +75,8 @@ class SlaveClient:
             client.close()
 
     # ---- sessions ---------------------------------------------------------------------------
-    def _command(self, node: str, request: StopRequest) -> list[str]:
-        answer = self._of(node).post("/v1/containers/stop", data=encode(request), timeout=CALL_TIMEOUT,
+    def _command(self, node: str, request: StopRequest, timeout: float = CALL_TIMEOUT) -> list[str]:
+        answer = self._of(node).post("/v1/containers/stop", data=encode(request), timeout=timeout,
                                      headers={"Content-Type": "application/json"})
         return convert(answer, StopAnswer, "stop answer").removed
 

@@ -1,6 +1,6 @@
 """Parsed task specs, kept per task id, so a scheduling tick does not re-parse thousands of them.
 
-A task's spec never changes after submission (cancel and restart keep it),
+A task's spec changes only with an update (cancel and restart keep it),
 so the parsed spec for a task id stays right; the text is compared anyway,
 which costs far less than parsing it. The specs handed out are shared:
 callers read them and never change them (the master's are frozen TaskSpecs).

@@ -73,6 +73,7 @@ class Task(Stored):
     result: str | None
     created_at: float
     updated_at: float
+    revision: int | None = None  # the spec's revision: 1 at submission, one up with each update (None: 1)
     TABLE = "tasks"
 
     @classmethod
@@ -97,11 +98,13 @@ class Instance(Stored):
     updated_at: float | None = None
     result: str | None = None
     health: str | None = None  # Docker's health check status of its container: starting, healthy, unhealthy
+    revision: int | None = None  # the task's spec revision it was placed with (None: 1)
     # Joined in from the task by the queries that need them; never stored with the instance.
     spec: str | None = None
     job: str | None = None
     name: str | None = None
     desired: str | None = None
+    task_revision: int | None = None
     TABLE = "instances"
 
     @classmethod
@@ -134,7 +137,38 @@ class HistoryEvent:
     time: float = field(default=0.0)
 
 
-Record = Union[Job, Task, Instance, HistoryEvent]
+@dataclass(slots=True)
+class Rollout(Stored):
+    """A task's rolling update (or rollback) and where it stands; kept after it ends, for a rollback.
+
+    `state`: updating, rolling_back, paused, completed or rolled_back. `revision` is the spec revision
+    the task goes to, `previous` the one it came from, whose spec `previous_spec` keeps. `batch`
+    counts the batches begun, `failures` the new instances that failed; no batch begins before
+    `next_at` (None: the batch in flight has not finished)."""
+
+    task_id: str
+    job: str
+    state: str
+    revision: int
+    previous: int
+    previous_spec: str
+    batch: int = 0
+    failures: int = 0
+    started_at: float = 0.0
+    updated_at: float = 0.0
+    next_at: float | None = None
+    detail: str = ""
+    TABLE = "rollouts"
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Rollout":
+        return cls(**{column: row.get(column) for column in TABLES["rollouts"]})
+
+    def but(self, **changes: Any) -> "Rollout":
+        return dataclasses.replace(self, **changes)
+
+
+Record = Union[Job, Task, Instance, HistoryEvent, Rollout]
 
 
 def records_to_changes(store: Store, records: Iterable[Record | Change]) -> list[Change]:
@@ -180,7 +214,7 @@ def job_records(job: JobSpec, source: str, request_id: str | None, now: float) -
         task_id = f"t-{secrets.token_hex(4)}"
         status = first_status(spec)
         records.append(Task(task_id, job_id, spec.name, json.dumps(spec.to_dict()), "running", status, None, None,
-                            now, now))
+                            now, now, 1))
         records += [new_instance(task_id, index, status, now) for index in range(spec.instance_count)]
         records.append(HistoryEvent(task_id, None, "submitted", None, f"job {job.name} ({job_id})", now))
         created.append({"id": task_id, "name": spec.name, "instances": spec.instance_count})
@@ -226,11 +260,14 @@ def roll_up(task: Task, instances: list[Instance], now: float) -> list[Record]:
 def with_task_status(store: Store, records: list[Record], now: float) -> list[Record]:
     """`records` plus the new status of every task whose instances they change."""
     changed = {i.key: i for i in records if isinstance(i, Instance)}
+    given = {t.id: t for t in records if isinstance(t, Task)}  # a task changed here (an update's new spec)
     touched = dict.fromkeys(i.task_id for i in changed.values())
     rolled: list[Record] = []
     for task_id in touched:
-        rows = [changed.get(i.key, i) for i in instances(store, task_id)]
-        rolled += roll_up(task(store, task_id), rows, now)
+        stored = instances(store, task_id)
+        rows = [changed.get(i.key, i) for i in stored]
+        rows += [i for key, i in changed.items() if key[0] == task_id and key not in {s.key for s in stored}]
+        rolled += roll_up(given.get(task_id) or task(store, task_id), rows, now)
     return records + rolled
 
 
@@ -282,6 +319,42 @@ def job_by_request(store: Store, request_id: str) -> dict[str, Any] | None:
     return store.row("SELECT * FROM jobs WHERE request_id = ?", (request_id,))
 
 
+def running_job_named(store: Store, name: str) -> dict[str, Any] | None:
+    """The newest job of this name with a task still going (not succeeded, failed or cancelled)."""
+    return store.row("SELECT * FROM jobs j WHERE j.name = ? AND EXISTS (SELECT 1 FROM tasks t WHERE t.job = j.id "
+                     "AND t.status NOT IN ('succeeded', 'failed', 'cancelled')) ORDER BY j.submitted_at DESC LIMIT 1",
+                     (name,))
+
+
+def job_task_records(store: Store, job_id: str) -> list[Task]:
+    return [Task.from_row(r) for r in store.rows("SELECT * FROM tasks WHERE job = ? ORDER BY created_at", (job_id,))]
+
+
+def rollouts_of_job(store: Store, job_id: str) -> list[Rollout]:
+    return [Rollout.from_row(r) for r in store.rows("SELECT * FROM rollouts WHERE job = ? ORDER BY task_id",
+                                                    (job_id,))]
+
+
+def active_rollouts(store: Store) -> list[Rollout]:
+    """Rollouts under way (updating or rolling back): what each tick moves on."""
+    return [Rollout.from_row(r) for r in store.rows("SELECT * FROM rollouts WHERE state IN "
+                                                    "('updating', 'rolling_back') ORDER BY started_at, task_id")]
+
+
+def rollout_progress(store: Store, job_id: str) -> list[dict[str, Any]]:
+    """A job's rollouts with their task's name, parallelism and instances on the target revision (running)."""
+    return store.rows(
+        "SELECT r.task_id, t.name, r.state, r.revision, r.previous, r.batch, r.failures, r.started_at, r.updated_at, "
+        "r.detail, json_extract(CASE WHEN r.state IN ('rolling_back', 'rolled_back') THEN r.previous_spec "
+        "ELSE t.spec END, CASE WHEN r.state IN ('rolling_back', 'rolled_back') THEN '$.rollback_config.parallelism' "
+        "ELSE '$.update_config.parallelism' END) AS parallelism, "
+        "(SELECT COUNT(*) FROM instances i WHERE i.task_id = r.task_id AND i.status = 'running' "
+        " AND COALESCE(i.revision, 1) = r.revision) AS updated, "
+        "(SELECT COUNT(*) FROM instances i WHERE i.task_id = r.task_id AND i.status NOT IN "
+        " ('succeeded', 'failed', 'cancelled')) AS instances "
+        "FROM rollouts r JOIN tasks t ON t.id = r.task_id WHERE r.job = ? ORDER BY t.created_at", (job_id,))
+
+
 def job_tasks(store: Store, job_id: str) -> list[dict[str, Any]]:
     """A job's tasks as a submission answers them: id, name, number of instances."""
     return store.rows("SELECT t.id, t.name, (SELECT COUNT(*) FROM instances i WHERE i.task_id = t.id) "
@@ -303,8 +376,8 @@ def instances_to_plan(store: Store, usable_nodes: Iterable[str]) -> list[Instanc
     Scanning every running instance made a tick cost grow with the cluster (profiled: 10,000 tasks
     started at ~10/s)."""
     rows = store.rows(
-        "SELECT i.*, t.spec, t.job, t.name, t.desired FROM instances i JOIN tasks t ON t.id = i.task_id "
-        "WHERE i.status IN ('waiting', 'pending') OR (i.status IN ('starting', 'running') AND "
+        "SELECT i.*, t.spec, t.job, t.name, t.desired, t.revision AS task_revision FROM instances i "
+        "JOIN tasks t ON t.id = i.task_id WHERE i.status IN ('waiting', 'pending') OR (i.status IN ('starting', 'running') AND "
         "(i.node IS NULL OR i.node NOT IN (SELECT value FROM json_each(?)))) ORDER BY t.created_at, i.idx",
         (json.dumps(sorted(usable_nodes)),))
     return [Instance.from_row(r) for r in rows]
@@ -375,7 +448,7 @@ def task_summaries(store: Store, state: str | None = None, node: str | None = No
     sql = ("SELECT t.id, t.job, t.name, t.status, t.desired, t.reason, t.created_at, t.updated_at, "
            "j.name AS job_name, json_extract(t.spec, '$.after') AS after, "
            "(SELECT json_group_array(json_object('index', idx, 'node', node, 'status', status, 'attempt', attempt, "
-           "'health', health)) "
+           "'health', health, 'revision', COALESCE(revision, 1))) "
            " FROM instances i WHERE i.task_id = t.id) AS instances "
            "FROM tasks t LEFT JOIN jobs j ON j.id = t.job WHERE 1=1")
     params: list[Any] = []
@@ -404,7 +477,8 @@ def task_with_job(store: Store, task_id: str) -> dict[str, Any]:
 
 def instance_details(store: Store, task_id: str) -> list[dict[str, Any]]:
     return store.rows("SELECT idx, node, status, attempt, restarts, exit_code, container_id, error, started_at, "
-                      "finished_at, health FROM instances WHERE task_id = ? ORDER BY idx", (task_id,))
+                      "finished_at, health, COALESCE(revision, 1) AS revision FROM instances WHERE task_id = ? "
+                      "ORDER BY idx", (task_id,))
 
 
 def task_history(store: Store, task_id: str) -> list[dict[str, Any]]:

@@ -19,31 +19,41 @@ from typing import Any, Iterable, Iterator, NamedTuple, Union
 
 TABLES: dict[str, tuple[str, ...]] = {
     "jobs": ("id", "name", "seed", "source", "submitted_at", "request_id"),
-    "tasks": ("id", "job", "name", "spec", "desired", "status", "reason", "result", "created_at", "updated_at"),
+    "tasks": ("id", "job", "name", "spec", "desired", "status", "reason", "result", "created_at", "updated_at",
+              "revision"),
     "instances": ("task_id", "idx", "node", "status", "attempt", "restarts", "exit_code", "container_id",
-                  "error", "started_at", "finished_at", "not_before", "updated_at", "result", "health"),
+                  "error", "started_at", "finished_at", "not_before", "updated_at", "result", "health", "revision"),
     "history": ("id", "task_id", "idx", "time", "event", "node", "detail"),
+    # A task's rolling update (or rollback) and its progress: one row per task ever updated (issue 16).
+    "rollouts": ("task_id", "job", "state", "revision", "previous", "previous_spec", "batch", "failures",
+                 "started_at", "updated_at", "next_at", "detail"),
 }
-KEYS = {"jobs": "id", "tasks": "id", "instances": "task_id, idx", "history": "id"}
+KEYS = {"jobs": "id", "tasks": "id", "instances": "task_id, idx", "history": "id", "rollouts": "task_id"}
 KEY_COLUMNS = {table: tuple(c.strip() for c in keys.split(",")) for table, keys in KEYS.items()}
 # What each column holds: a replicated row is checked against this before anything is written.
-INTEGER_COLUMNS = {"seed", "idx", "attempt", "restarts", "exit_code", "history.id"}
-REAL_COLUMNS = {"submitted_at", "created_at", "updated_at", "started_at", "finished_at", "not_before", "time"}
+INTEGER_COLUMNS = {"seed", "idx", "attempt", "restarts", "exit_code", "history.id", "revision", "previous", "batch",
+                   "failures"}
+REAL_COLUMNS = {"submitted_at", "created_at", "updated_at", "started_at", "finished_at", "not_before", "time",
+                "next_at"}
 MAX_INTEGER = 2 ** 63 - 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, name TEXT, seed INTEGER, source TEXT, submitted_at REAL,
     request_id TEXT);
 CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, job TEXT, name TEXT, spec TEXT, desired TEXT,
-    status TEXT, reason TEXT, result TEXT, created_at REAL, updated_at REAL);
+    status TEXT, reason TEXT, result TEXT, created_at REAL, updated_at REAL, revision INTEGER);
 CREATE INDEX IF NOT EXISTS tasks_by_job ON tasks(job);
 CREATE TABLE IF NOT EXISTS instances (task_id TEXT, idx INTEGER, node TEXT, status TEXT, attempt INTEGER,
     restarts INTEGER, exit_code INTEGER, container_id TEXT, error TEXT, started_at REAL, finished_at REAL,
-    not_before REAL, updated_at REAL, result TEXT, health TEXT, PRIMARY KEY (task_id, idx));
+    not_before REAL, updated_at REAL, result TEXT, health TEXT, revision INTEGER, PRIMARY KEY (task_id, idx));
 CREATE INDEX IF NOT EXISTS instances_by_status ON instances(status);
 CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY, task_id TEXT, idx INTEGER, time REAL,
     event TEXT, node TEXT, detail TEXT);
 CREATE INDEX IF NOT EXISTS history_by_task ON history(task_id);
+CREATE TABLE IF NOT EXISTS rollouts (task_id TEXT PRIMARY KEY, job TEXT, state TEXT, revision INTEGER,
+    previous INTEGER, previous_spec TEXT, batch INTEGER, failures INTEGER, started_at REAL, updated_at REAL,
+    next_at REAL, detail TEXT);
+CREATE INDEX IF NOT EXISTS rollouts_by_state ON rollouts(state);
 CREATE TABLE IF NOT EXISTS changelog (seq INTEGER PRIMARY KEY, epoch INTEGER, tbl TEXT, row TEXT,
     op TEXT NOT NULL DEFAULT 'put');
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -139,7 +149,8 @@ class Store:
     def _migrate(self) -> None:
         """Bring a state file from an older version up to this schema."""
         for table, column, kind in (("jobs", "request_id", "TEXT"), ("instances", "result", "TEXT"),
-                                    ("instances", "health", "TEXT"),
+                                    ("instances", "health", "TEXT"), ("tasks", "revision", "INTEGER"),
+                                    ("instances", "revision", "INTEGER"),
                                     ("changelog", "op", "TEXT NOT NULL DEFAULT 'put'")):
             columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
             if column not in columns:
@@ -147,6 +158,7 @@ class Store:
         self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_request ON jobs(request_id)")
         self.db.execute("CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks(status, updated_at)")
         self.db.execute("CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs(submitted_at)")
+        self.db.execute("CREATE INDEX IF NOT EXISTS jobs_by_name ON jobs(name, submitted_at)")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -229,6 +241,7 @@ class Store:
         if table == "jobs":
             tasks = "(SELECT id FROM tasks WHERE job = ?)"
             self.db.execute(f"DELETE FROM history WHERE task_id IN {tasks}", (key["id"],))
+            self.db.execute("DELETE FROM rollouts WHERE job = ?", (key["id"],))
             self.db.execute(f"DELETE FROM instances WHERE task_id IN {tasks}", (key["id"],))
             self.db.execute("DELETE FROM tasks WHERE job = ?", (key["id"],))
         columns = KEY_COLUMNS[table]

@@ -17,6 +17,7 @@ from typing import Any, Callable, ContextManager, Iterable
 from taskorg.master import state
 from taskorg.master.state import Record
 from taskorg.master.store import Store
+from taskorg.master.updates import NoRunningJob, UpdateRefused, update_of
 from taskorg.spec import JobSpec
 
 
@@ -27,6 +28,7 @@ class Submission:
     job: JobSpec
     source: str
     request_id: str | None
+    update_only: bool = False  # `taskorg update`: refused (NoRunningJob) unless a job of the name runs
     answer: dict[str, Any] | None = None
     error: BaseException | None = None
 
@@ -40,10 +42,12 @@ class GroupCommit:
         self.clock = clock
         self.waiting_lock = threading.Lock()
         self.waiting: list[Submission] = []
+        self.updated: dict[str, dict[str, Any]] = {}  # a batch's updates by request (they make no job row)
 
-    def submit(self, job: JobSpec, source: str, request_id: str | None) -> dict[str, Any]:
-        """Commit a job with whichever submissions wait with it; its answer, with the commit's `seq`."""
-        mine = Submission(job, source, request_id)
+    def submit(self, job: JobSpec, source: str, request_id: str | None, update_only: bool = False) -> dict[str, Any]:
+        """Commit a job with whichever submissions wait with it; its answer, with the commit's `seq`. A job
+        whose name runs is updated in place (see `updates`)."""
+        mine = Submission(job, source, request_id, update_only)
         with self.waiting_lock:
             self.waiting.append(mine)
         with self.lock:
@@ -60,13 +64,16 @@ class GroupCommit:
         now = self.clock()
         records: list[Record] = []
         by_request: dict[str, dict[str, Any]] = {}
+        self.updated = {}
         for sub in batch:
             known = state.job_by_request(self.store, sub.request_id) if sub.request_id else None
             if known:
                 sub.answer = {"job": known["id"], "name": known["name"], "seed": known["seed"],
                               "tasks": state.job_tasks(self.store, known["id"]), "repeated": True}
-            elif sub.request_id in by_request:  # the same request twice in one batch: one job
-                sub.answer = {**by_request[sub.request_id], "repeated": True}
+            elif sub.request_id in by_request or sub.request_id in self.updated:  # the same request again
+                sub.answer = {**(by_request.get(sub.request_id) or self.updated[sub.request_id]), "repeated": True}
+            elif self._as_update(sub, records, now):
+                continue
             else:
                 job_records, sub.answer = state.job_records(sub.job, sub.source, sub.request_id, now)
                 records += job_records
@@ -79,4 +86,23 @@ class GroupCommit:
                 sub.answer, sub.error = None, exc
             return
         for sub in batch:
-            sub.answer = {**(sub.answer or {}), "seq": seq}
+            if sub.error is None:
+                sub.answer = {**(sub.answer or {}), "seq": seq}
+
+    def _as_update(self, sub: Submission, records: list[Record], now: float) -> bool:
+        """Whether `sub` was taken as an update (or refused as one): its records join the commit."""
+        try:
+            found = update_of(self.store, sub.job, now)
+            if found is None and sub.update_only:
+                raise NoRunningJob(f"no job named {sub.job.name} runs: there is nothing to update "
+                                   "(submit it to start it)")
+        except (UpdateRefused, NoRunningJob) as exc:
+            sub.error = exc
+            return True
+        if found is None:
+            return False
+        update, sub.answer = found
+        records += state.with_task_status(self.store, update, now)  # type: ignore[arg-type]
+        if sub.request_id:
+            self.updated[sub.request_id] = sub.answer
+        return True

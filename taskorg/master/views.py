@@ -29,8 +29,26 @@ def job_summaries(store: Store, limit: int, before: float | None) -> list[dict[s
 
 
 def job_detail(store: Store, job_id: str) -> dict[str, Any]:
-    """A job's summary and its tasks' summaries."""
-    return {**job_row(state.job_summary(store, job_id)), "tasks": task_summaries(store, job=job_id)}
+    """A job's summary, its tasks' summaries and its rolling update's progress (None: never updated)."""
+    return {**job_row(state.job_summary(store, job_id)), "tasks": task_summaries(store, job=job_id),
+            "update": update_progress(store, job_id)}
+
+
+# The state a job's update shows when its tasks' rollouts differ: the first of these found.
+UPDATE_STATES = ("rolling_back", "updating", "paused", "rolled_back", "completed")
+
+
+def update_progress(store: Store, job_id: str) -> dict[str, Any] | None:
+    """Each updated task's rollout (state, batch of batches, revision from and to, instances on it)."""
+    rows = state.rollout_progress(store, job_id)
+    if not rows:
+        return None
+    tasks = []
+    for row in rows:
+        per_batch = row.pop("parallelism") or max(row["instances"], 1)
+        tasks.append({**row, "batches": max(1, -(-row["instances"] // per_batch))})
+    overall = next(s for s in UPDATE_STATES + (tasks[0]["state"],) if any(t["state"] == s for t in tasks))
+    return {"state": overall, "tasks": tasks}
 
 
 def job_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,8 @@ CLIENT_ROUTES: dict[tuple[str, str, str], str] = {
     ("master", "GET", "/v1/tasks/*/logs"): "read",
     ("master", "DELETE", "/v1/tasks/*"): "submit",
     ("master", "POST", "/v1/tasks/*/restart"): "submit",
+    ("master", "GET", "/v1/jobs/*"): "read",
+    ("master", "POST", "/v1/jobs/*/rollback"): "submit",
     ("master", "GET", "/v1/events"): "read",
     ("master", "GET", "/v1/events/stream"): "read",
     ("master", "GET", "/v1/members"): "read",

@@ -128,7 +128,12 @@ def _after_submit(body: dict[str, Any]) -> Any:
     created = body.get("tasks") or []
     job = body.get("job") or ""
     names = ", ".join(str(t.get("name")) for t in created) or "no tasks"
-    flash(f"Submitted job {job}: {names}.", "ok")
+    if body.get("update") == "rolling":
+        flash(f"Updating job {job} in place (a rolling update): {names}.", "ok")
+    elif body.get("update") == "unchanged":
+        flash(f"Job {job} already runs this spec: nothing changed.", "ok")
+    else:
+        flash(f"Submitted job {job}: {names}.", "ok")
     if len(created) == 1 and created[0].get("id"):
         return redirect(url_for("pages.task", task_id=created[0]["id"]))
     return redirect(url_for("pages.job", job_id=job) if job else url_for("pages.tasks"))

@@ -61,3 +61,13 @@ def test_wait_is_done_when_services_run_and_batch_tasks_succeed() -> None:
     assert failed.done and failed.exit_code == EXIT_FAILED and "b failed" in failed.summary
     assert kind_of({"restart": {"policy": "always"}}) == "service"
     assert kind_of({"restart": {"policy": "on-failure", "max_attempts": 3}}) == "batch"
+
+
+def test_an_update_answer_prints_each_tasks_revisions(capsys: pytest.CaptureFixture[str]) -> None:
+    from taskorg.cli.task_commands import print_update
+    print_update("web.yaml", {"job": "j-aa000001", "name": "site", "update": "rolling", "tasks": [
+        {"id": "t-12ab0000", "name": "web", "revision": 3, "previous": 2, "update": "rolling"},
+        {"id": "t-12cd0000", "name": "db", "revision": 1, "update": "unchanged"}]})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "web.yaml: job site (j-aa000001) updated in place"
+    assert out[1].endswith("web  revision 2 -> 3, rolling") and out[2].endswith("db  revision 1, unchanged")

@@ -105,7 +105,7 @@ def test_a_new_store_is_empty_at_position_zero(master: Store) -> None:
     assert master.position() == (0, 0)
     assert master.changes_since(0) == []
     assert master.snapshot() == {"epoch": 0, "seq": 0, "tables": {"jobs": [], "tasks": [], "instances": [],
-                                                                    "history": []}}
+                                                                    "history": [], "rollouts": []}}
 
 
 def test_commit_numbers_changes_consecutively(master: Store) -> None:

@@ -42,11 +42,16 @@ class FakeSlaves:
     def __init__(self) -> None:
         self.orders: list[tuple[str, StartOrder]] = []  # (address, order)
         self.stopped: list[tuple[str, str]] = []  # (node, task id)
+        self.stopped_containers: list[tuple[str, str]] = []  # (node, container id)
 
     def start(self, address: str, order: StartOrder) -> ContainerState:
         self.orders.append((address, order))
         return ContainerState(task_id=order.task_id, index=order.index, attempt=order.attempt, status="running",
                               container_id=f"c-{order.task_id}-{order.index}-{order.attempt}", answered=0.0)
+
+    def stop(self, node: str, epoch: int, container_ids: list[str], timeout: float = 3.0) -> list[str]:
+        self.stopped_containers += [(node, cid) for cid in container_ids]
+        return list(container_ids)
 
     def stop_task(self, node: str, epoch: int, task_id: str) -> list[str]:
         self.stopped.append((node, task_id))
