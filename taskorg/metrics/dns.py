@@ -34,6 +34,15 @@ def read(service: "DnsService") -> Iterator[Metric]:
     for state, count in counts.items():
         members.add_metric([state], count)
     yield members
+    arbiter = service.arbiter
+    if arbiter is not None and service.is_arbiter():
+        alive = GaugeMetricFamily("taskorg_dns_member_alive",
+                                  "1 while a member heartbeats (from the arbiter only; 0: declared dead)",
+                                  labels=["node", "address"])
+        for member in registry.members():
+            alive.add_metric([member.node, member.address],
+                             float(arbiter.alive(member.node, service.config.node_dead_after)))
+        yield alive
     yield _gauge("taskorg_consensus_voter", "1 when this DNS service votes in the consensus group", registry.voting)
     yield _gauge("taskorg_consensus_voters", "Voters of the consensus group", len(registry.voters))
     yield _gauge("taskorg_consensus_voters_reachable", "Voters this member reaches, itself included",

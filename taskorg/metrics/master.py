@@ -34,6 +34,8 @@ LEASE_RENEWAL_SECONDS = Histogram(
     "From the node service sending the heartbeat to this master service holding the renewed lease",
     buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0))
 
+for _reason in ("node", "lost"):
+    RESCHEDULES.labels(_reason)  # exported at zero from the start: a rate over them is defined
 # Every status is exported, zero or not, so a dashboard's series never vanish.
 TASK_STATUSES = ("pending", "waiting", "starting", "running", "succeeded", "failed", "cancelled")
 # History events that mean "placed again": their counter says why.

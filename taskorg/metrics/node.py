@@ -19,6 +19,8 @@ LEASE_RENEWALS = Counter("taskorg_node_lease_renewals", "Heartbeats answered wit
 LEASE_RENEWAL_SECONDS = Histogram("taskorg_node_lease_renewal_seconds",
                                   "Round trip of a heartbeat that renewed the master lease",
                                   buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.25, 0.4, 0.6))
+for _outcome in ("answered", "refused", "unreachable"):
+    HEARTBEATS.labels(_outcome)  # exported at zero from the start
 
 
 def read(service: "NodeService") -> Iterator[Metric]:

@@ -9,3 +9,5 @@ STARTS = Counter("taskorg_slave_container_starts", "Start orders carried out, by
 START_SECONDS = Histogram("taskorg_slave_container_start_seconds",
                           "From a start order's arrival to its container running (or failing to)",
                           buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30))
+for _outcome in ("started", "error", "refused"):
+    STARTS.labels(_outcome)  # exported at zero from the start
