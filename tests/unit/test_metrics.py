@@ -139,3 +139,16 @@ def test_the_state_directory_disk_is_always_reported(tmp_path: Path) -> None:
     mounts = {s.labels["mount"]: s.labels["state_dir"] for s in families["taskorg_node_disk_used_ratio"].samples}
     assert mounts[telemetry.mount_of(str(tmp_path))] == "true"
     assert {s.labels["mode"] for s in families["taskorg_node_cpu_seconds"].samples} >= {"user", "system", "idle"}
+
+
+def test_the_webview_probes_need_no_login_and_its_metrics_a_credential(tmp_path: Path) -> None:
+    from taskorg.webview import create_app as webview_app
+
+    config = load_config(overrides={"state_dir": str(tmp_path)}, environ={})
+    app = webview_app(config, SECRET, api_factory=lambda *_: None).test_client()  # type: ignore[arg-type,return-value]
+    assert app.get("/healthz").get_json() == {"ok": True, "service": "webview"}
+    assert app.get("/readyz").status_code == 200
+    assert app.get("/metrics").status_code == 401
+    answer = app.get("/metrics", headers={"Authorization": f"Bearer {SECRET}"})
+    assert answer.status_code == 200 and "taskorg_http_requests_total" in answer.get_data(as_text=True)
+    assert app.get("/").status_code == 302  # every other page still asks for the login
