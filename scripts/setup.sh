@@ -20,7 +20,10 @@ fi
 packages=(docker.io dnsmasq-base dnsutils busybox-static python3 python3-venv python3-pip iproute2 procps ca-certificates)
 if [[ " $extras " == *" test "* ]]; then
   # etcd: only bench/consensus.py's comparison of consensus engines uses it.
-  packages+=(debootstrap ansible ansible-lint openssh-client chromium shellcheck tcpdump etcd-server etcd-client)
+  # prometheus: tests/cluster/test_prometheus.py runs the binary itself (and promtool); its
+  # Debian service is kept from starting below.
+  packages+=(debootstrap ansible ansible-lint openssh-client chromium shellcheck tcpdump etcd-server etcd-client
+             prometheus)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -31,7 +34,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # --no-install-recommends keeps it small; docker.io's recommends are not needed.
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # No package's service may start here (Debian's prometheus would listen on :9090 for good):
+  # a policy-rc.d of our own, for this install only.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && own_policy=1
+  fi
+  installed=0
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || installed=$?
+  [ -z "$own_policy" ] || rm -f "$policy"
+  [ "$installed" -eq 0 ] || exit "$installed"
 fi
 
 # ---- dockerd -------------------------------------------------------------------------

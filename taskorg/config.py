@@ -60,6 +60,9 @@ class Config:
     tls_key_file: str = "/etc/taskorg/tls/node.key"
     # User tokens (hashed, with roles) that services accept; empty = `<state_dir>/tokens.json`.
     tokens_file: str = ""
+    # Networks (CIDR, or single addresses) whose hosts may read every service's `/metrics` without
+    # a credential, e.g. the Prometheus server's LAN. Empty: a `read` token or a node certificate.
+    metrics_open_networks: tuple[str, ...] = ()
     # A client's own user token (a file holding it); empty = $TASKORG_TOKEN, else the cluster secret.
     token_file: str = ""
     # Service ports (the original Task-Org ports).
@@ -187,7 +190,7 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in fields(Config)}
-_ADDRESS_LISTS = ("dns_servers",)
+_ADDRESS_LISTS = ("dns_servers", "metrics_open_networks")
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -195,7 +198,8 @@ def _coerce(name: str, value: Any) -> Any:
     if name in _ADDRESS_LISTS:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)):
-            raise ConfigError(f"setting '{name}': expected a list of IP addresses, got {value!r}")
+            raise ConfigError(f"setting '{name}': expected a list of IP addresses{' or networks' if 'networks' in name else ''}, "
+                              f"got {value!r}")
         return tuple(str(item).strip() for item in items if str(item).strip())
     default = _FIELDS[name].default
     kind = type(default) if default is not dataclasses.MISSING else dict
@@ -252,6 +256,12 @@ def _parse_labels(name: str, text: str) -> dict[str, str]:
 
 
 def _validate(config: Config) -> None:
+    for item in config.metrics_open_networks:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"setting 'metrics_open_networks': not an IP network: {item!r} "
+                              "(expected e.g. 192.168.1.0/24 or 10.0.0.5)") from None
     for name in ("dns_address",) + (("address",) if config.address else ()):
         try:
             ipaddress.ip_address(getattr(config, name))

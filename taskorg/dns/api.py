@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, jsonify, request
 
 from taskorg.dns.relay import relay
+from taskorg.metrics import dns as dns_metrics, http as probes
 from taskorg.net.server import ApiError, create_service_app, json_body, typed_body
 from taskorg.protocol import Heartbeat, ProtocolError, Registration, checked_address, encode
 
@@ -93,4 +94,5 @@ def create_app(service: DnsService) -> Flask:
             raise ApiError(400, f"since: expected an event id (a whole number), got {since!r}")
         return jsonify(events=service.registry.events(int(since)))
 
+    probes.install(app, "dns", service.not_ready, {"dns": lambda: dns_metrics.read(service)})
     return app

@@ -29,6 +29,7 @@ from taskorg.dns.replicated import NoQuorum, ReplicatedRegistry
 from taskorg.dns.store import carry_over
 from taskorg.dns.voters import voter_count
 from taskorg.logs import get_logger
+from taskorg.metrics import dns as metrics
 from taskorg.net.server import ApiError, serve
 from taskorg.protocol import HeartbeatAnswer, Lease
 from taskorg.secret import read_secret
@@ -167,6 +168,9 @@ class DnsService:
                 self._committed(self.registry.register, member.identity, address, member.labels)
                 self.records.publish()
             answer = arbiter.heartbeat(node, replica, address)
+            metrics.HEARTBEATS.inc()
+            if answer.holder:
+                metrics.LEASE_GRANTS.inc()
             if node in self.dead:
                 self.dead.discard(node)
                 self._event("node_back", node=node)
@@ -209,6 +213,7 @@ class DnsService:
             log.warning("election not committed", extra={"master": election.master, "reason": str(exc)})
             self.arbiter = None
             return
+        metrics.ELECTIONS.inc()
         self.records.announce(election)
 
     def handover(self, node: str) -> dict[str, Any]:
@@ -250,6 +255,7 @@ class DnsService:
             if member.node in arbiter.members and member.node not in self.dead \
                     and not arbiter.alive(member.node, self.config.node_dead_after):
                 self.dead.add(member.node)
+                metrics.NODE_DEATHS.inc()
                 self._event("node_dead", node=member.node)
                 log.warning("node dead", extra={"node": member.node})
 
@@ -276,6 +282,13 @@ class DnsService:
         epoch, master = self.registry.election()
         member = self.registry.member(master) if master else None
         return {"master": master, "address": member.address if member else None, "epoch": epoch}
+
+    def not_ready(self) -> str | None:
+        """Readiness: None once the consensus group has a leader this service knows of."""
+        if self.registry.leader_address() is None:
+            return (f"no consensus leader known to the DNS service at {self.config.dns_address} "
+                    f"(voters: {', '.join(self.registry.voters)})")
+        return None
 
     def dns_servers_view(self) -> dict[str, Any]:
         """What this DNS service sees of the consensus group."""

@@ -24,6 +24,7 @@ from taskorg.master.state import NoSuchJob, NoSuchTask
 from taskorg.master.store import BadChange, GapError
 from taskorg.master.updates import NoPreviousSpec, NoRunningJob, UpdateRefused
 from taskorg.master.views import job_detail, job_summaries, member_rows, task_detail, task_summaries
+from taskorg.metrics import http as probes, master as master_metrics
 from taskorg.net.client import ServiceError, ServiceUnavailable
 from taskorg.net.server import ApiError, create_service_app, typed_body
 from taskorg.protocol import ReplicationBatch, Report, RolePush
@@ -64,7 +65,22 @@ def create_app(engine: Engine) -> Flask:
 
     app.register_blueprint(client_routes(engine))
     app.register_blueprint(cluster_routes(engine))
+    probes.install(app, "master", lambda: readiness(engine), {"master": lambda: master_metrics.read(engine)})
     return app
+
+
+def readiness(engine: Engine) -> str | None:
+    """Ready: the active master, or a standby that follows the current epoch (it applied the active
+    master's first change, so its replica is that master's and catches up from there)."""
+    role = engine.role
+    if role.valid():
+        return None
+    if role.epoch == 0:
+        return "no role yet: the node service has not told this master service who is master"
+    epoch = engine.store.position()[0]
+    if epoch < role.epoch:
+        return f"standby behind: its replica ends in epoch {epoch}, the current epoch is {role.epoch}"
+    return None
 
 
 # ---- client routes -------------------------------------------------------------------------------

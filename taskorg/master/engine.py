@@ -39,6 +39,7 @@ from taskorg.master.state import HistoryEvent, Instance, NoSuchTask, Record, Sta
 from taskorg.master.store import Store
 from taskorg.master.submissions import GroupCommit, Submission
 from taskorg.master.updates import Updates
+from taskorg.metrics import master as metrics
 from taskorg.net.client import ServiceError, ServiceUnavailable
 from taskorg.protocol import ContainerState, ProtocolError, StartOrder, Telemetry
 from taskorg.spec import JobSpec, TaskSpec
@@ -91,6 +92,10 @@ class Engine:
     def set_role(self, active: bool, epoch: int, lease_until: float, master: str | None,
                  master_address: str | None, node: str | None) -> None:
         role = Role(active, epoch, lease_until, master, master_address, node)
+        if epoch > self.role.epoch and self.role.epoch:
+            metrics.ELECTIONS.inc()
+        if active:
+            metrics.renewed(lease_until, self.config.lease_timeout)
         with self.role_lock:
             current = self.role
             if (active and current.active and epoch == current.epoch == self.activated_epoch
@@ -140,7 +145,8 @@ class Engine:
         with self.lock:
             self.require_active()
             seq = self.store.commit(state.records_to_changes(self.store, records), self.role.epoch)
-        self.replicator.notify()
+        self.replicator.notify(seq)
+        metrics.count_events(r.event for r in records if isinstance(r, HistoryEvent))
         return seq
 
     def _commit_with_task_status(self, records: list[Record]) -> None:
@@ -152,6 +158,7 @@ class Engine:
     def activate(self, epoch: int) -> None:
         """Become the active master of `epoch`: fence the old one, then reconcile."""
         started = time.monotonic()
+        metrics.ACTIVATIONS.inc()
         with self.lock:
             self.activated_epoch = epoch
             self.membership = None

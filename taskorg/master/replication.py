@@ -9,8 +9,10 @@ submission wait until enough standbys hold its change.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 import msgspec
@@ -25,6 +27,7 @@ from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.protocol import ChangeEntry, ProtocolError, ReplicaPosition, ReplicationBatch, Snapshot, convert, encode
 
 log = get_logger("master.replication")
+COMMIT_TIMES_KEPT = 4096  # (seq, when) of recent commits: enough to age any lag worth alerting on
 
 
 class Replicator:
@@ -39,6 +42,7 @@ class Replicator:
         self.acked: dict[str, int] = {}
         self.senders: dict[str, threading.Thread] = {}
         self.generation = 0
+        self.commit_times: deque[tuple[int, float]] = deque(maxlen=COMMIT_TIMES_KEPT)
 
     # ---- control ----------------------------------------------------------------------
     def start(self, epoch: int) -> None:
@@ -56,9 +60,29 @@ class Replicator:
             self.generation += 1
             self.cond.notify_all()
 
-    def notify(self) -> None:
+    def notify(self, seq: int | None = None) -> None:
+        """A change was committed (`seq`, when known: its time ages the standbys' lag)."""
         with self.cond:
+            if seq is not None:
+                self.commit_times.append((seq, time.monotonic()))
             self.cond.notify_all()
+
+    def lag(self, seq: int) -> dict[str, tuple[int, float]]:
+        """Per standby: (changes it lacks, seconds since the oldest of them was committed)."""
+        now = time.monotonic()
+        with self.cond:
+            acked = {node: self.acked.get(node, 0) for node in self.standbys()} if self.running else {}
+            times = list(self.commit_times)
+        found = {}
+        for node, position in acked.items():
+            behind = max(0, seq - position)
+            age = 0.0
+            if behind:
+                index = bisect.bisect_right(times, (position, float("inf")))
+                # (index 0: older than every commit kept, so at least as old as the oldest kept)
+                age = now - times[index][1] if index < len(times) else 0.0
+            found[node] = (behind, round(age, 3))
+        return found
 
     def standbys(self) -> dict[str, str]:
         """Living members other than this node that run a master service: node -> address."""

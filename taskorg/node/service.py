@@ -21,6 +21,7 @@ from flask import Flask, jsonify
 
 from taskorg.config import Config
 from taskorg.logs import get_logger
+from taskorg.metrics import http as probes, node as metrics
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError, resolve_master
 from taskorg.net.server import create_service_app, serve
@@ -64,6 +65,7 @@ class NodeService:
         self.replica: ReplicaPosition | None = None
         self.pusher = RolePusher(self.master, self._on_role_answer)
         self.scheduler = BackgroundScheduler(daemon=True)
+        self.last_answer = 0.0  # monotonic time of the last answered heartbeat
 
     # ---- registration ---------------------------------------------------------
     def register(self, wait: bool = True) -> None:
@@ -130,13 +132,20 @@ class NodeService:
         try:
             answer = convert(self._dns_post("/v1/heartbeat", to_wire(beat)), HeartbeatAnswer, "heartbeat answer")
         except ServiceError as exc:
+            metrics.HEARTBEATS.labels("refused").inc()
             if exc.status == 404:
                 self.register(wait=False)
             # 410: this node has left the cluster; keep asking (quietly) until it is activated again.
             return
         except (ServiceUnavailable, ProtocolError):
+            metrics.HEARTBEATS.labels("unreachable").inc()
             return
+        self.last_answer = time.monotonic()
+        metrics.HEARTBEATS.labels("answered").inc()
         lease = answer.lease
+        if lease.holder and lease.valid_for > 0:
+            metrics.LEASE_RENEWALS.inc()
+            metrics.LEASE_RENEWAL_SECONDS.observe(self.last_answer - sent_at)
         with self.lock:
             self.role.arbiter_master = answer.master
             if lease.holder and lease.valid_for > 0:
@@ -181,6 +190,15 @@ class NodeService:
     def wake(self) -> None:
         threading.Thread(target=self.heartbeat, daemon=True).start()
 
+    def not_ready(self) -> str | None:
+        """Readiness: registered, and a DNS service answered a heartbeat lately."""
+        if self.node is None:
+            return "not registered with the DNS service yet"
+        silent = time.monotonic() - self.last_answer
+        if silent > max(2.0, 10 * self.config.heartbeat_interval):
+            return f"no heartbeat answered for {silent:.1f} s (DNS servers: {', '.join(self.config.dns_server_list)})"
+        return None
+
     def role_view(self) -> dict[str, Any]:
         with self.lock:
             return {"node": self.node, "role": "master" if self.role.active else "standby",
@@ -204,6 +222,7 @@ def create_app(service: NodeService) -> Flask:
         service.wake()
         return jsonify(ok=True)
 
+    probes.install(app, "node", service.not_ready, {"node": lambda: metrics.read(service)})
     return app
 
 

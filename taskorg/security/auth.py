@@ -6,25 +6,47 @@ Credentials, strongest first:
   transition to user tokens (the webview and old scripts use it); over plain
   HTTP (`tls: false`) it opens the `node` routes too, as it always did;
 - a user token as a Bearer token: its role's routes, never a `node` route.
+
+`open` routes need nothing; `monitor` routes (`/metrics`) take a `read`
+token, a node certificate, or a source address in `metrics_open_networks`.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from taskorg.security.policy import NODE, required
+from taskorg.security.policy import MONITOR, NODE, OPEN, required
 from taskorg.security.tokens import TokenError, TokenStore, role_includes
 
 _store: TokenStore | None = None
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_metrics_open: tuple[Network, ...] = ()
 
 
 def use_tokens(path: str | Path | None) -> None:
     """The token file this process's services accept (None: no user tokens)."""
     global _store
     _store = TokenStore(path) if path else None
+
+
+def open_metrics_to(networks: tuple[str, ...]) -> None:
+    """The networks whose hosts may read `/metrics` without a credential (setting `metrics_open_networks`)."""
+    global _metrics_open
+    _metrics_open = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
+
+
+def _in_open_network(source: object) -> bool:
+    if not _metrics_open or not isinstance(source, str):
+        return False
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        return False
+    return any(address.version == net.version and address in net for net in _metrics_open)
 
 
 @dataclass(frozen=True)
@@ -81,8 +103,14 @@ def decide(service: str, method: str, path: str, environ: Mapping[str, object],
            authorization: str | None, secret: str) -> Refusal | None:
     """None when the request may go on; otherwise the answer that refuses it."""
     need = required(service, method, path)
+    if need == OPEN:
+        return None
     given = bearer_token(authorization)
     over_tls = environ.get("wsgi.url_scheme") == "https"
+    if need == MONITOR:
+        if (over_tls and environ.get("SSL_CLIENT_VERIFY") == "SUCCESS") or _in_open_network(environ.get("REMOTE_ADDR")):
+            return None
+        need = "read"
     if need == NODE:
         if over_tls:
             if environ.get("SSL_CLIENT_VERIFY") == "SUCCESS":

@@ -5,6 +5,9 @@ certificate of this cluster, for the cluster-internal endpoints (reports,
 role, replication, slave commands, registration, heartbeats). A user token
 never opens a `node` route. A route the table does not name needs `node`, so
 a new endpoint is internal until someone lists it here as a client route.
+Two more: `open` (anyone: liveness and readiness probes) and `monitor` (the
+Prometheus scrape: a `read` token, a node certificate, or a source address in
+the setting `metrics_open_networks`).
 
 Patterns are paths whose `*` segments match any one segment.
 """
@@ -12,6 +15,9 @@ Patterns are paths whose `*` segments match any one segment.
 from __future__ import annotations
 
 NODE = "node"
+OPEN = "open"
+MONITOR = "monitor"
+SERVICES = ("master", "dns", "slave", "node", "webview")
 
 # (service, method, pattern) -> need
 CLIENT_ROUTES: dict[tuple[str, str, str], str] = {
@@ -38,6 +44,11 @@ CLIENT_ROUTES: dict[tuple[str, str, str], str] = {
     ("dns", "POST", "/v1/members/*/leave"): "admin",
     # slave and node services: internal only (no entries)
 }
+# Every service: metrics for Prometheus, liveness and readiness for systemd, load balancers and tests.
+for _service in SERVICES:
+    CLIENT_ROUTES[(_service, "GET", "/metrics")] = MONITOR
+    CLIENT_ROUTES[(_service, "GET", "/healthz")] = OPEN
+    CLIENT_ROUTES[(_service, "GET", "/readyz")] = OPEN
 
 
 def _matches(pattern: str, path: str) -> bool:

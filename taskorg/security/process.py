@@ -11,3 +11,4 @@ def configure_process(config: Config, service: bool) -> None:
     tls.configure(config, service=service)
     if service:
         auth.use_tokens(config.tokens_path)
+        auth.open_metrics_to(config.metrics_open_networks)

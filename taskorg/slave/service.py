@@ -23,6 +23,7 @@ from flask import Flask, Response, jsonify, request
 
 from taskorg.config import Config, ConfigError
 from taskorg.logs import get_logger
+from taskorg.metrics import http as probes, slave as metrics, telemetry as node_metrics
 from taskorg.net.server import ApiError, create_service_app, serve, typed_body
 from taskorg.protocol import EpochCommand, StartOrder, StopRequest
 from taskorg.secret import read_secret
@@ -58,12 +59,16 @@ def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -
     def start_container() -> Any:
         order = typed_body(StartOrder, "start order")
         check_epoch(order.epoch)
+        started = time.perf_counter()
         try:
             check_start(order.spec, policy)
             state = runner.start(order)
         except OrderError as exc:
             log.warning("start order refused", extra={"task": order.task_id, "error": str(exc)})
+            metrics.STARTS.labels("refused").inc()
             raise ApiError(400, str(exc)) from None
+        metrics.STARTS.labels("error" if state["status"] == "error" else "started").inc()
+        metrics.START_SECONDS.observe(time.perf_counter() - started)
         # This node's clock when the start finished: a report listed before it cannot show the
         # container, and the master must not call it lost for that (see master/reconcile.py).
         state["answered"] = time.monotonic()
@@ -105,7 +110,21 @@ def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -
 
     app.register_error_handler(DockerException, docker_unavailable)
     app.register_error_handler(requests.ConnectionError, docker_unavailable)
+    probes.install(app, "slave", lambda: docker_unreachable(runner),
+                   {"node": lambda: node_metrics.read(config.state_dir)})
     return app
+
+
+def docker_unreachable(runner: Runner) -> str | None:
+    """Readiness: None when this node's runner can start containers (dockerd answers its ping)."""
+    client = getattr(runner, "client", None)
+    if client is None:
+        return None  # the stand-in runner needs no engine
+    try:
+        answer = client.api.get(f"{client.api.base_url}/_ping", timeout=2)
+    except (DockerException, requests.RequestException) as exc:
+        return f"docker engine unreachable: {exc}"
+    return None if answer.ok else f"docker engine answered its ping with HTTP {answer.status_code}"
 
 
 def docker_client(socket: str) -> docker.DockerClient:

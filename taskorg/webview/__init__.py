@@ -13,6 +13,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from taskorg.config import Config
+from taskorg.metrics import http as probes
 from taskorg.webview import filters, security
 from taskorg.webview.cluster import ClusterApi, LiveCluster
 from taskorg.webview.jobs import AfterCache
@@ -60,4 +61,5 @@ def create_app(config: Config, secret: str, api_factory: ApiFactory | None = Non
     app.register_blueprint(api.bp)
     errors.register(app)
     security.install(app)
+    probes.install(app, "webview", lambda: None, authorize=True, secret=secret)
     return app

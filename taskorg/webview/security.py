@@ -26,7 +26,9 @@ from taskorg.security.tokens import role_includes
 from taskorg.webview.logins import EndedSessions, LoginThrottle
 
 # Endpoints a logged-out browser may reach.
-PUBLIC_ENDPOINTS = {"auth.login", "static", "api.healthz"}
+# The probes (`/metrics`, `/healthz`, `/readyz`) check their own credential: the route table's
+# (taskorg/metrics/http.py), a `read` token or a node certificate rather than a browser's login.
+PUBLIC_ENDPOINTS = {"auth.login", "static", "api.healthz", "metrics", "healthz", "readyz"}
 
 # Everything the page needs ships with the package: no other origin, no
 # inline script or style, no framing (clickjacking on the cancel buttons).
