@@ -45,3 +45,17 @@ def free_loopback_block(start: int = 30, end: int = 250) -> str:
             tcp.close()
         return address
     raise RuntimeError("no free 127.0.X.1 address for a test cluster")
+
+
+def wait_task_succeeded(client: Any, task_id: str, timeout: float) -> dict[str, Any]:
+    """Wait for a task to end and check it succeeded; a timeout or a failure names the task as the
+    master last showed it (status, instances, error), not just False."""
+    def ended() -> dict[str, Any]:
+        task = client.task(task_id)
+        if task["status"] not in ("succeeded", "failed", "cancelled"):
+            raise LookupError(f"still {task['status']}: {task!r}")
+        return task
+
+    task = wait_until(ended, timeout, f"task {task_id} to end")
+    assert task["status"] == "succeeded", f"task {task_id} ended {task['status']}: {task!r}"
+    return task

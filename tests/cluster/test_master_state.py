@@ -11,7 +11,7 @@ import pytest
 
 from taskorg.devtools.localcluster import LocalCluster
 from taskorg.net.client import ServiceClient, ServiceError
-from tests.helpers import wait_until
+from tests.helpers import wait_task_succeeded, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -27,7 +27,7 @@ def test_jobs_are_listed_cancelled_and_pruned_across_a_failover(cluster_factory:
     done = [client.submit(job_text(f"done{n}", busybox_image, "true")) for n in range(3)]
     sleeper = client.submit(job_text("sleeper", busybox_image, "sleep 600", "always"))
     for job in done:
-        wait_until(lambda job=job: client.task(job["tasks"][0]["id"])["status"] == "succeeded", 60, "a job to finish")
+        wait_task_succeeded(client, job["tasks"][0]["id"], 60)
     jobs = client.call("GET", "/v1/jobs")["jobs"]
     assert [j["name"] for j in jobs][:1] == ["sleeper"]
     assert {j["name"]: j["status"] for j in jobs}["done0"] == "succeeded"
