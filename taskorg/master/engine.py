@@ -29,6 +29,7 @@ from taskorg.master.activation import recover
 from taskorg.master.jobs import JobActions
 from taskorg.master.members import MemberCache
 from taskorg.master.plan import Membership, membership_events, node_views, plan, reserve
+from taskorg.master.quiet import QuietTicks, TickInputs, capacity_key, next_due
 from taskorg.master.reconcile import RUNNING_GRACE, START_GRACE, Listing, reconcile
 from taskorg.master.replication import Replicator
 from taskorg.master.role import NotMaster, Role, current_master, named_master_by_dns, not_master_message, wait_valid
@@ -87,6 +88,7 @@ class Engine:
         self.group_commit = GroupCommit(self.lock, store, self.commit, clock)
         self.jobs = JobActions(self)  # preview, cancel, restart, prune
         self.updates = Updates(self)  # rolling updates: each tick's step, rollbacks
+        self.quiet = QuietTicks()  # ticks that may skip planning (nothing changed since one that decided nothing)
 
     # ---- role --------------------------------------------------------------------------
     def set_role(self, active: bool, epoch: int, lease_until: float, master: str | None,
@@ -162,6 +164,7 @@ class Engine:
         with self.lock:
             self.activated_epoch = epoch
             self.membership = None
+            self.quiet.forget()
             self.store.raise_fence(epoch)
             self.commit([HistoryEvent(None, None, "master_activated", self.role.node, f"epoch {epoch}", self.clock())])
         # Stream first: submissions are accepted (and must be replicated) while we reconcile.
@@ -242,20 +245,31 @@ class Engine:
             membership = Membership(frozenset(self.members.alive_nodes()), frozenset(self.members.draining_nodes()))
             records = membership_events(self.membership, membership, now)
             self.membership = membership
-            rows = state.instances_to_plan(self.store, membership.usable)
-            waiting = {str(r.job) for r in rows if r.status == "waiting"}
-            dependencies = state.dependency_states(self.store, waiting)
-            decided = plan(rows, membership, dependencies, self._spec_of, self.node_views, now,
-                           state.healthy_tasks(self.store, waiting))
-            records += decided.records + state.reason_records(self.store, decided.reasons, now)
-            self._commit_with_task_status(records)
-            starts = [(p.instance.node, p.address, state.start_order(self.store, p.instance, p.spec, self.role.epoch))
-                      for p in decided.placements]
+            starts: list[tuple[str, str, StartOrder]] = []
+            if records or not self.quiet.may_skip(self._tick_inputs(membership), now):
+                starts = self._plan(membership, records, now)
             self.updates.step()  # rolling updates: the next batch, a completion, a rollback
         for node, address, order in starts:
             self.starts_in_flight.add((order.task_id, order.index, order.attempt))
             self.pool.submit(self._start, str(node), address, order)
         self.jobs.prune_if_due()
+
+    def _plan(self, membership: Membership, records: list[Record], now: float) -> list[tuple[str, str, StartOrder]]:
+        """Plan and commit one tick (under the lock); the start orders to send."""
+        rows = state.instances_to_plan(self.store, membership.usable)
+        waiting = {str(r.job) for r in rows if r.status == "waiting"}
+        dependencies = state.dependency_states(self.store, waiting)
+        decided = plan(rows, membership, dependencies, self._spec_of, self.node_views, now,
+                       state.healthy_tasks(self.store, waiting))
+        records = records + decided.records + state.reason_records(self.store, decided.reasons, now)
+        self._commit_with_task_status(records)
+        self.quiet.planned(self._tick_inputs(membership), not records and not decided.placements,
+                           next_due(rows, now), now)
+        return [(str(p.instance.node), p.address, state.start_order(self.store, p.instance, p.spec, self.role.epoch))
+                for p in decided.placements]
+
+    def _tick_inputs(self, membership: Membership) -> TickInputs:
+        return TickInputs(self.store.position(), membership, capacity_key(self.members.placeable(), self.telemetry))
 
     def node_views(self) -> list[placement.NodeView]:
         """Placeable nodes (alive, active, reporting) with what is already reserved on them."""
