@@ -27,7 +27,7 @@ from taskorg.master.views import job_detail, job_summaries, member_rows, task_de
 from taskorg.metrics import http as probes, master as master_metrics
 from taskorg.net.client import ServiceError, ServiceUnavailable
 from taskorg.net.server import ApiError, create_service_app, typed_body
-from taskorg.protocol import ReplicationBatch, Report, RolePush
+from taskorg.protocol import ReplicationBatch, Report, RolePush, to_wire
 from taskorg.spec import JobSpec, SpecError, SpecPolicy, job_from_dict, parse_spec_text
 
 MAX_SPEC_BYTES = 1024 * 1024
@@ -246,11 +246,7 @@ def cluster_routes(engine: Engine) -> Blueprint:
 
     @routes.post("/v1/role")
     def role() -> Any:
-        push = typed_body(RolePush, "role")
-        engine.set_role(push.active, push.epoch, push.lease_until_monotonic or 0.0, push.master,
-                        push.master_address, push.node)
-        epoch, seq = engine.store.position()
-        return jsonify(active=engine.role.valid(), replica={"epoch": epoch, "seq": seq})
+        return jsonify(to_wire(engine.take_role(typed_body(RolePush, "role"))))
 
     @routes.get("/v1/replica")
     def replica() -> Any:

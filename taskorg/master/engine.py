@@ -42,7 +42,8 @@ from taskorg.master.submissions import GroupCommit, Submission
 from taskorg.master.updates import Updates
 from taskorg.metrics import master as metrics
 from taskorg.net.client import ServiceError, ServiceUnavailable
-from taskorg.protocol import ContainerState, ProtocolError, StartOrder, Telemetry
+from taskorg.protocol import (ContainerState, ProtocolError, ReplicaPosition, RoleAnswer, RolePush, StartOrder,
+                              Telemetry)
 from taskorg.spec import JobSpec, TaskSpec
 
 __all__ = ["Engine", "NoSuchTask", "NotMaster", "Role", "RUNNING_GRACE", "START_GRACE"]
@@ -91,6 +92,14 @@ class Engine:
         self.quiet = QuietTicks()  # ticks that may skip planning (nothing changed since one that decided nothing)
 
     # ---- role --------------------------------------------------------------------------
+    def take_role(self, push: RolePush) -> RoleAnswer:
+        """The node service's word on our role (over the local channel or `POST /v1/role`); the answer
+        carries our replica position, which its heartbeats report."""
+        self.set_role(push.active, push.epoch, push.lease_until_monotonic or 0.0, push.master,
+                      push.master_address, push.node)
+        epoch, seq = self.store.position()
+        return RoleAnswer(active=self.role.valid(), replica=ReplicaPosition(epoch=epoch, seq=seq))
+
     def set_role(self, active: bool, epoch: int, lease_until: float, master: str | None,
                  master_address: str | None, node: str | None) -> None:
         role = Role(active, epoch, lease_until, master, master_address, node)

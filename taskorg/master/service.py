@@ -1,8 +1,9 @@
 """The master service process: the store, the engine's ticks, the HTTP API.
 
 It runs on every regular node all the time; the node service switches it
-between active and standby through `/v1/role`, so a failover needs no
-process start, only a state change.
+between active and standby with a datagram on the local role channel (or
+`/v1/role` where that cannot be used), so a failover needs no process
+start, only a state change.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from taskorg.logs import get_logger
 from taskorg.master.api import create_app
 from taskorg.master.engine import Engine
 from taskorg.master.store import Store
+from taskorg.net.localchannel import ChannelError, Listener, role_channel_path
 from taskorg.net.server import serve
+from taskorg.protocol import RolePush
 from taskorg.secret import read_secret
 
 log = get_logger("master")
@@ -45,8 +48,21 @@ def run(config: Config) -> None:
     engine = Engine(config, secret, Store(config.state_path("master", "state.db")))
     stop = threading.Event()
     threading.Thread(target=tick_loop, args=(engine, stop), daemon=True, name="master-tick").start()
+    role_channel = open_role_channel(config, engine)
     try:
         serve(create_app(engine), config.node_address, config.master_port, threads=12)
     finally:
         stop.set()
+        if role_channel is not None:
+            role_channel.close()
         engine.close()
+
+
+def open_role_channel(config: Config, engine: Engine) -> Listener[RolePush, object] | None:
+    """The local role channel's listener; None where it cannot be used (the node service then posts)."""
+    try:
+        return Listener(role_channel_path(config), RolePush, engine.take_role, name="role-channel")
+    except (ChannelError, OSError) as exc:
+        log.warning("local role channel unavailable: the node service will use HTTP", extra={"reason": str(exc)})
+        return None
+

@@ -8,6 +8,11 @@ renewal came late and the master fenced itself with a valid lease in hand
 only drops the newest role message into this mailbox and goes on; one thread
 sends it. Only the newest message matters: a renewal supersedes the one
 before it, so nothing queues up behind a slow master.
+
+The message goes as a datagram on the local role channel (taskorg.net.localchannel:
+microseconds, where an HTTPS request cost more than all else an idle node
+did), and by `POST /v1/role` only when the channel cannot be used (its path
+too long, the master service not listening yet).
 """
 
 from __future__ import annotations
@@ -16,13 +21,16 @@ import threading
 from typing import Callable
 
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
+from taskorg.net.localchannel import ChannelError, Sender
 from taskorg.protocol import ProtocolError, RoleAnswer, RolePush, convert, to_wire
 
 
 class RolePusher:
-    def __init__(self, master: ServiceClient, on_answer: Callable[[RoleAnswer], None]) -> None:
+    def __init__(self, master: ServiceClient, on_answer: Callable[[RoleAnswer], None],
+                 channel: Sender[RoleAnswer] | None = None) -> None:
         self.master = master
         self.on_answer = on_answer
+        self.channel = channel  # answers come back through it to on_answer
         self.pending: RolePush | None = None
         self.ready = threading.Condition()
         threading.Thread(target=self._run, daemon=True, name="role-push").start()
@@ -38,6 +46,12 @@ class RolePusher:
                 while self.pending is None:
                     self.ready.wait()
                 message, self.pending = self.pending, None
+            if self.channel is not None:
+                try:
+                    self.channel.send(message)
+                    continue
+                except ChannelError:
+                    pass  # not listening (yet): this one goes by HTTP
             try:
                 self.on_answer(convert(self.master.post("/v1/role", to_wire(message)), RoleAnswer, "role answer"))
             except (ServiceUnavailable, ServiceError, ProtocolError):

@@ -23,6 +23,7 @@ from taskorg.config import Config
 from taskorg.logs import get_logger
 from taskorg.metrics import http as probes, node as metrics
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
+from taskorg.net.localchannel import ChannelError, Sender, role_channel_path
 from taskorg.net.resolve import ResolveError, resolve_master
 from taskorg.net.server import create_service_app, serve
 from taskorg.node.identity import node_identity
@@ -63,9 +64,18 @@ class NodeService:
         # The replica position each heartbeat carries: the master service's answer to the last role
         # push (one heartbeat old at most), asked for directly only until the first answer.
         self.replica: ReplicaPosition | None = None
-        self.pusher = RolePusher(self.master, self._on_role_answer)
+        self.pusher = RolePusher(self.master, self._on_role_answer, self._role_channel())
         self.scheduler = BackgroundScheduler(daemon=True)
         self.last_answer = 0.0  # monotonic time of the last answered heartbeat
+
+    def _role_channel(self) -> Sender[RoleAnswer] | None:
+        """The local role channel to this machine's master service (None: role pushes go by HTTP)."""
+        try:
+            return Sender(self.config.state_path("node", "role-answer.sock"), role_channel_path(self.config),
+                          RoleAnswer, self._on_role_answer, name="role-answers")
+        except (ChannelError, OSError) as exc:
+            log.warning("local role channel unavailable: role pushes use HTTP", extra={"reason": str(exc)})
+            return None
 
     # ---- registration ---------------------------------------------------------
     def register(self, wait: bool = True) -> None:
@@ -151,7 +161,7 @@ class NodeService:
             if lease.holder and lease.valid_for > 0:
                 self.role.epoch = lease.epoch
                 self.role.lease_until = sent_at + lease.valid_for
-                self._log_lease(sent_at)
+                self._log_lease(self.last_answer)
             else:
                 self.role.epoch = max(self.role.epoch, answer.epoch)
                 self.role.lease_until = 0.0
@@ -159,10 +169,12 @@ class NodeService:
             stale = lease.holder != (self.role.dns_master == self.address)
         self.check_role(resolve=stale, push=True)
 
-    def _log_lease(self, sent_at: float) -> None:
+    def _log_lease(self, received_at: float) -> None:
+        """One line per lease held: from when this node heard of it (it cannot act on it before) until
+        it runs out (counted from when the heartbeat was sent, so never later than the arbiter's)."""
         if self.config.lease_log:
             with open(self.config.lease_log, "a") as handle:
-                handle.write(f"{self.role.epoch} {self.node} {sent_at:.6f} {self.role.lease_until:.6f}\n")
+                handle.write(f"{self.role.epoch} {self.node} {received_at:.6f} {self.role.lease_until:.6f}\n")
 
     def check_role(self, resolve: bool = True, push: bool = False) -> None:
         """Decide the role; tell the master service on a change or a lease renewal (`push`)."""
