@@ -30,6 +30,7 @@ import pytest
 from taskorg.devtools.localcluster import LocalCluster
 from taskorg.net.resolve import resolve_all
 from tests.helpers import wait_until
+from tests.leases import check_leases
 
 pytestmark = pytest.mark.cluster
 
@@ -114,25 +115,6 @@ def settled(cluster: LocalCluster, acked: dict[str, dict[str, Any]]) -> Verdict:
         elif task["status"] not in ("succeeded",):
             return Verdict(f"{task_id} should have finished: {task['status']} ({story(cluster, task_id)})")
     return Verdict("ok")
-
-
-def check_leases(path: Path) -> tuple[int, list[str]]:
-    """Leases by epoch: each epoch's last moment must come before the next epoch's first."""
-    spans: dict[int, list[float]] = {}
-    holders: dict[int, set[str]] = defaultdict(set)
-    for line in path.read_text().splitlines():
-        epoch_text, node, start_text, until_text = line.split()
-        epoch, start, until = int(epoch_text), float(start_text), float(until_text)
-        holders[epoch].add(node)
-        span = spans.setdefault(epoch, [start, until])
-        span[0], span[1] = min(span[0], start), max(span[1], until)
-    problems = [f"epoch {e} held by {sorted(n)}" for e, n in holders.items() if len(n) > 1]
-    epochs = sorted(spans)
-    for older, newer in zip(epochs, epochs[1:]):
-        if spans[older][1] > spans[newer][0]:
-            problems.append(f"epoch {older} lease ran until {spans[older][1]:.3f}, "
-                            f"epoch {newer} lease began at {spans[newer][0]:.3f}")
-    return len(epochs), problems
 
 
 def test_chaos_rounds_lose_nothing_and_never_split_the_brain(cluster_factory: Any) -> None:

@@ -28,10 +28,10 @@ def require_tools() -> None:
         pytest.skip(problem)
 
 
-def resolve(bed: Testbed, name: str) -> list[str]:
-    """A records of `name` at the DNS host's dnsmasq, asked directly (no cache)."""
+def resolve(bed: Testbed, name: str, server: str | None = None) -> list[str]:
+    """A records of `name` at the DNS host's dnsmasq (or at `server`'s), asked directly (no cache)."""
     query = dns.message.make_query(name, dns.rdatatype.A)
-    response = dns.query.udp(query, bed.dns_host.address, port=53, timeout=1.0)
+    response = dns.query.udp(query, server or bed.dns_host.address, port=53, timeout=1.0)
     return sorted(item.address for rrset in response.answer if rrset.rdtype == dns.rdatatype.A for item in rrset)
 
 

@@ -33,6 +33,7 @@ from .hostkeys import write_known_hosts
 SUFFIX = "tb.taskorg.internal"
 LABEL = "taskorg.testbed"
 PID_LABEL = "taskorg.testbed.pid"
+CUT_CHAIN = "taskorg-testbed-cut"  # isolate(): the iptables chain of a partition inside a host
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = REPO_ROOT / "ansible"
 
@@ -488,6 +489,19 @@ class Testbed:
     def connect(self, name: str) -> None:
         host = self.hosts[name]
         docker("network", "connect", "--ip", host.address, self.network, host.container)
+
+    def isolate(self, name: str) -> None:
+        """A partition that keeps the host's address: inside the host, every packet to or from the other
+        hosts is dropped (a chain of our own), so the runner can still ask the cut-off side what it does."""
+        others = [h.address for h in self.hosts.values() if h.name != name]
+        rules = " && ".join(f"iptables -A {CUT_CHAIN} -s {a} -j DROP && iptables -A {CUT_CHAIN} -d {a} -j DROP"
+                            for a in others)
+        self.exec(name, f"iptables -N {CUT_CHAIN} 2>/dev/null; iptables -F {CUT_CHAIN} && "
+                        f"iptables -C INPUT -j {CUT_CHAIN} 2>/dev/null || iptables -I INPUT -j {CUT_CHAIN}; "
+                        f"iptables -C OUTPUT -j {CUT_CHAIN} 2>/dev/null || iptables -I OUTPUT -j {CUT_CHAIN}; {rules}")
+
+    def rejoin(self, name: str) -> None:
+        self.exec(name, f"iptables -F {CUT_CHAIN}")
 
     # ---- lookups --------------------------------------------------------
     @property

@@ -22,111 +22,29 @@ Keep the hosts afterwards: TASKORG_TESTBED_KEEP=1 (see `python -m tests.testbed`
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from typing import Iterator
 
 import pytest
 
-from .checks import assert_all_units_active, require_tools, resolve
+from .checks import assert_all_units_active
 from .hosts import SUFFIX, Host, Testbed, log, wait_for
-from .image import ensure_image
-from .wheelhouse import build_wheelhouse
+from .views import (client, containers_by_instance, master_host, node_names, running_instances,
+                    wait_no_duplicates)
+from .provisioned import provisioned_testbed, sleepers_job
 
 # The module fixture (image, boot, playbook) counts toward the first test: room for a busy machine.
 pytestmark = [pytest.mark.testbed, pytest.mark.timeout(1500)]
 
-TASK_IMAGE = "taskorg/busybox:latest"
 REPLICAS = 6
 
-JOB = f"""\
-job: testbed
-tasks:
-  - name: sleeper
-    image: {TASK_IMAGE}
-    command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 1; done"]
-    replicas: {REPLICAS}
-    restart: always
-"""
+JOB = sleepers_job("testbed", REPLICAS)
 
 
 @pytest.fixture(scope="module")
 def testbed(request: pytest.FixtureRequest) -> Iterator[Testbed]:
-    require_tools()
-    from taskorg.devtools.images import ensure_busybox_image
-
-    started = time.monotonic()
-    image = ensure_image()
-    bed = Testbed(image)
-    timings = bed.timings
-    timings["host image (build or reuse)"] = time.monotonic() - started
-    failed_before = request.session.testsfailed
-    try:
-        mark = time.monotonic()
-        bed.up()
-        timings["4 hosts boot, sshd answering"] = time.monotonic() - mark
-        mark = time.monotonic()
-        build_wheelhouse(bed.workdir / "wheelhouse")
-        timings["wheelhouse"] = time.monotonic() - mark
-        bed.write_inventory()
-        run = bed.run_playbook()
-        timings["first playbook run"] = run.seconds
-        assert run.returncode == 0 and run.recap, f"the playbook failed:\n{run.output[-6000:]}"
-        assert all(c["failed"] == 0 and c["unreachable"] == 0 for c in run.recap.values()), run.recap
-        mark = time.monotonic()
-        ensure_busybox_image()
-        bed.load_image(TASK_IMAGE, [h.name for h in bed.node_hosts])
-        timings["task image into 3 hosts"] = time.monotonic() - mark
-        yield bed
-    finally:
-        if request.session.testsfailed > failed_before:
-            bed.dump_journals()
-        for name, seconds in timings.items():
-            log(f"timing: {name}: {seconds:.1f}s")
-        if os.environ.get("TASKORG_TESTBED_KEEP"):
-            log(f"TASKORG_TESTBED_KEEP: testbed left running, state in {bed.workdir}")
-        else:
-            bed.teardown()
-
-
-# ---- helpers ------------------------------------------------------------------
-
-def master_host(bed: Testbed) -> Host | None:
-    addresses = resolve(bed, f"master.{SUFFIX}")
-    if len(addresses) != 1:
-        return None
-    return bed.host_by_address(addresses[0])
-
-
-def client(bed: Testbed, host: Host, port: int = 23335):
-    from taskorg.net.client import ServiceClient
-
-    return ServiceClient(f"https://{host.address}:{port}", bed.secret, timeout=2.0, tls=bed.use_tls())
-
-
-def node_names(bed: Testbed) -> dict[str, Host]:
-    """taskorg node name (nodeN, given by the DNS service) -> host."""
-    names = {}
-    for host in bed.node_hosts:
-        names[client(bed, host, 23336).get("/v1/identity")["node"]] = host
-    return names
-
-
-def running_instances(bed: Testbed, master: Host) -> dict[str, str]:
-    """'<task id>/<index>' -> node, for instances the active master says are running."""
-    tasks = client(bed, master).get("/v1/tasks")["tasks"]
-    return {f"{t['id']}/{i['index']}": i["node"] for t in tasks for i in t["instances"] if i["status"] == "running"}
-
-
-def containers_by_instance(bed: Testbed, hosts: list[Host]) -> dict[str, list[tuple[str, str]]]:
-    """Running task containers in the hosts' own dockerds: instance -> [(host, container id)]."""
-    found: dict[str, list[tuple[str, str]]] = {}
-    for host in hosts:
-        for row in bed.containers(host.name):
-            if row["state"] == "running":
-                found.setdefault(row["labels"].get("taskorg.instance", "?"), []).append((host.name, row["id"]))
-    return found
+    yield from provisioned_testbed(request)
 
 
 # ---- the tests, in order -----------------------------------------------------------
@@ -224,19 +142,6 @@ def test_master_host_power_loss_and_return(testbed: Testbed) -> None:
     assert_all_units_active(testbed)
 
 
-def wait_no_duplicates(bed: Testbed, what: str, timeout: float = 90) -> dict[str, list[tuple[str, str]]]:
-    """Every instance runs exactly once across all hosts, seen on 3 samples in a row."""
-    streak = {"n": 0}
-
-    def settled() -> dict | None:
-        containers = containers_by_instance(bed, bed.node_hosts)
-        ok = len(containers) == REPLICAS and all(len(where) == 1 for where in containers.values())
-        streak["n"] = streak["n"] + 1 if ok else 0
-        return containers if streak["n"] >= 3 else None
-
-    return wait_for(what, settled, timeout=timeout, interval=1.0)
-
-
 @pytest.mark.parametrize("cut", ["pause", "disconnect"])
 def test_master_host_cut_off_then_back(testbed: Testbed, cut: str) -> None:
     """A hung master host (docker pause) or a cut cable (network disconnect): a survivor takes
@@ -266,7 +171,7 @@ def test_master_host_cut_off_then_back(testbed: Testbed, cut: str) -> None:
         restore(old_master.name)
     wait_for(f"{old_master.name} to come back as a standby",
              lambda: client(testbed, old_master, 23336).get("/v1/role").get("role") == "standby", timeout=90)
-    wait_no_duplicates(testbed, f"no instance running twice after the {cut} healed")
+    wait_no_duplicates(testbed, f"no instance running twice after the {cut} healed", REPLICAS)
     wait_for("every unit active on every host", lambda: assert_all_units_active(testbed) or True, timeout=60)
     assert_all_units_active(testbed)
 
