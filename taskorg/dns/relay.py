@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import requests
 from flask import Response, request
 
+from taskorg.net import listeners
 from taskorg.net.server import ApiError
 from taskorg.security import tls as tls_material
 
@@ -33,7 +34,8 @@ def relay(arbiter_url: str, me: str, timeout: float) -> Response:
     # Over TLS this hop is made by this DNS service, a node: its own certificate, the arbiter checked.
     tls_material.mount(session, urlsplit(arbiter_url).hostname or "", None)
     try:
-        answer = session.request(request.method, f"{arbiter_url}{request.full_path.rstrip('?')}",
+        path = request.full_path.rstrip('?')
+        answer = session.request(request.method, f"{listeners.route(arbiter_url, request.method, path)}{path}",
                                   data=request.get_data(), headers=headers, timeout=(0.3, timeout))
     except requests.RequestException as exc:
         raise ApiError(503, f"the arbiter at {arbiter_url} does not answer ({type(exc).__name__})") from None
