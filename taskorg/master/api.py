@@ -43,7 +43,6 @@ def create_app(engine: Engine) -> Flask:
     app = create_service_app("master", engine.secret)
     app.config["MAX_CONTENT_LENGTH"] = 16 * MAX_SPEC_BYTES
     install_forwarding(app, engine)
-    followers = Followers(MAX_FOLLOWERS)
 
     @app.errorhandler(NotMaster)
     def _not_master(exc: NotMaster) -> Any:
@@ -90,6 +89,7 @@ def readiness(engine: Engine) -> str | None:
 # ---- client routes -------------------------------------------------------------------------------
 def client_routes(engine: Engine) -> Blueprint:
     routes = Blueprint("client", __name__)
+    followers = Followers(MAX_FOLLOWERS)
     policy = SpecPolicy.from_config(engine.config)
 
     @routes.post("/v1/jobs")
