@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -20,7 +20,7 @@ from taskorg.client import Client
 from taskorg.devtools.localcluster import LocalCluster
 from taskorg.master.api import MAX_FOLLOWERS
 from taskorg.security import tls
-from taskorg.security.tokens import TokenStore
+from tests.cluster.test_tls import tokens  # noqa: F401 (the read, submit and admin tokens fixture)
 
 pytestmark = pytest.mark.cluster
 
@@ -28,15 +28,6 @@ FOLLOWERS = 50
 FOLLOW_SECONDS = 12.0
 JOB = "name: follow-probe-{n}\nimage: taskorg/busybox:latest\ncommand: ['sleep', '30']\n" \
       "resources: {{cpus: 0.01, memory: 8M}}\n"
-
-
-@pytest.fixture(scope="module")
-def tokens(cluster: LocalCluster) -> Iterator[dict[str, str]]:
-    store = TokenStore(cluster.tokens_file)
-    made = {role: store.create(f"listener-test-{role}", role)[1] for role in ("read", "submit", "admin")}
-    yield made
-    for role in made:
-        store.revoke(f"listener-test-{role}")
 
 
 def raw(cluster: LocalCluster, host: str, node_certificate: bool) -> requests.Session:
