@@ -29,7 +29,7 @@ from tests.helpers import wait_until
 
 pytestmark = pytest.mark.cluster
 
-TMPFS_SIZE = "2m"
+SLACK = 256 * 1024  # bytes of the tmpfs beyond what the journal already takes, filled at once
 FULL_WINDOW = 6.0  # seconds with every remaining voter full: ~6 lease timeouts
 
 
@@ -44,14 +44,16 @@ def move_onto_full_tmpfs(cluster: LocalCluster, key: str, mounts: list[Path]) ->
     cluster.kill_service(key)
     backup = Path(tempfile.mkdtemp(prefix="taskorg-raft-", dir="/tmp"))
     shutil.copytree(folder, backup, dirs_exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0700", "tmpfs", str(folder)], check=True)
+    used = sum(p.stat().st_size for p in backup.rglob("*") if p.is_file())
+    size = (used + SLACK + 4095) // 4096 * 4096
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)], check=True)
     mounts.append(folder)
     shutil.copytree(backup, folder, dirs_exist_ok=True)
     shutil.rmtree(backup)
     filler = folder / "filler"
     with open(filler, "wb") as handle:  # until ENOSPC; bounded by the mount's size
         try:
-            for _ in range(4096):
+            for _ in range(SLACK // 4096 + 16):
                 handle.write(b"\0" * 4096)
                 handle.flush()
         except OSError:
