@@ -50,10 +50,10 @@ elif kind == "cheroot-stock-tls":
     server.ssl_adapter = BuiltinSSLAdapter(cert, key)
     server.safe_start()
 elif kind.startswith("cheroot"):
-    from taskorg.net.httpd import make_server, run_server
+    from taskorg.net.httpd import make_server, run_servers
     from taskorg.security.tls import TlsMaterial
     context = TlsMaterial(cafile, cert, key).server_context() if kind == "cheroot-tls" else None
-    run_server(make_server(app, host, int(port), 8, context, cert, key))
+    run_servers([make_server(app, host, int(port), 8, context, cert, key)])
 else:
     import ssl
     from gunicorn.app.base import BaseApplication

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator
 import requests
 
 from taskorg.config import Config
+from taskorg.net import listeners
 from taskorg.net.client import CONNECT_TIMEOUT, ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError, resolve_master
 from taskorg.secret import read_credential
@@ -53,6 +54,8 @@ class ClusterUnavailable(Exception):
         self.maybe_applied = maybe_applied
 
 
+# A follower the master could not hold waiting asks again after this long (master.api.MAX_FOLLOWERS).
+FOLLOW_BUSY_PAUSE = 1.0
 # A DNS service that answered 503 is asked again this long, this often (an election takes ~1 s).
 DNS_BUSY_BUDGET = 3.0
 DNS_BUSY_PAUSE = 0.2
@@ -174,6 +177,7 @@ class Client:
 
         if config.tls and not tls.configured():
             tls.configure(config, service=False)
+        listeners.use(config)
         return cls(config, read_credential(config), **kwargs)
 
     # ---- plumbing ----------------------------------------------------------------------------
@@ -284,7 +288,7 @@ class Client:
         """Pass one request on to the master at `address` as it came (the forwarders): the caller's
         own credentials and key travel in `headers`, the answer streams back, nothing is retried."""
         session = self.connection(address).session
-        url = f"{self.config.url(address, self.config.master_port)}{path}"
+        url = f"{listeners.route(self.config.url(address, self.config.master_port), method, path)}{path}"
         return session.request(method, url, data=data, headers={"Authorization": None, **headers},
                                stream=True, timeout=(CONNECT_TIMEOUT, read_timeout))
 
@@ -333,15 +337,20 @@ class Client:
 
     def events(self, since: int = 0, wait: float = 10.0) -> list[dict[str, Any]]:
         """Events after id `since`; waits up to `wait` s for the first (long poll)."""
-        return list(self.call("GET", "/v1/events", params={"since": since, "wait": wait},
-                              timeout=wait + 15)["events"])
+        return list(self._poll_events(since, wait)["events"])
+
+    def _poll_events(self, since: int, wait: float) -> dict[str, Any]:
+        return dict(self.call("GET", "/v1/events", params={"since": since, "wait": wait}, timeout=wait + 15))
 
     def follow(self, since: int = 0, until: float | None = None) -> Iterator[dict[str, Any]]:
         """Every event after `since`, as it happens, across failovers, until `until` (monotonic)."""
         while until is None or time.monotonic() < until:
-            for event in self.events(since, wait=5.0):
+            answer = self._poll_events(since, wait=5.0)
+            for event in answer["events"]:
                 since = event["id"]
                 yield event
+            if answer.get("busy") and not answer["events"]:
+                time.sleep(FOLLOW_BUSY_PAUSE)  # the master has every follower it can hold: ask later
 
     def status(self) -> dict[str, Any]:
         return dict(self.call("GET", "/v1/status"))

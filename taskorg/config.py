@@ -77,6 +77,11 @@ class Config:
     master_port: int = 23335
     node_port: int = 23336
     webview_port: int = 23380
+    # The master's and the DNS service's cluster-internal routes (reports, role, replication,
+    # registration, heartbeats, leases) listen on ports of their own, with their own worker threads,
+    # so clients on the public ports cannot starve them (taskorg.net.listeners).
+    master_internal_port: int = 23345
+    dns_internal_port: int = 23343
     # Timing. Heartbeats renew the master's lease several times per lease.
     heartbeat_interval: float = 0.15
     lease_timeout: float = 0.6
@@ -156,7 +161,7 @@ class Config:
         """The cluster's own ports, which no task may publish: the range 23333-23380 and every
         service port configured (a task there could catch secrets while a service restarts)."""
         configured = {self.dns_port, self.dns_api_port, self.slave_port, self.master_port, self.node_port,
-                      self.webview_port}
+                      self.webview_port, self.master_internal_port, self.dns_internal_port}
         return frozenset(SERVICE_PORT_RANGE) | configured
 
     def url(self, address: str, port: int) -> str:
@@ -255,6 +260,24 @@ def _parse_labels(name: str, text: str) -> dict[str, str]:
     return labels
 
 
+PORT_SETTINGS = ("dns_port", "dns_api_port", "raft_port", "slave_port", "master_port", "node_port", "webview_port",
+                 "master_internal_port", "dns_internal_port")
+
+
+def _validate_internal_ports(config: Config) -> None:
+    """The internal listeners sit in the cluster's range (the firewall opens it to members only)
+    and share a port with no other service: a clash would serve internal routes on a public port."""
+    for name in ("master_internal_port", "dns_internal_port"):
+        port = getattr(config, name)
+        if port not in SERVICE_PORT_RANGE:
+            raise ConfigError(f"setting '{name}': {port} is outside the cluster's port range "
+                              f"{SERVICE_PORT_RANGE.start}-{SERVICE_PORT_RANGE.stop - 1}")
+        clash = [other for other in PORT_SETTINGS if other != name and getattr(config, other) == port]
+        if clash:
+            raise ConfigError(f"setting '{name}': port {port} is also the setting '{clash[0]}'; "
+                              "the internal listener needs a port of its own")
+
+
 def _validate(config: Config) -> None:
     for item in config.metrics_open_networks:
         try:
@@ -279,9 +302,10 @@ def _validate(config: Config) -> None:
                           f"'dns_servers', got {len(config.dns_servers)}")
     if len(set(config.dns_servers)) != len(config.dns_servers):
         raise ConfigError(f"setting 'dns_servers': an address is listed twice: {', '.join(config.dns_servers)}")
-    for name in ("dns_port", "dns_api_port", "raft_port", "slave_port", "master_port", "node_port", "webview_port"):
+    for name in PORT_SETTINGS:
         if not 0 < getattr(config, name) < 65536:
             raise ConfigError(f"setting '{name}': not a port number: {getattr(config, name)}")
+    _validate_internal_ports(config)
     if config.lease_margin <= 0 or config.lease_timeout <= 0:
         raise ConfigError("settings 'lease_timeout' and 'lease_margin' must be positive")
     if config.heartbeat_interval * 2 > config.lease_timeout:

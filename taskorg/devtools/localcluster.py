@@ -274,6 +274,21 @@ class LocalCluster:
         self._reap(["dns"], 3)
         self.start_dns()
 
+    def kill_service(self, key: str, sig: int = signal.SIGKILL) -> None:
+        """One process (`dns`, `node2/dns`, `node1/master`...) and nothing else of its machine."""
+        self._signal([key], sig)
+        if sig == signal.SIGKILL:
+            self._reap([key], 3)
+
+    def start_service(self, key: str) -> None:
+        """Start one process again (as systemd would), from its machine's config."""
+        machine, _, service = key.rpartition("/")
+        config = self.workdir / "dns" / "taskorg.yaml" if not machine else self.workdir / machine / "taskorg.yaml"
+        self._spawn(key, service, config)
+
+    def service_running(self, key: str) -> bool:
+        return self._running(key)
+
     def node_name(self, index: int) -> str:
         data = json.loads((self.workdir / f"node{index}" / "node.json").read_text())
         return str(data["node"])

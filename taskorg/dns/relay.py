@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import requests
 from flask import Response, request
 
+from taskorg.net import listeners
 from taskorg.net.server import ApiError
 from taskorg.security import tls as tls_material
 
@@ -67,8 +68,10 @@ def relay(arbiter_url: str, me: str, timeout: float) -> Response:
     headers: dict[str, Any] = {"Authorization": request.headers.get("Authorization", ""), RELAYED_HEADER: me,
                                "Content-Type": request.headers.get("Content-Type", "application/json")}
     try:
-        answer = _sessions.to(arbiter_url).request(request.method, f"{arbiter_url}{request.full_path.rstrip('?')}",
-                                                   data=request.get_data(), headers=headers, timeout=(0.3, timeout))
+        path = request.full_path.rstrip('?')
+        answer = _sessions.to(arbiter_url).request(
+            request.method, f"{listeners.route(arbiter_url, request.method, path)}{path}",
+            data=request.get_data(), headers=headers, timeout=(0.3, timeout))
     except requests.RequestException as exc:
         _sessions.drop(arbiter_url)
         raise ApiError(503, f"the arbiter at {arbiter_url} does not answer ({type(exc).__name__})") from None

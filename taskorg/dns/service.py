@@ -300,6 +300,6 @@ def run(config: Config) -> None:
     service = DnsService(config, read_secret(config))
     service.start()
     try:
-        serve(create_app(service), config.dns_address, config.dns_api_port)
+        serve(create_app(service), config.dns_address, config.dns_api_port, internal_port=config.dns_internal_port)
     finally:
         service.stop()

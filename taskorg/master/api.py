@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 
 from taskorg.master import state
 from taskorg.master.engine import Engine
-from taskorg.master.events import sse_stream, wait_events
+from taskorg.master.events import Followers, sse_stream, wait_events
 from taskorg.master.forward import install_forwarding
 from taskorg.master.replication import Refused, admit_epoch, apply_on_standby, check_batch
 from taskorg.master.role import NotMaster
@@ -34,6 +34,9 @@ MAX_SPEC_BYTES = 1024 * 1024
 MAX_JOBS_LISTED = 10_000
 # `tail=all`: the slave takes a line count, so "all" is this many (Docker's log, newest lines).
 ALL_LOG_LINES = 1_000_000
+# Event streams and waiting long polls at once: fewer than the public listener's worker threads
+# (taskorg.master.service.CLIENT_THREADS), so submissions and reads always find one free.
+MAX_FOLLOWERS = 8
 
 
 def create_app(engine: Engine) -> Flask:
@@ -86,6 +89,7 @@ def readiness(engine: Engine) -> str | None:
 # ---- client routes -------------------------------------------------------------------------------
 def client_routes(engine: Engine) -> Blueprint:
     routes = Blueprint("client", __name__)
+    followers = Followers(MAX_FOLLOWERS)
     policy = SpecPolicy.from_config(engine.config)
 
     @routes.post("/v1/jobs")
@@ -185,8 +189,16 @@ def client_routes(engine: Engine) -> Blueprint:
             seconds = min(30.0, max(0.0, float(wait)))
         except ValueError:
             raise ApiError(400, f"wait: expected seconds, got {wait!r}") from None
-        found = wait_events(engine, int(since), seconds)
-        return jsonify(events=found, last=found[-1]["id"] if found else int(since))
+        busy = seconds > 0 and not followers.enter()
+        if busy or seconds <= 0:
+            found = wait_events(engine, int(since), 0.0)  # every place taken: answer at once, no wait
+        else:
+            try:
+                found = wait_events(engine, int(since), seconds)
+            finally:
+                followers.leave()
+        # `busy`: the wait was not granted; a follower pauses before it asks again.
+        return jsonify(events=found, last=found[-1]["id"] if found else int(since), busy=busy)
 
     @routes.get("/v1/events/stream")
     def event_stream() -> Any:
@@ -194,8 +206,13 @@ def client_routes(engine: Engine) -> Blueprint:
         since = request.headers.get("Last-Event-ID") or request.args.get("since", "0")
         if not since.isdigit():
             raise ApiError(400, f"since / Last-Event-ID: expected an event id, got {since!r}")
-        return Response(sse_stream(engine, int(since)), mimetype="text/event-stream",
-                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        if not followers.enter():
+            return jsonify(error=f"too many event followers ({followers.limit}) on this master; "
+                                 "try again shortly, or poll GET /v1/events"), 503, {"Retry-After": "1"}
+        response = Response(sse_stream(engine, int(since)), mimetype="text/event-stream",
+                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        response.call_on_close(followers.leave)  # when the stream ends or its client goes away
+        return response
 
     @routes.post("/v1/prune")
     def prune() -> Any:

@@ -22,6 +22,10 @@ from taskorg.secret import read_secret
 
 log = get_logger("master")
 TICK_SECONDS = 0.2
+# Worker threads: the public listener (users, the webview, event followers) and the internal one
+# (reports, role, replication): apart, so the first cannot starve the second.
+CLIENT_THREADS = 12
+INTERNAL_THREADS = 8
 
 
 def tick_loop(engine: Engine, stop: threading.Event) -> None:
@@ -50,7 +54,8 @@ def run(config: Config) -> None:
     threading.Thread(target=tick_loop, args=(engine, stop), daemon=True, name="master-tick").start()
     role_channel = open_role_channel(config, engine)
     try:
-        serve(create_app(engine), config.node_address, config.master_port, threads=12)
+        serve(create_app(engine), config.node_address, config.master_port, threads=CLIENT_THREADS,
+              internal_port=config.master_internal_port, internal_threads=INTERNAL_THREADS)
     finally:
         stop.set()
         if role_channel is not None:

@@ -1,6 +1,7 @@
 """A thin authenticated JSON client for talking to taskorg services.
 
-An `https://` URL is verified against the cluster CA and presents this
+A call to an internal route of the master or the DNS service goes to that
+service's internal port (`taskorg.net.listeners`). An `https://` URL is verified against the cluster CA and presents this
 process's node certificate, both from the TLS material the process
 configured at start (`taskorg.security.tls`), or the `tls` given here.
 """
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from taskorg.net import listeners
 from taskorg.security import tls as tls_material
 
 
@@ -56,7 +58,7 @@ class ServiceClient:
 
     def request(self, method: str, path: str, *, timeout: float | tuple[float, float] | None = None,
                 **kwargs: Any) -> Any:
-        url = f"{self.base_url}{path}"
+        url = f"{listeners.route(self.base_url, method, path)}{path}"
         limit = timeout or self.timeout
         if not isinstance(limit, tuple):
             limit = (min(self.connect_timeout, limit), limit)

@@ -318,12 +318,18 @@ def make_server(app: Any, host: str, port: int, threads: int,
     return server
 
 
-def run_server(server: GuardedServer, on_ready: Callable[[], None] | None = None) -> None:
+def run_servers(servers: list[GuardedServer], on_ready: Callable[[], None] | None = None) -> None:
+    """Serve every server until the first stops (the others in threads of their own); all are
+    bound before `on_ready`, and all stop together."""
     raise_open_file_limit()
-    server.prepare()
-    if on_ready:
-        on_ready()
     try:
-        server.serve()
+        for server in servers:
+            server.prepare()
+        if on_ready:
+            on_ready()
+        for extra in servers[1:]:
+            threading.Thread(target=extra.serve, daemon=True, name=f"http-{extra.bind_addr[1]}").start()
+        servers[0].serve()
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()

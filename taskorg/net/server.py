@@ -15,6 +15,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from taskorg.logs import get_logger
+from taskorg.net import listeners
 from taskorg.protocol import ProtocolError, decode
 from taskorg.security import auth, tls
 
@@ -85,16 +86,28 @@ def typed_body(kind: type[T], what: str) -> T:
 
 
 def serve(app: Flask, host: str, port: int, threads: int = 8,
-          on_ready: Callable[[], None] | None = None) -> None:
+          on_ready: Callable[[], None] | None = None, internal_port: int | None = None,
+          internal_threads: int = 8) -> None:
     """Serve with cheroot (never Flask's development server): TLS with this process's node
-    certificate when TLS is configured (`taskorg.security.process`), plain HTTP otherwise."""
-    from taskorg.net.httpd import make_server, run_server
+    certificate when TLS is configured (`taskorg.security.process`), plain HTTP otherwise.
+
+    With `internal_port`, two listeners with worker threads of their own: client routes on `port`,
+    cluster-internal routes on `internal_port` (`taskorg.net.listeners`)."""
+    from taskorg.net.httpd import run_servers
+
+    if internal_port is None:
+        run_servers([_server(app, host, port, threads)], on_ready)
+        return
+    run_servers([_server(listeners.tagged(app, listeners.CLIENT, internal_port), host, port, threads),
+                 _server(listeners.tagged(app, listeners.INTERNAL, port), host, internal_port, internal_threads)],
+                on_ready)
+
+
+def _server(app: Any, host: str, port: int, threads: int) -> Any:
+    from taskorg.net.httpd import make_server
 
     material = tls.server_material()
     if material is None:
         log.warning("serving plain HTTP: TLS is off", extra={"address": f"{host}:{port}"})
-        server = make_server(app, host, port, threads, None)
-    else:
-        server = make_server(app, host, port, threads, material.server_context(),
-                             material.cert_file, material.key_file)
-    run_server(server, on_ready)
+        return make_server(app, host, port, threads, None)
+    return make_server(app, host, port, threads, material.server_context(), material.cert_file, material.key_file)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from taskorg.net import listeners
 from taskorg.security.policy import MONITOR, NODE, OPEN, required
 from taskorg.security.tokens import TokenError, TokenStore, role_includes
 
@@ -99,10 +100,28 @@ def token_login(given: str) -> tuple[str, str | None] | None:
     return (token.role, token.id) if token else None
 
 
+def wrong_listener(need: str, environ: Mapping[str, object]) -> Refusal | None:
+    """A 404 for a route this listener does not serve: internal routes only on the internal
+    listener, client routes and `/metrics` only on the client one (the probes on both). A request with no
+    listener mark was not served by a listener (an in-process test client) and is not refused."""
+    listener = environ.get(listeners.ENVIRON_KEY)
+    other = environ.get(listeners.OTHER_PORT_KEY)
+    if listener == listeners.CLIENT and need == NODE:
+        return Refusal(404, f"not found here: this endpoint is cluster-internal and served only on this "
+                            f"service's internal port ({other}), to node certificates")
+    if listener == listeners.INTERNAL and need not in (NODE, OPEN):
+        return Refusal(404, f"not found here: this is the internal port, for nodes of the cluster; "
+                            f"client endpoints are served on port {other}")
+    return None
+
+
 def decide(service: str, method: str, path: str, environ: Mapping[str, object],
            authorization: str | None, secret: str) -> Refusal | None:
     """None when the request may go on; otherwise the answer that refuses it."""
     need = required(service, method, path)
+    wrong = wrong_listener(need, environ)
+    if wrong is not None:
+        return wrong
     if need == OPEN:
         return None
     given = bearer_token(authorization)

@@ -1,6 +1,7 @@
 """The jobs API (issue 17) on the real engine, store and Flask app: list newest first with counts and a
 status, paginate with `before`, show one job with its tasks (each naming what it runs `after`), cancel a
-whole job in one call; bad arguments get a 400 naming them."""
+whole job in one call; bad arguments get a 400 naming them; event followers are capped (a stream past the
+cap is a 503 with Retry-After, a long poll answers at once marked busy) and give their places back."""
 
 from __future__ import annotations
 
@@ -76,3 +77,24 @@ def test_logs_take_tail_all(harness: TickHarness) -> None:
     assert answer.status_code == 200 and answer.get_json()["logs"] == "line\n" and asked[0] >= 1_000_000
     bad = client(harness).get(f"/v1/tasks/{task_id}/logs?tail=some", headers=HEADERS)
     assert bad.status_code == 400 and "'all'" in bad.get_json()["error"]
+
+
+def test_event_followers_are_capped_and_their_places_come_back(harness: TickHarness) -> None:
+    from taskorg.master.api import MAX_FOLLOWERS
+
+    app = client(harness)
+    streams = [app.get("/v1/events/stream", headers=HEADERS, buffered=False) for _ in range(MAX_FOLLOWERS)]
+    assert {s.status_code for s in streams} == {200}
+    refused = app.get("/v1/events/stream", headers=HEADERS)
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert "too many event followers (8)" in refused.get_json()["error"]
+    # A long poll while every place is taken: answered at once, marked busy, not held.
+    polled = app.get("/v1/events?since=0&wait=20", headers=HEADERS).get_json()
+    assert polled["busy"] is True
+    streams.pop().close()  # a follower goes away: its place is free again
+    again = app.get("/v1/events/stream", headers=HEADERS, buffered=False)
+    assert again.status_code == 200
+    again.close()
+    for stream in streams:
+        stream.close()
+    assert app.get("/v1/events?since=0&wait=0", headers=HEADERS).get_json()["busy"] is False
