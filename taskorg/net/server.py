@@ -14,6 +14,7 @@ from typing import Any, Callable, TypeVar
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from taskorg import openapi
 from taskorg.logs import get_logger
 from taskorg.protocol import ProtocolError, decode
 from taskorg.security import auth, tls
@@ -40,6 +41,7 @@ def create_service_app(name: str, secret: str) -> Flask:
     app = Flask(f"taskorg.{name}")
     app.config["TASKORG_SERVICE"] = name
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    openapi.install(app, name)
 
     @app.before_request
     def _authorize() -> Any:
