@@ -41,7 +41,6 @@ def create_service_app(name: str, secret: str) -> Flask:
     app = Flask(f"taskorg.{name}")
     app.config["TASKORG_SERVICE"] = name
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    openapi.install(app, name)
 
     @app.before_request
     def _authorize() -> Any:
@@ -50,6 +49,8 @@ def create_service_app(name: str, secret: str) -> Flask:
         if refusal is not None:
             return jsonify(error=refusal.message), refusal.status
         return None
+
+    openapi.install(app, name)
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Any:

@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 from taskorg import openapi
 from taskorg.openapi import messages
 from taskorg.security.policy import NODE, OPEN, required
-from serviceapps import APPS
+from serviceapps import APPS, SECRET
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 # The webview's HTML pages, login form and form actions are for browsers: its description covers the
@@ -103,3 +103,17 @@ def test_each_service_serves_its_description_without_a_credential(service_app: t
 def test_an_unknown_service_has_no_description() -> None:
     with pytest.raises(ValueError, match="no OpenAPI description for service 'gateway'"):
         openapi.document("gateway")
+
+
+def test_a_query_parameter_an_operation_does_not_take_is_named_not_ignored(tmp_path: Path) -> None:
+    with APPS["master"](tmp_path) as app:
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {SECRET}"}
+        answer = client.get("/v1/tasks?stat=running", headers=headers)
+        assert answer.status_code == 400
+        assert answer.get_json()["error"] == ("unknown query parameter(s) 'stat' for GET /v1/tasks: "
+                                              "it takes job, name, node, state")
+        assert client.get("/v1/status?verbose=1", headers=headers).get_json()["error"].endswith("it takes none")
+        assert client.get("/v1/tasks?state=running", headers=headers).status_code == 200
+        # The credential is checked first: a stranger learns nothing of the parameters.
+        assert client.get("/v1/tasks?stat=running").status_code == 401
