@@ -68,6 +68,19 @@ def create_service_app(name: str, secret: str) -> Flask:
     return app
 
 
+# The largest whole number a query may carry: SQLite's integers are 64-bit.
+MAX_WHOLE = 2 ** 63 - 1
+
+
+def whole_number(text: str) -> int | None:
+    """`text` as a whole number from 0 to MAX_WHOLE, or None. ASCII digits only: `'³'.isdigit()` is true
+    but int() refuses it, and a number past 64 bits overflows SQLite (both were 500s)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= MAX_WHOLE else None
+
+
 def json_body(required: tuple[str, ...] = ()) -> dict[str, Any]:
     """The request's JSON object; a 400 that names what is missing otherwise."""
     data = request.get_json(silent=True)

@@ -117,3 +117,22 @@ def test_a_query_parameter_an_operation_does_not_take_is_named_not_ignored(tmp_p
         assert client.get("/v1/tasks?state=running", headers=headers).status_code == 200
         # The credential is checked first: a stranger learns nothing of the parameters.
         assert client.get("/v1/tasks?stat=running").status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/v1/events?since={}", "/v1/jobs?limit={}", "/v1/tasks/t-1/logs?tail={}",
+                                  "/v1/events/stream?since={}"])
+@pytest.mark.parametrize("number", ["³", "9" * 30])
+def test_numbers_in_a_query_are_ascii_digits_within_64_bits(tmp_path: Path, path: str, number: str) -> None:
+    """'³' passed str.isdigit() and then failed int(); 10**30 overflowed SQLite: both were 500s (schemathesis)."""
+    with APPS["master"](tmp_path) as app:
+        answer = app.test_client().get(path.format(number), headers={"Authorization": f"Bearer {SECRET}"})
+        assert answer.status_code in (400, 404), answer.get_data(as_text=True)
+        assert number[:10] in answer.get_json()["error"] or "no such task" in answer.get_json()["error"]
+
+
+def test_an_epoch_past_64_bits_is_refused_by_name(tmp_path: Path) -> None:
+    with APPS["master"](tmp_path) as app:
+        answer = app.test_client().post("/v1/role", json={"active": True, "epoch": 10 ** 28},
+                                        headers={"Authorization": f"Bearer {SECRET}"})
+        assert answer.status_code == 400
+        assert answer.get_json()["error"].startswith("role: field 'epoch': expected `int` <= 9223372036854775807")

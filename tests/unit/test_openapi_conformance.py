@@ -28,13 +28,13 @@ import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, assume, given, settings
 from schemathesis import GenerationMode
-from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,
-                                               response_schema_conformance, status_code_conformance)
+from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from taskorg import openapi
 from taskorg.security import auth
 from taskorg.security.tokens import TokenStore
 from serviceapps import APPS
+from tests.openapi_checks import CHECKS, negates_only_the_credential
 
 # Per operation and mode; TASKORG_OPENAPI_EXAMPLES=200 for a deeper run by hand.
 EXAMPLES = int(os.environ.get("TASKORG_OPENAPI_EXAMPLES", "25"))
@@ -43,22 +43,9 @@ METHODS = ("get", "post", "put", "patch", "delete")
 SKIPPED = {
     ("master", "GET", "/v1/events/stream"): "a stream holds its connection 60 s (tests/cluster: event followers)",
 }
-
-
-@schemathesis.check
-def no_internal_error(ctx: Any, response: Any, case: Any) -> bool | None:
-    """No 500, ever. A 502 or 503 the description lists for the operation is an answer (not ready, no
-    quorum, a peer down), held to its schema by the other checks; one it does not list fails them."""
-    if response.status_code == 500:
-        raise AssertionError(f"500 from {case.method} {case.path}: {response.text[:300]}")
-    return None
-
-
 # One lone consensus voter serves every DNS operation (its takeover takes seconds); what one operation
 # changes (a member drained or gone) the next sees, and its answers must conform all the same.
 SHARED = {"dns"}
-CREDENTIALS = {"Authorization", "taskorg_session"}
-CHECKS = [no_internal_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 TIMES: dict[str, float] = {}
 STATUSES: dict[str, collections.Counter[int]] = {}
 
@@ -81,7 +68,8 @@ def operations() -> list[Any]:
             for method in (m for m in item if m in METHODS):
                 key = (service, method.upper(), path)
                 marks = [pytest.mark.skip(reason=SKIPPED[key])] if key in SKIPPED else []
-                for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)[:2 if breakable(item[method], document) else 1]:
+                modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+                for mode in modes[:2 if breakable(item[method], document) else 1]:
                     found.append(pytest.param(*key, mode, id=f"{service} {method.upper()} {path} {mode.value}",
                                               marks=marks))
     return found
@@ -93,18 +81,6 @@ def with_node_certificate(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
         environ.update({"wsgi.url_scheme": "https", "SSL_CLIENT_VERIFY": "SUCCESS"})
         return wsgi_app(environ, start_response)
     return app
-
-
-def negates_only_the_credential(case: Any) -> bool:
-    """A negative case whose only flaw is a missing or mangled credential: the valid one this test sends
-    in its place would make it a valid request (refusals without a credential: test_openapi.py)."""
-    meta = case.meta
-    if meta is None or not meta.generation.mode.is_negative:
-        return False
-    data = meta.phase.data
-    names = {data.parameter} if getattr(data, "parameter", None) else \
-        {m.parameter for m in getattr(data, "mutations", ()) if m.parameter}
-    return bool(names) and names <= CREDENTIALS
 
 
 @contextlib.contextmanager
