@@ -18,7 +18,9 @@ from msgspec import Meta, Struct
 from taskorg.spec import TaskSpec
 
 T = TypeVar("T")
-Count = Annotated[int, Meta(ge=0)]
+# A count, index or epoch: never negative, and within SQLite's 64-bit integers (a larger epoch once
+# overflowed the fence's row: a 500 on every later request).
+Count = Annotated[int, Meta(ge=0, le=2 ** 63 - 1)]
 # A table row as the change log carries it: column -> scalar.
 Row = dict[str, str | int | float | None]
 # A task's result: whatever JSON its result file held.

@@ -14,7 +14,7 @@ from flask import Flask, Response, jsonify, request
 
 from taskorg.dns.relay import relay
 from taskorg.metrics import dns as dns_metrics, http as probes
-from taskorg.net.server import ApiError, create_service_app, json_body, typed_body
+from taskorg.net.server import ApiError, create_service_app, json_body, typed_body, whole_number
 from taskorg.protocol import Heartbeat, ProtocolError, Registration, checked_address, encode
 
 if TYPE_CHECKING:
@@ -89,10 +89,11 @@ def create_app(service: DnsService) -> Flask:
 
     @app.get("/v1/events")
     def events() -> Any:
-        since = request.args.get("since", "0")
-        if not since.isdigit():
-            raise ApiError(400, f"since: expected an event id (a whole number), got {since!r}")
-        return jsonify(events=service.registry.events(int(since)))
+        since_text = request.args.get("since", "0")
+        since = whole_number(since_text)
+        if since is None:
+            raise ApiError(400, f"since: expected an event id (a whole number), got {since_text!r:.40}")
+        return jsonify(events=service.registry.events(since))
 
     probes.install(app, "dns", service.not_ready, {"dns": lambda: dns_metrics.read(service)})
     return app

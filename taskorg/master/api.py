@@ -26,7 +26,7 @@ from taskorg.master.updates import NoPreviousSpec, NoRunningJob, UpdateRefused
 from taskorg.master.views import job_detail, job_summaries, member_rows, task_detail, task_summaries
 from taskorg.metrics import http as probes, master as master_metrics
 from taskorg.net.client import ServiceError, ServiceUnavailable
-from taskorg.net.server import ApiError, create_service_app, typed_body
+from taskorg.net.server import ApiError, create_service_app, typed_body, whole_number
 from taskorg.protocol import ReplicationBatch, Report, RolePush, to_wire
 from taskorg.spec import JobSpec, SpecError, SpecPolicy, job_from_dict, parse_spec_text
 
@@ -115,15 +115,16 @@ def client_routes(engine: Engine) -> Blueprint:
     def jobs() -> Any:
         engine.require_active()
         limit_text, before_text = request.args.get("limit", "100"), request.args.get("before")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_JOBS_LISTED:
-            raise ApiError(400, f"limit: expected a whole number from 1 to {MAX_JOBS_LISTED}, got {limit_text!r}")
+        limit = whole_number(limit_text)
+        if limit is None or not 1 <= limit <= MAX_JOBS_LISTED:
+            raise ApiError(400, f"limit: expected a whole number from 1 to {MAX_JOBS_LISTED}, got {limit_text!r:.40}")
         before = None
         if before_text is not None:
             try:
                 before = float(before_text)
             except ValueError:
                 raise ApiError(400, f"before: expected a time (seconds since the epoch), got {before_text!r}") from None
-        return jsonify(jobs=job_summaries(engine.store, int(limit_text), before))
+        return jsonify(jobs=job_summaries(engine.store, limit, before))
 
     @routes.get("/v1/jobs/<job_id>")
     def job(job_id: str) -> Any:
@@ -164,10 +165,10 @@ def client_routes(engine: Engine) -> Blueprint:
         index_text, tail_text = request.args.get("index", "0"), request.args.get("tail", "200")
         if tail_text == "all":
             tail_text = str(ALL_LOG_LINES)
-        if not index_text.isdigit() or not tail_text.isdigit():
+        index, tail = whole_number(index_text), whole_number(tail_text)
+        if index is None or tail is None:
             raise ApiError(400, f"index must be a whole number and tail a whole number or 'all', got index "
                                 f"{index_text!r:.40}, tail {tail_text!r:.40}")
-        index = int(index_text)
         inst = state.instance(engine.store, task_id, index)
         if inst is None:
             state.task(engine.store, task_id)  # NoSuchTask: 404 for the task itself
@@ -175,41 +176,43 @@ def client_routes(engine: Engine) -> Blueprint:
         if not inst.node:
             return jsonify(id=task_id, index=index, node=None, logs="")
         try:
-            text = engine.slave_logs(inst.node, task_id, index, int(tail_text))
+            text = engine.slave_logs(inst.node, task_id, index, min(tail, ALL_LOG_LINES))
         except (ServiceError, ServiceUnavailable, LookupError) as exc:
             raise ApiError(502, f"could not fetch logs from {inst.node}: {exc}") from None
         return jsonify(id=task_id, index=index, node=inst.node, logs=text)
 
     @routes.get("/v1/events")
     def events() -> Any:
-        since, wait = request.args.get("since", "0"), request.args.get("wait", "0")
-        if not since.isdigit():
-            raise ApiError(400, f"since: expected an event id (a whole number), got {since!r}")
+        since_text, wait = request.args.get("since", "0"), request.args.get("wait", "0")
+        since = whole_number(since_text)
+        if since is None:
+            raise ApiError(400, f"since: expected an event id (a whole number), got {since_text!r:.40}")
         try:
             seconds = min(30.0, max(0.0, float(wait)))
         except ValueError:
             raise ApiError(400, f"wait: expected seconds, got {wait!r}") from None
         busy = seconds > 0 and not followers.enter()
         if busy or seconds <= 0:
-            found = wait_events(engine, int(since), 0.0)  # every place taken: answer at once, no wait
+            found = wait_events(engine, since, 0.0)  # every place taken: answer at once, no wait
         else:
             try:
-                found = wait_events(engine, int(since), seconds)
+                found = wait_events(engine, since, seconds)
             finally:
                 followers.leave()
         # `busy`: the wait was not granted; a follower pauses before it asks again.
-        return jsonify(events=found, last=found[-1]["id"] if found else int(since), busy=busy)
+        return jsonify(events=found, last=found[-1]["id"] if found else since, busy=busy)
 
     @routes.get("/v1/events/stream")
     def event_stream() -> Any:
         engine.require_active()
-        since = request.headers.get("Last-Event-ID") or request.args.get("since", "0")
-        if not since.isdigit():
-            raise ApiError(400, f"since / Last-Event-ID: expected an event id, got {since!r}")
+        since_text = request.headers.get("Last-Event-ID") or request.args.get("since", "0")
+        since = whole_number(since_text)
+        if since is None:
+            raise ApiError(400, f"since / Last-Event-ID: expected an event id, got {since_text!r:.40}")
         if not followers.enter():
             return jsonify(error=f"too many event followers ({followers.limit}) on this master; "
                                  "try again shortly, or poll GET /v1/events"), 503, {"Retry-After": "1"}
-        response = Response(sse_stream(engine, int(since)), mimetype="text/event-stream",
+        response = Response(sse_stream(engine, since), mimetype="text/event-stream",
                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         response.call_on_close(followers.leave)  # when the stream ends or its client goes away
         return response

@@ -102,6 +102,9 @@ class Engine:
 
     def set_role(self, active: bool, epoch: int, lease_until: float, master: str | None,
                  master_address: str | None, node: str | None) -> None:
+        # A lease that lapsed before it arrived (a late push, or none given) is never acted on: activating
+        # would raise the fence and then find it may not commit.
+        active = active and lease_until > time.monotonic()
         role = Role(active, epoch, lease_until, master, master_address, node)
         if epoch > self.role.epoch and self.role.epoch:
             metrics.ELECTIONS.inc()

@@ -14,6 +14,7 @@ from typing import Any, Callable, TypeVar
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from taskorg import openapi
 from taskorg.logs import get_logger
 from taskorg.net import listeners
 from taskorg.protocol import ProtocolError, decode
@@ -50,6 +51,8 @@ def create_service_app(name: str, secret: str) -> Flask:
             return jsonify(error=refusal.message), refusal.status
         return None
 
+    openapi.install(app, name)
+
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Any:
         return jsonify(error=exc.message, **exc.extra), exc.status
@@ -64,6 +67,19 @@ def create_service_app(name: str, secret: str) -> Flask:
         return jsonify(error=f"internal error in {name} service: {type(exc).__name__}: {exc}"), 500
 
     return app
+
+
+# The largest whole number a query may carry: SQLite's integers are 64-bit.
+MAX_WHOLE = 2 ** 63 - 1
+
+
+def whole_number(text: str) -> int | None:
+    """`text` as a whole number from 0 to MAX_WHOLE, or None. ASCII digits only: `'³'.isdigit()` is true
+    but int() refuses it, and a number past 64 bits overflows SQLite (both were 500s)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= MAX_WHOLE else None
 
 
 def json_body(required: tuple[str, ...] = ()) -> dict[str, Any]:

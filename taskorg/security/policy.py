@@ -23,6 +23,9 @@ SERVICES = ("master", "dns", "slave", "node", "webview")
 CLIENT_ROUTES: dict[tuple[str, str, str], str] = {
     # master: users read tasks and events, submit and cancel; internal routes fall to NODE
     ("master", "POST", "/v1/jobs"): "submit",
+    ("master", "GET", "/v1/jobs"): "read",
+    ("master", "DELETE", "/v1/jobs/*"): "submit",
+    ("master", "POST", "/v1/prune"): "admin",
     ("master", "GET", "/v1/tasks"): "read",
     ("master", "GET", "/v1/tasks/*"): "read",
     ("master", "GET", "/v1/tasks/*/logs"): "read",
@@ -44,8 +47,10 @@ CLIENT_ROUTES: dict[tuple[str, str, str], str] = {
     ("dns", "POST", "/v1/members/*/leave"): "admin",
     # slave and node services: internal only (no entries)
 }
-# Every service: metrics for Prometheus, liveness and readiness for systemd, load balancers and tests.
+# Every service: metrics for Prometheus, liveness and readiness for systemd, load balancers and tests, and
+# its OpenAPI description (it says what the API is, nothing of the cluster's state).
 for _service in SERVICES:
+    CLIENT_ROUTES[(_service, "GET", "/openapi.json")] = OPEN
     CLIENT_ROUTES[(_service, "GET", "/metrics")] = MONITOR
     CLIENT_ROUTES[(_service, "GET", "/healthz")] = OPEN
     CLIENT_ROUTES[(_service, "GET", "/readyz")] = OPEN

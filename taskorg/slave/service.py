@@ -24,7 +24,7 @@ from flask import Flask, Response, jsonify, request
 from taskorg.config import Config, ConfigError
 from taskorg.logs import get_logger
 from taskorg.metrics import http as probes, slave as metrics, telemetry as node_metrics
-from taskorg.net.server import ApiError, create_service_app, serve, typed_body
+from taskorg.net.server import ApiError, create_service_app, serve, typed_body, whole_number
 from taskorg.protocol import EpochCommand, StartOrder, StopRequest
 from taskorg.secret import read_secret
 from taskorg.slave import telemetry
@@ -87,11 +87,12 @@ def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -
 
     @app.get("/v1/containers/<task_id>/<int:index>/logs")
     def container_logs(task_id: str, index: int) -> Any:
-        tail = request.args.get("tail", "200")
-        if not tail.isdigit():
-            raise ApiError(400, f"query 'tail': expected a number of lines, got {tail!r}")
+        tail_text = request.args.get("tail", "200")
+        tail = whole_number(tail_text)
+        if tail is None:
+            raise ApiError(400, f"query 'tail': expected a number of lines, got {tail_text!r:.40}")
         try:
-            text = runner.logs(task_id, index, int(tail))
+            text = runner.logs(task_id, index, tail)
         except LookupError as exc:
             raise ApiError(404, str(exc)) from None
         return Response(text, mimetype="text/plain")

@@ -12,6 +12,7 @@ from typing import Callable
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
+from taskorg import openapi
 from taskorg.config import Config
 from taskorg.metrics import http as probes
 from taskorg.webview import filters, security
@@ -62,4 +63,5 @@ def create_app(config: Config, secret: str, api_factory: ApiFactory | None = Non
     errors.register(app)
     security.install(app)
     probes.install(app, "webview", lambda: None, authorize=True, secret=secret)
+    openapi.install(app, "webview")
     return app

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 
+from taskorg.net.server import whole_number
 from taskorg.webview import views
 from taskorg.webview.pages import after_cache, before_arg, site
 from taskorg.webview.cluster import ClusterApi
@@ -70,5 +71,5 @@ def tasks() -> Any:
 def task(task_id: str) -> Any:
     if not views.TASK_ID.match(task_id):
         abort(404)
-    index = request.args.get("index", "0")
-    return _answer(views.task_model(_api(), task_id, int(index) if index.isdigit() else 0))
+    index = whole_number(request.args.get("index", "0")) or 0
+    return _answer(views.task_model(_api(), task_id, index))

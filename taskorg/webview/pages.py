@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from taskorg.net.client import ServiceError
+from taskorg.net.server import whole_number
 from taskorg.security.tokens import role_includes
 from taskorg.webview import jobs, security, views
 from taskorg.webview.cluster import ClusterApi, MasterUnavailable
@@ -37,8 +38,7 @@ def before_arg() -> float | None:
 
 
 def _index_arg() -> int:
-    value = request.args.get("index", "0")
-    return int(value) if value.isdigit() else 0
+    return whole_number(request.args.get("index", "0")) or 0
 
 
 def _one(template: str, model: dict[str, Any]) -> Any:

@@ -28,7 +28,7 @@ from taskorg.webview.logins import EndedSessions, LoginThrottle
 # Endpoints a logged-out browser may reach.
 # The probes (`/metrics`, `/healthz`, `/readyz`) check their own credential: the route table's
 # (taskorg/metrics/http.py), a `read` token or a node certificate rather than a browser's login.
-PUBLIC_ENDPOINTS = {"auth.login", "static", "api.healthz", "metrics", "healthz", "readyz"}
+PUBLIC_ENDPOINTS = {"auth.login", "static", "api.healthz", "metrics", "healthz", "readyz", "openapi"}
 
 # Everything the page needs ships with the package: no other origin, no
 # inline script or style, no framing (clickjacking on the cancel buttons).

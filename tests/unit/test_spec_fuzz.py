@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,6 +44,10 @@ VALID = [
 ]
 
 
+# The slowest example seen (CPU seconds, its size in bytes) and how many ran: printed at the end.
+SLOWEST = {"seconds": 0.0, "size": 0, "examples": 0}
+
+
 def check(parse: Callable[[], Any], size: int) -> None:
     """Only SpecError may escape, and small inputs answer within MAX_SECONDS."""
     started = time.thread_time()
@@ -51,8 +56,18 @@ def check(parse: Callable[[], Any], size: int) -> None:
     except SpecError as error:
         assert error.problems and all(str(problem) for problem in error.problems)
     elapsed = time.thread_time() - started
+    SLOWEST["examples"] += 1
+    if elapsed > SLOWEST["seconds"]:
+        SLOWEST.update(seconds=elapsed, size=size)
     if size < 64 * 1024:
         assert elapsed < MAX_SECONDS, f"{elapsed:.2f} s for {size} bytes"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_slowest() -> Iterator[None]:
+    yield
+    print(f"\nspec fuzz: {SLOWEST['examples']} parses, the slowest {SLOWEST['seconds'] * 1000:.0f} ms of CPU "
+          f"({SLOWEST['size']} bytes; limit {MAX_SECONDS:.0f} s under 64 KiB)")
 
 
 @BOUNDED
@@ -111,3 +126,28 @@ TOP_LEVEL = ["services", "volumes", "secrets", "configs", "networks", "name", "v
 def test_arbitrary_compose_files(top: dict[str, Any], service: Any) -> None:
     top.setdefault("services", {"web": service})
     check(lambda: job_from_dict(top), 0)
+
+
+LARGE = settings(BOUNDED, max_examples=30)
+
+
+@LARGE
+@given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=40), st.integers(8 * 1024, 63 * 1024))
+def test_token_soup_up_to_64_kib(tokens: list[str], size: int) -> None:
+    """Repeated fragments near the size limit: nesting, anchors and numbers at scale."""
+    unit = "".join(tokens)
+    text = (unit * (size // max(1, len(unit.encode())) + 1))[:size]
+    check(lambda: parse_spec_text(text), len(text.encode("utf-8", "surrogatepass")))
+
+
+@LARGE
+@given(st.integers(1, 1200), st.sampled_from(["", "    after: [t0]\n", "    depends_on: [t0]\n"]),
+       st.sampled_from(["", "    replicas: 3\n    resources: {limits: {memory: 64M}}\n",
+                        "    ports: ['8080:80']\n", "    env: {A: '${B:-x}'}\n"]))
+def test_valid_jobs_up_to_64_kib(tasks: int, wait: str, extra: str) -> None:
+    """A valid job of many tasks (all waiting on the first, or not) stays fast up to the size limit."""
+    body = "".join(f"  - name: t{n}\n    image: busybox\n{wait if n else ''}{extra}" for n in range(tasks))
+    text = f"job: big\ntasks:\n{body}"
+    if len(text.encode()) >= 64 * 1024:
+        return
+    check(lambda: parse_spec_text(text, policy=SpecPolicy(allow_host_paths=True)), len(text.encode()))

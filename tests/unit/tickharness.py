@@ -71,9 +71,10 @@ class FakeSlaves:
 
 
 class TickHarness:
-    def __init__(self, tmp_path: Path, nodes: int = 2) -> None:
+    def __init__(self, tmp_path: Path, nodes: int = 2, settings: dict[str, Any] | None = None) -> None:
         self.now = 1_000_000.0
-        config = load_config(overrides={"state_dir": str(tmp_path), "cluster": "unit"}, environ={})
+        config = load_config(overrides={"state_dir": str(tmp_path), "cluster": "unit", **(settings or {})},
+                             environ={})
         self.store = Store(tmp_path / "master.db")
         self.slaves = FakeSlaves()
         self.engine = Engine(config, "secret", self.store, clock=lambda: self.now,
