@@ -35,6 +35,8 @@ from cheroot.makefile import MakeFile
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from taskorg.logs import get_logger
+from taskorg.net import sdnotify
+from taskorg.net.sdnotify import Beat
 
 log = get_logger("http")
 
@@ -236,6 +238,11 @@ class _Handshakes:
 
 
 class _GuardedConnections(connections.ConnectionManager):
+    def _expire(self, threshold: float) -> None:
+        # cheroot's accept loop calls this every expiration_interval (0.5 s): proof the loop turns.
+        self.server.loop_beat.mark()
+        super()._expire(threshold)
+
     def _from_server_socket(self, server_socket: socket.socket) -> None:
         try:
             sock, addr = server_socket.accept()
@@ -264,6 +271,7 @@ class GuardedServer(wsgi.Server):
         self.slots = _Slots(per_source, total)
         self.deadlines = _Deadlines(HEADER_DEADLINE)
         self.handshakes: _Handshakes | None = None
+        self.loop_beat = Beat("the HTTP server's accept loop")
         # Idle connections wait in the selector; cheroot's default of 10 would turn keep-alive off
         # for everyone as soon as ten idle clients are connected.
         self.keep_alive_conn_limit = total
@@ -318,12 +326,21 @@ def make_server(app: Any, host: str, port: int, threads: int,
     return server
 
 
+LOOP_STALE_AFTER = 5.0  # the accept loop turns every 0.5 s; this long without a turn is a hang
+
+
 def run_server(server: GuardedServer, on_ready: Callable[[], None] | None = None) -> None:
+    """Serve until stopped; systemd hears READY=1 once the socket listens, and watchdog pings
+    only while the accept loop turns."""
     raise_open_file_limit()
     server.prepare()
+    watchdog = sdnotify.process_watchdog()
+    check = watchdog.watch(lambda: server.loop_beat.stale(LOOP_STALE_AFTER))
     if on_ready:
         on_ready()
+    sdnotify.ready()
     try:
         server.serve()
     finally:
+        watchdog.unwatch(check)
         server.stop()
