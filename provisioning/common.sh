@@ -85,12 +85,54 @@ ensure_dir() {
     fi
 }
 
-# install_secret SOURCE: the cluster secret, root-only (0600).
+# ensure_owned DIR MODE OWNER:GROUP: a directory with exactly that mode and owner.
+ensure_owned() {
+    ensure_dir "$1" "$2"
+    if [ "$(stat -c '%a %U:%G' "$1")" != "${2#0} $3" ]; then
+        chown "$3" "$1"
+        chmod "$2" "$1"
+        changed "$1 is $3 $2"
+        RESTART_NEEDED=1
+    fi
+}
+
+# ensure_service_user: the taskorg system user and group the services run as (no login, no home).
+ensure_service_user() {
+    if ! getent group taskorg >/dev/null; then
+        groupadd --system taskorg
+        changed "created the group taskorg"
+    fi
+    if ! getent passwd taskorg >/dev/null; then
+        useradd --system --gid taskorg --home-dir "$TASKORG_STATE" --no-create-home \
+            --shell /usr/sbin/nologin --comment "taskorg services" taskorg
+        changed "created the user taskorg"
+    fi
+}
+
+# ensure_state_dir: /var/lib/taskorg, the services' own (taskorg, 0700), and everything in it
+# (a host prepared before ran the services as root).
+ensure_state_dir() {
+    ensure_owned "$TASKORG_STATE" 0700 taskorg:taskorg
+    if [ -n "$(find "$TASKORG_STATE" \( ! -user taskorg -o ! -group taskorg \) -print -quit)" ]; then
+        chown -R taskorg:taskorg "$TASKORG_STATE"
+        changed "gave $TASKORG_STATE to taskorg"
+    fi
+}
+
+# install_group_readable DEST < content: root:taskorg 0640 (the services read it, nobody else).
+install_group_readable() {
+    changed_file=1
+    install_content "$1" 0640 || changed_file=0
+    chown root:taskorg "$1"
+    [ "$changed_file" = 1 ] && RESTART_NEEDED=1
+    return 0
+}
+
+# install_secret SOURCE: the cluster secret, root:taskorg 0640.
 install_secret() {
     [ -r "$1" ] || die "cannot read the secret file $1"
     ensure_dir "$TASKORG_ETC" 0755
-    if install_content "$TASKORG_SECRET" 0600 < "$1"; then RESTART_NEEDED=1; fi
-    chown root:root "$TASKORG_SECRET"
+    install_group_readable "$TASKORG_SECRET" < "$1"
 }
 
 # generate_secret: a new secret, only when the host has none (once per cluster).
@@ -98,6 +140,8 @@ generate_secret() {
     ensure_dir "$TASKORG_ETC" 0755
     [ -s "$TASKORG_SECRET" ] && return 0
     (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "$TASKORG_SECRET")
+    chown root:taskorg "$TASKORG_SECRET"
+    chmod 0640 "$TASKORG_SECRET"
     changed "generated the cluster secret $TASKORG_SECRET (copy it to every node)"
     RESTART_NEEDED=1
 }
@@ -113,10 +157,10 @@ install_tls() {
     [ "$(printf '%s\n' "$keys" | grep -c .)" = 1 ] || die "--tls-dir $tls_src: expected exactly one NAME.key beside ca.pem"
     cert=${keys%.key}.pem
     [ -r "$cert" ] || die "--tls-dir $tls_src: $cert is missing"
-    ensure_dir "$TASKORG_ETC/tls" 0700
+    ensure_owned "$TASKORG_ETC/tls" 0750 root:taskorg
     if install_content "$TASKORG_ETC/tls/ca.pem" 0644 < "$tls_src/ca.pem"; then RESTART_NEEDED=1; fi
     if install_content "$TASKORG_ETC/tls/node.pem" 0644 < "$cert"; then RESTART_NEEDED=1; fi
-    if install_content "$TASKORG_ETC/tls/node.key" 0600 < "$keys"; then RESTART_NEEDED=1; fi
+    install_group_readable "$TASKORG_ETC/tls/node.key" < "$keys"
 }
 
 # tls_choice TLS_DIR NO_TLS: one of --tls-dir DIR and --no-tls must be given.

@@ -53,11 +53,13 @@ require_root
 
 ensure_packages python3 python3-venv dnsmasq
 install_taskorg "$wheelhouse" "$offline"
+ensure_service_user
 if [ -n "$secret_file" ]; then install_secret "$secret_file"; else generate_secret; fi
 
 # dnsmasq runs under Debian's own unit; the DNS service only signals it.
 extra="manage_dnsmasq: false
-dnsmasq_pid_file: /run/dnsmasq/dnsmasq.pid${extra:+
+dnsmasq_pid_file: /run/dnsmasq/dnsmasq.pid
+dns_hosts_dir: /var/lib/taskorg-dns/hosts${extra:+
 $extra}"
 write_config "$address" "$address" "$extra" ""
 if [ "$generate_ca" = 1 ] && [ ! -f "$TASKORG_ETC/ca/ca.key" ]; then
@@ -67,9 +69,10 @@ if [ "$generate_ca" = 1 ] && [ ! -f "$TASKORG_ETC/ca/ca.key" ]; then
     changed "made the cluster CA in $TASKORG_ETC/ca and this host's certificate"
 fi
 [ -z "$tls_dir" ] || install_tls "$tls_dir"
-ensure_dir "$TASKORG_STATE" 0755
-ensure_dir "$TASKORG_STATE/dns" 0755
-ensure_dir "$TASKORG_STATE/dns/hosts" 0755
+ensure_state_dir
+# dnsmasq (its own user) reads the hosts file the DNS service writes: outside the 0700 state directory.
+ensure_owned /var/lib/taskorg-dns 0755 taskorg:taskorg
+ensure_owned /var/lib/taskorg-dns/hosts 0755 taskorg:taskorg
 
 dnsmasq_changed=0
 ensure_dir /etc/systemd/system/dnsmasq.service.d 0755

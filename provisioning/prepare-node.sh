@@ -55,10 +55,11 @@ require_root
 ensure_packages python3 python3-venv docker.io
 enable_start docker.service
 install_taskorg "$wheelhouse" "$offline"
+ensure_service_user
 install_secret "$secret_file"
 write_config "$address" "$dns_address" "$extra" "$labels"
 [ -z "$tls_dir" ] || install_tls "$tls_dir"
-ensure_dir "$TASKORG_STATE" 0755
+ensure_state_dir
 
 # shellcheck disable=SC2086
 install_units $SERVICES

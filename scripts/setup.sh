@@ -22,8 +22,9 @@ if [[ " $extras " == *" test "* ]]; then
   # etcd: only bench/consensus.py's comparison of consensus engines uses it.
   # prometheus: tests/cluster/test_prometheus.py runs the binary itself (and promtool); its
   # Debian service is kept from starting below.
+  # nftables: tests/testbed/test_provisioning_files.py checks the firewall template with `nft -c`.
   packages+=(debootstrap ansible ansible-lint openssh-client chromium shellcheck tcpdump etcd-server etcd-client
-             prometheus)
+             prometheus nftables)
 fi
 missing=()
 for p in "${packages[@]}"; do

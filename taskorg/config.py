@@ -122,6 +122,9 @@ class Config:
     manage_dnsmasq: bool = True
     dnsmasq_binary: str = "dnsmasq"
     dnsmasq_pid_file: str = "/run/dnsmasq/dnsmasq.pid"
+    # The hosts directory dnsmasq serves; empty = `<state_dir>/dns/hosts`. Provisioned hosts keep it
+    # outside the state directory, which is 0700 and so closed to dnsmasq's own user.
+    dns_hosts_dir: str = ""
     # Cluster policy for risky specs.
     allow_privileged: bool = False
     allow_host_network: bool = False

@@ -1,17 +1,18 @@
 """The cluster secret: every service request carries it.
 
 It is generated once (provisioning or `taskorg secret`), stored with mode
-0600, and read from `TASKORG_SECRET` or the secret file. It is never logged.
+0600 (or root:taskorg 0640 on provisioned hosts, where the services run as the
+`taskorg` user), and read from `TASKORG_SECRET` or the secret file. It is never logged.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import stat
 from pathlib import Path
 
 from taskorg.config import Config, ConfigError
+from taskorg.security.files import shared_with_service_only
 
 
 def generate_secret() -> str:
@@ -38,14 +39,14 @@ def read_secret(config: Config, environ: dict[str, str] | None = None) -> str:
         return secret
     path = Path(config.secret_file)
     try:
-        mode = path.stat().st_mode
+        too_open = shared_with_service_only(path)
     except FileNotFoundError:
         raise ConfigError(
             f"no cluster secret: {path} does not exist and TASKORG_SECRET is not set "
             "(create one with `taskorg secret --write PATH`)"
         ) from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"{path}: the secret file must have mode 0600, it has {stat.S_IMODE(mode):04o}")
+    if too_open:
+        raise ConfigError(f"the secret file is readable by others: {too_open}")
     secret = path.read_text().strip()
     if len(secret) < 16:
         raise ConfigError(f"{path}: the secret is empty, only whitespace or too short (at least 16 characters)")

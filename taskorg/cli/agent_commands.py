@@ -36,6 +36,10 @@ def run_agent(args: argparse.Namespace) -> int:
     config = service_config(args)
     setup_logging(config.log_level)
     configure_process(config, service=True)  # TLS material and user tokens, once per process
+    from taskorg.net.sdnotify import process_watchdog
+
+    # Under systemd (WatchdogSec), pings start now: a slave waiting for its identity is not hung.
+    process_watchdog().start()
     run: Callable[[Config], None]
     if args.agent == "dns":
         from taskorg.dns.service import run

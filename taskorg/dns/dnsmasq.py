@@ -19,7 +19,7 @@ log = get_logger("dns.dnsmasq")
 
 
 def hosts_dir(config: Config) -> Path:
-    return Path(config.state_dir) / "dns" / "hosts"
+    return Path(config.dns_hosts_dir) if config.dns_hosts_dir else Path(config.state_dir) / "dns" / "hosts"
 
 
 def render_conf(config: Config, pid_file: Path | None = None) -> str:

@@ -15,6 +15,7 @@ from taskorg.logs import get_logger
 from taskorg.master.api import create_app
 from taskorg.master.engine import Engine
 from taskorg.master.store import Store
+from taskorg.net import sdnotify
 from taskorg.net.localchannel import ChannelError, Listener, role_channel_path
 from taskorg.net.server import serve
 from taskorg.protocol import RolePush
@@ -26,12 +27,16 @@ TICK_SECONDS = 0.2
 # (reports, role, replication): apart, so the first cannot starve the second.
 CLIENT_THREADS = 12
 INTERNAL_THREADS = 8
+TICK_STALE_AFTER = 30.0  # a tick loop silent this long is hung (a tick takes milliseconds to seconds)
 
 
-def tick_loop(engine: Engine, stop: threading.Event) -> None:
+def tick_loop(engine: Engine, stop: threading.Event, beat: sdnotify.Beat | None = None) -> None:
     """Tick every 200 ms, at once when something asks (a submission, an exit), and just after a
-    silent node is due to be declared dead (its tasks are placed again without waiting a beat)."""
+    silent node is due to be declared dead (its tasks are placed again without waiting a beat).
+    `beat` is marked every turn: systemd's watchdog restarts a master whose loop hangs."""
     while not stop.is_set():
+        if beat:
+            beat.mark()
         engine.kick.wait(next_tick_in(engine.members.next_death_in()))
         engine.kick.clear()
         try:
@@ -51,7 +56,9 @@ def run(config: Config) -> None:
     secret = read_secret(config)
     engine = Engine(config, secret, Store(config.state_path("master", "state.db")))
     stop = threading.Event()
-    threading.Thread(target=tick_loop, args=(engine, stop), daemon=True, name="master-tick").start()
+    beat = sdnotify.Beat("the master's tick loop")
+    sdnotify.process_watchdog().watch(lambda: beat.stale(TICK_STALE_AFTER))
+    threading.Thread(target=tick_loop, args=(engine, stop, beat), daemon=True, name="master-tick").start()
     role_channel = open_role_channel(config, engine)
     try:
         serve(create_app(engine), config.node_address, config.master_port, threads=CLIENT_THREADS,

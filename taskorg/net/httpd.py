@@ -35,6 +35,8 @@ from cheroot.makefile import MakeFile
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from taskorg.logs import get_logger
+from taskorg.net import sdnotify
+from taskorg.net.sdnotify import Beat
 
 log = get_logger("http")
 
@@ -236,6 +238,11 @@ class _Handshakes:
 
 
 class _GuardedConnections(connections.ConnectionManager):
+    def _expire(self, threshold: float) -> None:
+        # cheroot's accept loop calls this every expiration_interval (0.5 s): proof the loop turns.
+        self.server.loop_beat.mark()
+        super()._expire(threshold)
+
     def _from_server_socket(self, server_socket: socket.socket) -> None:
         try:
             sock, addr = server_socket.accept()
@@ -264,6 +271,7 @@ class GuardedServer(wsgi.Server):
         self.slots = _Slots(per_source, total)
         self.deadlines = _Deadlines(HEADER_DEADLINE)
         self.handshakes: _Handshakes | None = None
+        self.loop_beat = Beat("the HTTP server's accept loop")
         # Idle connections wait in the selector; cheroot's default of 10 would turn keep-alive off
         # for everyone as soon as ten idle clients are connected.
         self.keep_alive_conn_limit = total
@@ -318,18 +326,28 @@ def make_server(app: Any, host: str, port: int, threads: int,
     return server
 
 
+LOOP_STALE_AFTER = 5.0  # an accept loop turns every 0.5 s; this long without a turn is a hang
+
+
 def run_servers(servers: list[GuardedServer], on_ready: Callable[[], None] | None = None) -> None:
     """Serve every server until the first stops (the others in threads of their own); all are
-    bound before `on_ready`, and all stop together."""
+    bound before `on_ready` and systemd's READY=1, and all stop together. The watchdog pings only
+    while every accept loop turns."""
     raise_open_file_limit()
+    watchdog = sdnotify.process_watchdog()
+    checks: list[Any] = []
     try:
         for server in servers:
             server.prepare()
+            checks.append(watchdog.watch(lambda server=server: server.loop_beat.stale(LOOP_STALE_AFTER)))
         if on_ready:
             on_ready()
+        sdnotify.ready()
         for extra in servers[1:]:
             threading.Thread(target=extra.serve, daemon=True, name=f"http-{extra.bind_addr[1]}").start()
         servers[0].serve()
     finally:
+        for check in checks:
+            watchdog.unwatch(check)
         for server in servers:
             server.stop()

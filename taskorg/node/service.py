@@ -22,6 +22,7 @@ from flask import Flask, jsonify
 from taskorg.config import Config
 from taskorg.logs import get_logger
 from taskorg.metrics import http as probes, node as metrics
+from taskorg.net import sdnotify
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.localchannel import ChannelError, Sender, role_channel_path
 from taskorg.net.resolve import ResolveError, resolve_master
@@ -67,6 +68,9 @@ class NodeService:
         self.pusher = RolePusher(self.master, self._on_role_answer, self._role_channel())
         self.scheduler = BackgroundScheduler(daemon=True)
         self.last_answer = 0.0  # monotonic time of the last answered heartbeat
+        # Marked by every heartbeat run (answered or not): systemd's watchdog restarts a node service
+        # whose heartbeat job hangs.
+        self.heartbeat_beat = sdnotify.Beat("the node's heartbeat job")
 
     def _role_channel(self) -> Sender[RoleAnswer] | None:
         """The local role channel to this machine's master service (None: role pushes go by HTTP)."""
@@ -130,6 +134,7 @@ class NodeService:
         self.scheduler.start()
 
     def heartbeat(self) -> None:
+        self.heartbeat_beat.mark()
         if self.node is None:
             return  # not registered yet (a wake-up can come first)
         if self.replica is None:
@@ -238,8 +243,12 @@ def create_app(service: NodeService) -> Flask:
     return app
 
 
+HEARTBEAT_STALE_AFTER = 30.0  # a heartbeat run takes at most a few seconds (its calls have timeouts)
+
+
 def run(config: Config) -> None:
     service = NodeService(config, read_secret(config))
+    sdnotify.process_watchdog().watch(lambda: service.heartbeat_beat.stale(HEARTBEAT_STALE_AFTER))
     app = create_app(service)
     threading.Thread(target=service.start, daemon=True, name="node-start").start()
     serve(app, service.address, config.node_port)

@@ -6,8 +6,12 @@ user for a moment, is the failure these helpers exist to rule out.
 
 from __future__ import annotations
 
+import grp
 import os
+import stat
 from pathlib import Path
+
+SERVICE_GROUP = "taskorg"  # the provisioned services' user and group (docs/security.md)
 
 
 def private_dir(path: str | os.PathLike[str], narrow: bool = False) -> Path:
@@ -43,3 +47,29 @@ def write_private(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) 
     finally:
         os.close(dir_fd)
     return target
+
+
+def shared_with_service_only(path: str | os.PathLike[str]) -> str | None:
+    """Why `path` is too open for a secret, or None: 0600 (any owner), or 0640 owned by root whose group
+    is this process's own group (a service running as `taskorg` reads root:taskorg 0640) or, for root,
+    the services' group `taskorg`. Anything else other users could read (or write) is refused."""
+    info = os.stat(path)
+    mode = stat.S_IMODE(info.st_mode)
+    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return None
+    if mode & (stat.S_IRWXO | stat.S_IWGRP | stat.S_IXGRP):
+        return f"{path}: the file must have mode 0600 (or 0640, root:{SERVICE_GROUP}), it has {mode:04o}"
+    if info.st_uid != 0:
+        return (f"{path}: a group-readable file (mode {mode:04o}) must be owned by root, "
+                f"it is owned by uid {info.st_uid}; make it 0600 or root:{SERVICE_GROUP} 0640")
+    if info.st_gid == os.getegid() or (os.geteuid() == 0 and _group_name(info.st_gid) == SERVICE_GROUP):
+        return None
+    return (f"{path}: mode {mode:04o} lets group {_group_name(info.st_gid) or info.st_gid} read it, which is not "
+            f"this service's group; make it 0600 or root:{SERVICE_GROUP} 0640")
+
+
+def _group_name(gid: int) -> str | None:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return None

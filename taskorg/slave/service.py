@@ -24,6 +24,7 @@ from flask import Flask, Response, jsonify, request
 from taskorg.config import Config, ConfigError
 from taskorg.logs import get_logger
 from taskorg.metrics import http as probes, slave as metrics, telemetry as node_metrics
+from taskorg.net import sdnotify
 from taskorg.net.server import ApiError, create_service_app, serve, typed_body, whole_number
 from taskorg.protocol import EpochCommand, StartOrder, StopRequest
 from taskorg.secret import read_secret
@@ -195,6 +196,9 @@ def read_identity(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("node") else None
 
 
+REPORT_STALE_AFTER = 120.0
+
+
 def run(config: Config) -> None:
     """Run the slave service until the process is stopped."""
     secret = read_secret(config)
@@ -204,6 +208,8 @@ def run(config: Config) -> None:
     fence = EpochFence(config.state_path("slave", "epoch"))
     telemetry.prime()
     reporter = Reporter(config, secret, runner, fence)
+    # A report waits on dockerd and the master (each with timeouts): two minutes without one is a hang.
+    sdnotify.process_watchdog().watch(lambda: reporter.beat.stale(REPORT_STALE_AFTER))
     reporter.start()
     app = create_app(config, secret, runner, fence)
     log.info("slave service ready", extra={"node": node, "address": config.node_address,

@@ -287,9 +287,8 @@ class Testbed:
 
     def _create_network(self) -> None:
         self.subnet = pick_free_subnet()
-        gateway = str(next(self.subnet.hosts()))
         args = ["network", "create", "--internal", "--driver", "bridge",
-                "--subnet", str(self.subnet), "--gateway", gateway]
+                "--subnet", str(self.subnet), "--gateway", self.gateway]
         for label in self.labels:
             args += ["--label", label]
         docker(*args, self.network)
@@ -364,7 +363,15 @@ class Testbed:
             "taskorg_ca_dir": str(self.workdir / "ca"),
             "taskorg_build_dir": str(self.workdir / "build"),
             "taskorg_log_level": "info",
+            # The runner (the bridge's gateway) drives the tests: it reaches every port, as an admin machine
+            # would. Any other address on the testbed network that is not a host is refused.
+            "taskorg_firewall_trusted": [self.gateway],
         }
+
+    @property
+    def gateway(self) -> str:
+        """The runner's address on the testbed network (the bridge)."""
+        return str(next(self.subnet.hosts()))  # type: ignore[union-attr]
 
     @property
     def secret(self) -> str:

@@ -54,6 +54,7 @@ PACKAGES = [
     "docker.io",
     "dnsmasq",
     "iptables",
+    "nftables",  # the taskorg firewall (a table of its own, loaded by taskorg-firewall.service)
     "netbase",
 ]
 

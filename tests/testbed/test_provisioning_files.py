@@ -67,16 +67,16 @@ def test_every_variable_is_documented_with_its_default() -> None:
         assert yaml.safe_load(text) == defaults[name], f"{name}: group_vars says {text}, the role {defaults[name]!r}"
 
 
-def test_config_template_renders_a_config_taskorg_accepts(tmp_path: Path) -> None:
-    """Render roles/common/templates/taskorg.yaml.j2 with Ansible, then load it with taskorg's own loader."""
-    from taskorg.config import load_config
-
-    # The role defaults at the inventory's lowest level, like role defaults: host vars win.
+def _render(tmp_path: Path, template: str, host_vars: dict | None = None, extra: dict | None = None) -> Path:
+    """Render roles/common/templates/`template` with Ansible for a two-host inventory (dns1 10.9.8.2,
+    pi1 10.9.8.11) into tmp_path/<host>; the role defaults sit at the inventory's lowest level."""
     defaults = yaml.safe_load((ANSIBLE / "roles/common/defaults/main.yml").read_text())
-    defaults["taskorg_role_settings"] = {"manage_dnsmasq": False, "dnsmasq_pid_file": "/run/dnsmasq/dnsmasq.pid"}
+    defaults["taskorg_role_settings"] = {"manage_dnsmasq": False, "dnsmasq_pid_file": "/run/dnsmasq/dnsmasq.pid",
+                                         "dns_hosts_dir": "/var/lib/taskorg-dns/hosts"}
+    defaults.update(extra or {})
     inventory = {"all": {"vars": defaults, "children": {
         "dns": {"hosts": {"dns1": {"ansible_host": "10.9.8.2"}}},
-        "nodes": {"hosts": {"pi1": {"ansible_host": "10.9.8.11", "taskorg_labels": {"gpu": "true"}}}},
+        "nodes": {"hosts": {"pi1": {"ansible_host": "10.9.8.11", **(host_vars or {})}}},
     }}}
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     play = [{
@@ -85,8 +85,8 @@ def test_config_template_renders_a_config_taskorg_accepts(tmp_path: Path) -> Non
         "connection": "local",
         "gather_facts": False,
         "tasks": [{"ansible.builtin.template": {
-            "src": str(ANSIBLE / "roles/common/templates/taskorg.yaml.j2"),
-            "dest": str(tmp_path) + "/{{ inventory_hostname }}.yaml", "mode": "0644"}}],
+            "src": str(ANSIBLE / "roles/common/templates" / template),
+            "dest": str(tmp_path) + "/{{ inventory_hostname }}", "mode": "0644"}}],
     }]
     (tmp_path / "render.yml").write_text(yaml.safe_dump(play))
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
@@ -94,25 +94,71 @@ def test_config_template_renders_a_config_taskorg_accepts(tmp_path: Path) -> Non
     result = subprocess.run([need("ansible-playbook"), "-i", "inventory.yml", "render.yml"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
-    node = load_config(tmp_path / "pi1.yaml", environ={})
+    return tmp_path
+
+
+def test_config_template_renders_a_config_taskorg_accepts(tmp_path: Path) -> None:
+    """Render roles/common/templates/taskorg.yaml.j2 with Ansible, then load it with taskorg's own loader."""
+    from taskorg.config import load_config
+
+    _render(tmp_path, "taskorg.yaml.j2", {"taskorg_labels": {"gpu": "true"}})
+    node = load_config(tmp_path / "pi1", environ={})
     # Every machine runs a DNS server and asks its own first; the DNS node (the witness) is listed first.
     assert (node.address, node.dns_address, dict(node.labels)) == ("10.9.8.11", "10.9.8.11", {"gpu": "true"})
     assert node.dns_servers == ("10.9.8.2", "10.9.8.11") and node.witness_address == "10.9.8.2"
-    dns = load_config(tmp_path / "dns1.yaml", environ={})
+    dns = load_config(tmp_path / "dns1", environ={})
     assert dns.address == dns.dns_address == "10.9.8.2" and dns.manage_dnsmasq is False
     assert dns.dns_servers == node.dns_servers and dns.consensus_voters == node.consensus_voters == 0
+    assert dns.dns_hosts_dir == "/var/lib/taskorg-dns/hosts"
+
+
+def test_firewall_template_renders_rules_nft_accepts(tmp_path: Path) -> None:
+    """The nftables table opens the cluster ports to the inventory's hosts, the trusted networks and
+    (client ports only) the client networks; `nft -c` (a dry run in the kernel) accepts it."""
+    _render(tmp_path, "firewall.nft.j2", extra={
+        "taskorg_firewall_trusted": ["10.1.0.0/16", "fd00::/64"],
+        "taskorg_firewall_clients": ["192.168.50.0/24"],
+        "taskorg_raft_port": 24000})
+    rules = (tmp_path / "pi1").read_text()
+    assert rules == (tmp_path / "dns1").read_text()  # the same table on every host
+    assert "elements = { 10.9.8.2, 10.9.8.11 }" in rules
+    assert "elements = { 10.1.0.0/16 }" in rules and "elements = { fd00::/64 }" in rules
+    assert "elements = { 192.168.50.0/24 }" in rules
+    assert "elements = { 23333-23380, 53, 24000 }" in rules  # a consensus port moved outside the range too
+    assert "elements = { 53, 23333, 23335, 23380 }" in rules  # the client ports
+    nft = need("nft")
+    if os.geteuid() != 0:
+        pytest.skip("nft -c needs root (CAP_NET_ADMIN)")
+    result = subprocess.run([nft, "-c", "-f", str(tmp_path / "pi1")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr + rules
+
+
+def _unit(name: str) -> configparser.ConfigParser:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(REPO / "systemd" / f"{name}.service")
+    return unit
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_unit_runs_the_service_as_the_deployment_contract_says(service: str) -> None:
-    unit = configparser.ConfigParser(strict=False, interpolation=None)
-    unit.optionxform = str  # type: ignore[assignment,method-assign]
-    unit.read(REPO / "systemd" / f"taskorg-{service}.service")
+    unit = _unit(f"taskorg-{service}")
     section = unit["Service"]
     assert section["ExecStart"] == f"/opt/taskorg/venv/bin/taskorg agent {service} --config /etc/taskorg/taskorg.yaml"
     assert section["Restart"] == "on-failure"
     assert "network-online.target" in unit["Unit"]["After"]
     assert section["ProtectSystem"] == "strict" and section["NoNewPrivileges"] == "yes"
+    # Restarted when hung, not only when dead: READY=1 and watchdog pings (taskorg/net/sdnotify.py).
+    assert (section["Type"], section["WatchdogSec"], section["NotifyAccess"]) == ("notify", "10s", "main")
+    # No root: the taskorg user, private files, a private state directory, the firewall loaded first.
+    assert (section["User"], section["Group"], section["UMask"]) == ("taskorg", "taskorg", "0077")
+    assert section["StateDirectory"] == "taskorg" and section["StateDirectoryMode"] == "0700"
+    assert "taskorg-firewall.service" in unit["Unit"]["After"] and "taskorg-firewall.service" in unit["Unit"]["Wants"]
+    # Only the capabilities each needs: the DNS service signals dnsmasq (its own user); no other has any.
+    capabilities = "CAP_KILL" if service == "dns" else ""
+    assert section["CapabilityBoundingSet"] == capabilities
+    assert section.get("AmbientCapabilities", "") == capabilities
+    assert section.get("SupplementaryGroups", "") == ("docker" if service == "slave" else "")
     if service == "slave":
         assert "docker.service" in unit["Unit"]["Requires"] and "docker.service" in unit["Unit"]["After"]
     # The CLI the unit calls has that service.
@@ -121,13 +167,21 @@ def test_unit_runs_the_service_as_the_deployment_contract_says(service: str) -> 
     assert result.returncode == 0, result.stderr
 
 
+def test_firewall_unit_loads_the_table_before_every_taskorg_service() -> None:
+    unit = _unit("taskorg-firewall")
+    assert unit["Service"]["Type"] == "oneshot" and unit["Service"]["ExecStart"] == "/usr/sbin/nft -f /etc/taskorg/firewall.nft"
+    before = unit["Unit"]["Before"].split()
+    assert all(f"taskorg-{service}.service" in before for service in SERVICES)
+
+
 def test_cli_prints_the_dnsmasq_config_the_dns_role_installs(tmp_path: Path) -> None:
     config = tmp_path / "taskorg.yaml"
-    config.write_text("dns_address: 10.9.8.2\nsuffix: lab.internal\nmanage_dnsmasq: false\n")
+    config.write_text("dns_address: 10.9.8.2\nsuffix: lab.internal\nmanage_dnsmasq: false\n"
+                      "dns_hosts_dir: /var/lib/taskorg-dns/hosts\n")
     result = subprocess.run([sys.executable, "-m", "taskorg", "dnsmasq-conf", "--config", str(config)],
                             capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 0, result.stderr
-    assert "listen-address=10.9.8.2" in result.stdout and "hostsdir=/var/lib/taskorg/dns/hosts" in result.stdout
+    assert "listen-address=10.9.8.2" in result.stdout and "hostsdir=/var/lib/taskorg-dns/hosts" in result.stdout
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "provisioning").glob("*.sh")))

@@ -59,3 +59,16 @@ def test_a_missing_file_is_not_an_edit(tmp_path: Path) -> None:
     pub = publisher(tmp_path)
     pub.path.unlink()
     assert pub.edited_master() is None
+
+
+def test_the_hosts_file_can_live_outside_the_private_state_dir(tmp_path: Path) -> None:
+    """Provisioned hosts: the state dir is 0700 (taskorg), so dnsmasq's user reads hosts from elsewhere."""
+    from taskorg.dns.dnsmasq import render_conf
+
+    config = Config(dns_address="127.0.9.1", state_dir=str(tmp_path / "state"),
+                    dns_hosts_dir=str(tmp_path / "dns-hosts"))
+    pub = Publisher(config, Dnsmasq(config))
+    pub._write(render_hosts(config, NODES["node1"], NODES))
+    written = tmp_path / "dns-hosts" / "cluster"
+    assert "node1" in written.read_text() and (written.stat().st_mode & 0o777) == 0o644
+    assert f"hostsdir={tmp_path / 'dns-hosts'}" in render_conf(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import stat
 from pathlib import Path
 
@@ -178,6 +179,39 @@ def test_a_blank_or_short_secret_file_is_refused_naming_it(tmp_path: Path, conte
     # An empty TASKORG_SECRET is unset: the file is read, and refused the same way.
     with pytest.raises(ConfigError, match=str(path)):
         read_secret(config, {"TASKORG_SECRET": ""})
+
+
+def _secret_file(tmp_path: Path, file_mode: int, uid: int, gid: int) -> Path:
+    path = tmp_path / "secret"
+    path.write_text("s" * 43 + "\n")
+    os.chown(path, uid, gid)
+    path.chmod(file_mode)
+    return path
+
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="chown to root needs root")
+
+
+@root_only
+def test_a_root_owned_secret_readable_by_the_services_group_is_accepted(tmp_path: Path) -> None:
+    # The service runs with this group (on a host: User=taskorg, the file root:taskorg 0640).
+    path = _secret_file(tmp_path, 0o640, 0, os.getegid())
+    assert read_secret(load_config(overrides={"secret_file": str(path)}, environ={}), {}) == "s" * 43
+
+
+@root_only
+@pytest.mark.parametrize("file_mode, uid, gid, problem", [
+    (0o640, 0, 54321, "lets group 54321 read it, which is not this service's group"),
+    (0o640, 54321, 0, "must be owned by root"),
+    (0o644, 0, 0, "it has 0644"),
+    (0o660, 0, 0, "it has 0660"),
+    (0o604, 0, 0, "it has 0604"),
+])
+def test_a_secret_readable_by_anyone_else_is_refused_naming_why(tmp_path: Path, file_mode: int, uid: int, gid: int,
+                                                                 problem: str) -> None:
+    path = _secret_file(tmp_path, file_mode, uid, gid)
+    with pytest.raises(ConfigError, match=f"{path}.*{problem}"):
+        read_secret(load_config(overrides={"secret_file": str(path)}, environ={}), {})
 
 
 def test_a_client_sends_its_token_before_the_secret(tmp_path: Path) -> None:
