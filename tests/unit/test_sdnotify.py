@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 
 from taskorg.net import sdnotify
-from taskorg.net.httpd import make_server, run_server
+from taskorg.net.httpd import make_server, run_servers
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_the_http_server_says_ready_and_its_loop_beats(listener: tuple[socket.so
     sock, path = listener
     monkeypatch.setenv("NOTIFY_SOCKET", path)
     server = make_server(lambda environ, start: [], "127.0.0.1", 0, threads=1, context=None)
-    thread = threading.Thread(target=run_server, args=(server,), daemon=True)
+    thread = threading.Thread(target=run_servers, args=([server],), daemon=True)
     thread.start()
     try:
         assert sock.recv(64) == b"READY=1"
