@@ -18,6 +18,7 @@ from taskorg.master import state
 from taskorg.master.engine import Engine
 from taskorg.master.events import sse_stream, wait_events
 from taskorg.master.forward import install_forwarding
+from taskorg.master.log_routes import log_routes
 from taskorg.master.replication import Refused, admit_epoch, apply_on_standby, check_batch
 from taskorg.master.role import NotMaster
 from taskorg.master.state import NoSuchJob, NoSuchTask
@@ -25,15 +26,16 @@ from taskorg.master.store import BadChange, GapError
 from taskorg.master.updates import NoPreviousSpec, NoRunningJob, UpdateRefused
 from taskorg.master.views import job_detail, job_summaries, member_rows, task_detail, task_summaries
 from taskorg.metrics import http as probes, master as master_metrics
-from taskorg.net.client import ServiceError, ServiceUnavailable
 from taskorg.net.server import ApiError, create_service_app, typed_body
+from taskorg.net.streams import StreamSlots, stream_response
 from taskorg.protocol import ReplicationBatch, Report, RolePush
 from taskorg.spec import JobSpec, SpecError, SpecPolicy, job_from_dict, parse_spec_text
 
 MAX_SPEC_BYTES = 1024 * 1024
 MAX_JOBS_LISTED = 10_000
-# `tail=all`: the slave takes a line count, so "all" is this many (Docker's log, newest lines).
-ALL_LOG_LINES = 1_000_000
+# Of the master's 12 HTTP workers, at most this many serve long streams (log follows and event
+# streams together): reports, role pushes and replication keep the rest (taskorg/net/streams.py).
+STREAM_LIMIT = 4
 
 
 def create_app(engine: Engine) -> Flask:
@@ -63,7 +65,9 @@ def create_app(engine: Engine) -> Flask:
     def _nothing_to_update(exc: NoRunningJob) -> Any:
         return jsonify(error=str(exc)), 404
 
-    app.register_blueprint(client_routes(engine))
+    streams = StreamSlots(STREAM_LIMIT, "streams on this master (log follows and event streams)")
+    app.register_blueprint(client_routes(engine, streams))
+    app.register_blueprint(log_routes(engine, streams))
     app.register_blueprint(cluster_routes(engine))
     probes.install(app, "master", lambda: readiness(engine), {"master": lambda: master_metrics.read(engine)})
     return app
@@ -84,7 +88,7 @@ def readiness(engine: Engine) -> str | None:
 
 
 # ---- client routes -------------------------------------------------------------------------------
-def client_routes(engine: Engine) -> Blueprint:
+def client_routes(engine: Engine, streams: StreamSlots) -> Blueprint:
     routes = Blueprint("client", __name__)
     policy = SpecPolicy.from_config(engine.config)
 
@@ -154,28 +158,6 @@ def client_routes(engine: Engine) -> Blueprint:
     def restart(task_id: str) -> Any:
         return jsonify(engine.restart(task_id))
 
-    @routes.get("/v1/tasks/<task_id>/logs")
-    def logs(task_id: str) -> Any:
-        engine.require_active()
-        index_text, tail_text = request.args.get("index", "0"), request.args.get("tail", "200")
-        if tail_text == "all":
-            tail_text = str(ALL_LOG_LINES)
-        if not index_text.isdigit() or not tail_text.isdigit():
-            raise ApiError(400, f"index must be a whole number and tail a whole number or 'all', got index "
-                                f"{index_text!r:.40}, tail {tail_text!r:.40}")
-        index = int(index_text)
-        inst = state.instance(engine.store, task_id, index)
-        if inst is None:
-            state.task(engine.store, task_id)  # NoSuchTask: 404 for the task itself
-            raise ApiError(404, f"task {task_id} has no instance {index_text}")
-        if not inst.node:
-            return jsonify(id=task_id, index=index, node=None, logs="")
-        try:
-            text = engine.slave_logs(inst.node, task_id, index, int(tail_text))
-        except (ServiceError, ServiceUnavailable, LookupError) as exc:
-            raise ApiError(502, f"could not fetch logs from {inst.node}: {exc}") from None
-        return jsonify(id=task_id, index=index, node=inst.node, logs=text)
-
     @routes.get("/v1/events")
     def events() -> Any:
         since, wait = request.args.get("since", "0"), request.args.get("wait", "0")
@@ -194,8 +176,7 @@ def client_routes(engine: Engine) -> Blueprint:
         since = request.headers.get("Last-Event-ID") or request.args.get("since", "0")
         if not since.isdigit():
             raise ApiError(400, f"since / Last-Event-ID: expected an event id, got {since!r}")
-        return Response(sse_stream(engine, int(since)), mimetype="text/event-stream",
-                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return stream_response(streams.hold(lambda: sse_stream(engine, int(since))), "text/event-stream")
 
     @routes.post("/v1/prune")
     def prune() -> Any:

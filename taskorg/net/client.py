@@ -60,6 +60,22 @@ class ServiceClient:
         limit = timeout or self.timeout
         if not isinstance(limit, tuple):
             limit = (min(self.connect_timeout, limit), limit)
+        response = self._send(method, url, limit, kwargs)
+        if not response.content:
+            return None
+        if response.headers.get("Content-Type", "").startswith("application/json"):
+            return response.json()
+        return response.text
+
+    def stream(self, method: str, path: str, *, timeout: float | tuple[float, float] | None = None,
+               **kwargs: Any) -> requests.Response:
+        """An open streaming answer (the caller reads and closes it); errors as `request` raises them."""
+        limit = timeout or self.timeout
+        if not isinstance(limit, tuple):
+            limit = (min(self.connect_timeout, limit), limit)
+        return self._send(method, f"{self.base_url}{path}", limit, {**kwargs, "stream": True})
+
+    def _send(self, method: str, url: str, limit: tuple[float, float], kwargs: dict[str, Any]) -> requests.Response:
         try:
             response = self.session.request(method, url, timeout=limit, **kwargs)
         except requests.RequestException as exc:
@@ -69,13 +85,11 @@ class ServiceClient:
                 payload = response.json()
             except ValueError:
                 payload = {"error": response.text.strip()[:500]}
+            finally:
+                response.close()
             message = payload.get("error", "error") if isinstance(payload, dict) else str(payload)
             raise ServiceError(response.status_code, message, payload if isinstance(payload, dict) else None)
-        if not response.content:
-            return None
-        if response.headers.get("Content-Type", "").startswith("application/json"):
-            return response.json()
-        return response.text
+        return response
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)

@@ -10,6 +10,7 @@ from typing import Iterator
 import pytest
 from flask.testing import FlaskClient
 
+from taskorg.logstream import LogQuery
 from taskorg.master.api import create_app
 from tickharness import TickHarness
 
@@ -69,10 +70,10 @@ def test_bad_arguments_are_named(harness: TickHarness, query: str, complaint: st
 def test_logs_take_tail_all(harness: TickHarness) -> None:
     job = harness.submit("job: one\ntasks:\n  - name: x\n    image: busybox\n")
     task_id = job["tasks"][0]["id"]
-    asked: list[int] = []
-    harness.engine.slave_logs = lambda node, task, index, tail: asked.append(tail) or "line\n"  # type: ignore
+    asked: list[LogQuery] = []
+    harness.engine.slaves.logs = lambda node, task, index, query: asked.append(query) or "line\n"  # type: ignore
     harness.tick()
     answer = client(harness).get(f"/v1/tasks/{task_id}/logs?tail=all", headers=HEADERS)
-    assert answer.status_code == 200 and answer.get_json()["logs"] == "line\n" and asked[0] >= 1_000_000
+    assert answer.status_code == 200 and answer.get_json()["logs"] == "line\n" and asked[0].tail is None
     bad = client(harness).get(f"/v1/tasks/{task_id}/logs?tail=some", headers=HEADERS)
     assert bad.status_code == 400 and "'all'" in bad.get_json()["error"]
