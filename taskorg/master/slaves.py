@@ -74,8 +74,8 @@ class SlaveClient:
 
     def follow_logs(self, node: str, task_id: str, index: int, query: LogQuery) -> requests.Response:
         """The slave's open log stream (it ends after `query.duration` seconds at the latest)."""
-        return self._of(node).stream("GET", f"/v1/containers/{task_id}/{index}/logs", params=query.params(),
-                                     timeout=(CALL_TIMEOUT, query.duration + CALL_TIMEOUT))
+        return self._of(node).get(f"/v1/containers/{task_id}/{index}/logs", params=query.params(), stream=True,
+                                  timeout=(CALL_TIMEOUT, query.duration + CALL_TIMEOUT))
 
     def close(self) -> None:
         with self._lock:

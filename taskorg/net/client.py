@@ -61,19 +61,13 @@ class ServiceClient:
         if not isinstance(limit, tuple):
             limit = (min(self.connect_timeout, limit), limit)
         response = self._send(method, url, limit, kwargs)
+        if kwargs.get("stream"):
+            return response  # open: the caller reads it as it comes, and closes it
         if not response.content:
             return None
         if response.headers.get("Content-Type", "").startswith("application/json"):
             return response.json()
         return response.text
-
-    def stream(self, method: str, path: str, *, timeout: float | tuple[float, float] | None = None,
-               **kwargs: Any) -> requests.Response:
-        """An open streaming answer (the caller reads and closes it); errors as `request` raises them."""
-        limit = timeout or self.timeout
-        if not isinstance(limit, tuple):
-            limit = (min(self.connect_timeout, limit), limit)
-        return self._send(method, f"{self.base_url}{path}", limit, {**kwargs, "stream": True})
 
     def _send(self, method: str, url: str, limit: tuple[float, float], kwargs: dict[str, Any]) -> requests.Response:
         try:

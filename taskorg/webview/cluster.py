@@ -15,6 +15,7 @@ from typing import Any, Callable, Protocol
 
 from taskorg.client import Client, ClusterUnavailable, Connector, DnsUnavailable, RetryBudget, never_sent
 from taskorg.config import Config
+from taskorg.logstream import LogQuery
 from taskorg.net.client import ServiceError
 from taskorg.net.resolve import resolve_master
 from taskorg.webview.jobs import job_rows
@@ -80,7 +81,7 @@ class LiveCluster:
         return self.client.task(task_id)
 
     def logs(self, task_id: str, index: int, tail: int = 200) -> dict[str, Any]:
-        return self.client.logs(task_id, index, tail)
+        return self.client.logs(task_id, index, LogQuery(tail=tail))
 
     def events(self, since: int) -> list[dict[str, Any]]:
         """At most one page (500) of the master's events after id `since`, oldest first; no waiting."""
