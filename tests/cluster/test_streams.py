@@ -1,0 +1,52 @@
+"""Streams that follow, on a real local cluster: `taskorg logs -f` and `taskorg events -f` (the real CLI,
+as subprocesses) while the master is killed and another elected."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from taskorg.devtools.localcluster import LocalCluster
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.cluster
+
+COUNT = 100  # numbered lines, one every 100 ms: ten seconds of output
+
+
+def cli(cluster: LocalCluster, *argv: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "taskorg", "--config", str(cluster.client_config_path), *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def counter_spec(tmp_path: Path, node: str) -> Path:
+    path = tmp_path / "counter.yaml"
+    path.write_text("name: counter\nimage: taskorg/busybox:latest\nrestart: never\n"
+                    f"constraints: {{nodes: [{node}]}}\n"
+                    f"command: ['sh', '-c', 'i=0; while [ $i -lt {COUNT} ]; do echo $i; i=$((i+1)); sleep 0.1; done']\n")
+    return path
+
+
+def test_logs_follow_shows_every_line_once_across_a_master_failover(
+        cluster_factory: Callable[..., LocalCluster], tmp_path: Path) -> None:
+    cluster = cluster_factory(3)
+    client = cluster.client()
+    master = cluster.index_of(cluster.wait_master())
+    worker = next(i for i in (1, 2, 3) if i != master)
+    job = client.submit(counter_spec(tmp_path, cluster.node_name(worker)).read_text(), source="counter.yaml")
+    task_id = job["tasks"][0]["id"]
+    wait_until(lambda: client.task(task_id)["status"] == "running", 30, "the counter to run")
+    follower = cli(cluster, "logs", "-f", "--tail", "all", task_id)
+    time.sleep(2.5)  # a few seconds of lines through the first master
+    cluster.kill_node(master)
+    new_master = cluster.index_of(cluster.wait_master(timeout=20))
+    assert new_master != master
+    out, err = follower.communicate(timeout=90)
+    assert follower.returncode == 0, err
+    assert out.split() == [str(n) for n in range(COUNT)], err
