@@ -4,6 +4,7 @@ as subprocesses) while the master is killed and another elected."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -50,3 +51,28 @@ def test_logs_follow_shows_every_line_once_across_a_master_failover(
     out, err = follower.communicate(timeout=90)
     assert follower.returncode == 0, err
     assert out.split() == [str(n) for n in range(COUNT)], err
+
+
+def test_events_follow_goes_on_across_a_master_failover(cluster_factory: Callable[..., LocalCluster]) -> None:
+    cluster = cluster_factory(3)
+    client = cluster.client()
+    master = cluster.index_of(cluster.wait_master())
+    start = int(client.status()["last_event"] or 0)
+    follower = cli(cluster, "events", "-f", "--json", "--since", str(start))
+    before = client.submit("name: before\nimage: taskorg/busybox:latest\ncommand: 'true'\nrestart: never\n")
+    time.sleep(1.0)
+    cluster.kill_node(master)
+    cluster.wait_master(timeout=20)
+    after = client.submit("name: after\nimage: taskorg/busybox:latest\ncommand: 'true'\nrestart: never\n")
+    wait_until(lambda: client.task(after["tasks"][0]["id"])["status"] == "succeeded", 30, "the second task to end")
+    time.sleep(1.5)  # the follower's next long poll brings the last events
+    follower.send_signal(signal.SIGINT)
+    out, err = follower.communicate(timeout=30)
+    assert follower.returncode == 130, err
+    events = [json.loads(line) for line in out.splitlines()]
+    ids = [e["id"] for e in events]
+    assert ids == sorted(set(ids)) and ids[0] > start  # in order, each once
+    assert ids == [e["id"] for e in client.events(start, wait=0)][:len(ids)]  # no gap across the failover
+    kinds = {(e["job"], e["kind"]) for e in events}
+    assert (before["job"], "task_submitted") in kinds and (after["job"], "task_finished") in kinds
+    assert any(e["kind"] == "master_changed" for e in events)
