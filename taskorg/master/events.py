@@ -29,6 +29,8 @@ KINDS = {
     "node_dead": "node_dead",
     "node_drained": "node_drained",
     "master_activated": "master_changed",
+    "alert": "alert",
+    "alert_resolved": "alert_resolved",
 }
 BATCH = 500
 

@@ -11,6 +11,7 @@ import threading
 
 from taskorg.config import Config
 from taskorg.logs import get_logger
+from taskorg.master.alerting import start_alerting
 from taskorg.master.api import create_app
 from taskorg.master.engine import Engine
 from taskorg.master.store import Store
@@ -45,6 +46,7 @@ def run(config: Config) -> None:
     engine = Engine(config, secret, Store(config.state_path("master", "state.db")))
     stop = threading.Event()
     threading.Thread(target=tick_loop, args=(engine, stop), daemon=True, name="master-tick").start()
+    start_alerting(engine, stop)
     try:
         serve(create_app(engine), config.node_address, config.master_port, threads=12)
     finally:

@@ -107,7 +107,7 @@ def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -
 
     @app.get("/v1/telemetry")
     def get_telemetry() -> Any:
-        return jsonify(telemetry.collect(runner.node, cpus=config.advertise_cpus))
+        return jsonify(telemetry.collect(runner.node, cpus=config.advertise_cpus, state_dir=config.state_dir))
 
     @app.post("/v1/epoch")
     def raise_epoch() -> Any:
