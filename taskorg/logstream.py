@@ -122,10 +122,26 @@ def split_stamp(line: str) -> tuple[str, str]:
     return found.group(1), line[found.end():]
 
 
+def strip_stamps(text: str) -> tuple[str, str]:
+    """Text Docker wrote with timestamps, without them, and the last line's timestamp ("" if none)."""
+    lines, last = [], ""
+    for line in text.splitlines():
+        stamp, rest = split_stamp(line)
+        last = stamp or last
+        lines.append(rest)
+    return "".join(f"{line}\n" for line in lines), last
+
+
 def _fixed(stamp: str) -> str:
     """The stamp with nine fraction digits, so that text order is time order."""
     whole, _, fraction = stamp.rstrip("Z").partition(".")
     return f"{whole}.{(fraction + '000000000')[:9]}Z"
+
+
+def newer(line: str, after: str) -> bool:
+    """Whether a timestamped line comes after the stamp `after` ("" : every line does)."""
+    stamp = split_stamp(line)[0]
+    return not after or not stamp or _fixed(stamp) > _fixed(after)
 
 
 class LogCursor:

@@ -71,4 +71,4 @@ def task(task_id: str) -> Any:
     if not views.TASK_ID.match(task_id):
         abort(404)
     index = request.args.get("index", "0")
-    return _answer(views.task_model(_api(), task_id, int(index) if index.isdigit() else 0))
+    return _answer(views.task_model(_api(), task_id, int(index) if index.isdigit() else 0, with_logs=False))
