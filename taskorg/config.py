@@ -138,7 +138,7 @@ class Config:
     alert_webhooks: tuple[str, ...] = ()
     alert_webhook_secret_file: str = ""
     alert_disk_percent: float = 90.0  # the state directory's filesystem, percent used
-    alert_temperature: float = 85.0  # degrees Celsius, a node's hottest sensor
+    alert_temperature: float = 80.0  # degrees Celsius, a node's hottest sensor
     alert_replication_lag: float = 10.0  # seconds a standby's oldest missing change has waited
     alert_task_failures: int = 3  # failures of one task within `alert_failure_window` seconds
     alert_failure_window: float = 600.0

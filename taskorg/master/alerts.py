@@ -25,7 +25,7 @@ CLEAR_MARGIN = 2.0  # a level must fall this far below its threshold to resolve 
 @dataclass(frozen=True)
 class Thresholds:
     disk_percent: float = 90.0
-    temperature: float = 85.0  # degrees Celsius, the hottest sensor of a node
+    temperature: float = 80.0  # degrees Celsius, the hottest sensor of a node
     replication_lag: float = 10.0  # seconds a standby's oldest missing change has waited
     task_failures: int = 3  # failures of one task ...
     failure_window: float = 600.0  # ... within this many seconds
