@@ -77,3 +77,32 @@ def test_logs_take_tail_all(harness: TickHarness) -> None:
     assert answer.status_code == 200 and answer.get_json()["logs"] == "line\n" and asked[0].tail is None
     bad = client(harness).get(f"/v1/tasks/{task_id}/logs?tail=some", headers=HEADERS)
     assert bad.status_code == 400 and "'all'" in bad.get_json()["error"]
+
+
+def test_a_log_follow_passes_the_slaves_stream_through(harness: TickHarness) -> None:
+    """`follow=1`: the master asks the instance's slave with the same window and passes its bytes on;
+    an instance with no container there yet is an empty stream (the client asks again)."""
+    job = harness.submit("job: one\ntasks:\n  - name: x\n    image: busybox\n")
+    task_id = job["tasks"][0]["id"]
+    asked: list[LogQuery] = []
+
+    class Upstream:
+        def iter_content(self, chunk_size: object = None) -> Iterator[bytes]:
+            yield b"2026-12-01T10:00:00.000000000Z one\n2026-12-01T10:00:00.1"
+            yield b"00000000Z two\n"
+
+        def close(self) -> None:
+            pass
+
+    harness.engine.slaves.follow_logs = lambda node, task, index, query: asked.append(query) or Upstream()  # type: ignore
+    pending = client(harness).get(f"/v1/tasks/{task_id}/logs?follow=1", headers=HEADERS)
+    assert pending.status_code == 200 and pending.get_data() == b"" and not asked  # not placed: nothing to follow
+    harness.tick()
+    answer = client(harness).get(f"/v1/tasks/{task_id}/logs?follow=1&timestamps=1&tail=all&since=1796119200.5",
+                                 headers=HEADERS)
+    assert answer.status_code == 200 and answer.headers["X-Taskorg-Node"]
+    assert answer.get_data().decode().splitlines() == ["2026-12-01T10:00:00.000000000Z one",
+                                                       "2026-12-01T10:00:00.100000000Z two"]
+    assert asked[0] == LogQuery(tail=None, since=1796119200.5, timestamps=True, follow=True)
+    bad = client(harness).get(f"/v1/tasks/{task_id}/logs?follow=1&duration=600", headers=HEADERS)
+    assert bad.status_code == 400 and bad.get_json()["error"].startswith("duration")
