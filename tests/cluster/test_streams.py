@@ -76,3 +76,21 @@ def test_events_follow_goes_on_across_a_master_failover(cluster_factory: Callabl
     kinds = {(e["job"], e["kind"]) for e in events}
     assert (before["job"], "task_submitted") in kinds and (after["job"], "task_finished") in kinds
     assert any(e["kind"] == "master_changed" for e in events)
+
+
+def test_logs_follow_goes_on_into_the_next_container_when_the_task_restarts(cluster: LocalCluster,
+                                                                             tmp_path: Path) -> None:
+    client = cluster.client()
+    spec = tmp_path / "restarts.yaml"
+    spec.write_text("name: restarts\nimage: taskorg/busybox:latest\n"
+                    "restart: {policy: on-failure, max_attempts: 2}\n"
+                    "command: ['sh', '-c', 'for i in 1 2 3; do echo $(hostname) $i; sleep 0.2; done; exit 1']\n")
+    task_id = client.submit(spec.read_text(), source="restarts.yaml")["tasks"][0]["id"]
+    follower = cli(cluster, "logs", "-f", "--tail", "all", task_id)
+    out, err = follower.communicate(timeout=90)
+    assert follower.returncode == 0, err
+    assert client.task(task_id)["status"] == "failed"
+    lines = [line.split() for line in out.splitlines()]
+    containers = list(dict.fromkeys(host for host, _ in lines))
+    assert len(containers) == 3  # the first run and its two restarts, each followed
+    assert lines == [[host, str(i)] for host in containers for i in (1, 2, 3)], out
