@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator
 import requests
 
 from taskorg.config import Config
+from taskorg.logstream import LogQuery
 from taskorg.net import listeners
 from taskorg.net.client import CONNECT_TIMEOUT, ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError, resolve_master
@@ -331,9 +332,18 @@ class Client:
     def restart(self, task_id: str) -> dict[str, Any]:
         return dict(self.call("POST", f"/v1/tasks/{task_id}/restart", write=True) or {})
 
-    def logs(self, task_id: str, index: int = 0, tail: int = 200) -> dict[str, Any]:
-        answer = self.call("GET", f"/v1/tasks/{task_id}/logs", params={"index": index, "tail": tail})
+    def logs(self, task_id: str, index: int = 0, query: LogQuery | None = None) -> dict[str, Any]:
+        """An instance's output once (the last 200 lines unless `query` says otherwise)."""
+        params = {"index": str(index), **(query or LogQuery()).params(), "follow": "0"}
+        answer = self.call("GET", f"/v1/tasks/{task_id}/logs", params=params)
         return answer if isinstance(answer, dict) else {"id": task_id, "index": index, "logs": str(answer or "")}
+
+    def log_stream(self, task_id: str, index: int, query: LogQuery) -> requests.Response:
+        """An open follow of an instance's output from the master (it ends after `query.duration` s,
+        or sooner; see taskorg/cli/log_follow.py for the loop that resumes it)."""
+        params = {"index": str(index), **query.params(), "follow": "1"}
+        return self.call("GET", f"/v1/tasks/{task_id}/logs", params=params, stream=True,
+                         timeout=(CONNECT_TIMEOUT, query.duration + 15))
 
     def events(self, since: int = 0, wait: float = 10.0) -> list[dict[str, Any]]:
         """Events after id `since`; waits up to `wait` s for the first (long poll)."""

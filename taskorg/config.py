@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -139,6 +140,16 @@ class Config:
     image_pull_timeout: float = 300.0
     # Cluster-wide shared storage mounted into tasks (empty = none).
     shared_dir: str = ""
+    # Alerts (docs/metrics.md, "Alerts"): the active master records each alert in its event stream
+    # and, when URLs are given, POSTs it as JSON to each of them, signed with HMAC-SHA256 under the
+    # secret in `alert_webhook_secret_file` (empty: the cluster secret).
+    alert_webhooks: tuple[str, ...] = ()
+    alert_webhook_secret_file: str = ""
+    alert_disk_percent: float = 90.0  # the state directory's filesystem, percent used
+    alert_temperature: float = 80.0  # degrees Celsius, a node's hottest sensor
+    alert_replication_lag: float = 10.0  # seconds a standby's oldest missing change has waited
+    alert_task_failures: int = 3  # failures of one task within `alert_failure_window` seconds
+    alert_failure_window: float = 600.0
     log_level: str = "warning"
     # Append every lease this node holds (epoch, node, from, until on the
     # monotonic clock) to this file; tests check no two leases overlap.
@@ -199,10 +210,16 @@ class Config:
 
 _FIELDS = {f.name: f for f in fields(Config)}
 _ADDRESS_LISTS = ("dns_servers", "metrics_open_networks")
+_URL_LISTS = ("alert_webhooks",)
 
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn a raw value (YAML scalar or environment string) into the field's type."""
+    if name in _URL_LISTS:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+            raise ConfigError(f"setting '{name}': expected a list of URLs, got {value!r}")
+        return tuple(item.strip() for item in items if item.strip())
     if name in _ADDRESS_LISTS:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)):
@@ -333,8 +350,24 @@ def _validate(config: Config) -> None:
                           f"got {config.default_memory_limit!r}")
     if config.default_pids_limit < 1 or config.image_pull_timeout <= 0:
         raise ConfigError("settings 'default_pids_limit' and 'image_pull_timeout' must be positive")
+    _validate_alerts(config)
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"setting 'log_level': one of debug, info, warning, error; got {config.log_level!r}")
+
+
+def _validate_alerts(config: Config) -> None:
+    for url in config.alert_webhooks:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"setting 'alert_webhooks': not an http(s) URL: {url!r} "
+                              "(expected e.g. https://alerts.example.net/taskorg)")
+    if not 0 < config.alert_disk_percent <= 100:
+        raise ConfigError(f"setting 'alert_disk_percent': a percentage above 0 and at most 100, "
+                          f"got {config.alert_disk_percent:g}")
+    if config.alert_task_failures < 1 or config.alert_failure_window <= 0:
+        raise ConfigError("settings 'alert_task_failures' and 'alert_failure_window' must be positive")
+    if config.alert_replication_lag <= 0 or config.alert_temperature <= 0:
+        raise ConfigError("settings 'alert_replication_lag' and 'alert_temperature' must be positive")
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -148,6 +148,15 @@ class Gpu(Struct):
     utilization: float | None = None
 
 
+class Disk(Struct):
+    """The filesystem that holds a node's state directory (an SD card filling up kills a Pi node)."""
+
+    mount: str
+    total: int
+    used: int
+    percent: float  # as df counts it: used / (used + free)
+
+
 class Telemetry(Struct, kw_only=True):
     """`GET /v1/telemetry`, and the sample every report carries."""
 
@@ -161,6 +170,7 @@ class Telemetry(Struct, kw_only=True):
     temperatures: dict[str, float] = {}
     gpus: list[Gpu] = []
     speed: float = 1.0
+    disk: Disk | None = None
 
 
 class Report(Struct, kw_only=True):

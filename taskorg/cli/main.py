@@ -13,7 +13,8 @@ import sys
 
 from taskorg import __version__
 from taskorg.cli import (admin_commands, agent_commands, cluster_commands, context_commands, convert_command,
-                         job_commands, node_commands, security_commands, task_commands, update_commands)
+                         event_commands, job_commands, node_commands, security_commands, task_commands,
+                         update_commands)
 from taskorg.cli.commands import Group, add_client_options, parent_parsers
 from taskorg.cli.context import UsageError
 from taskorg.config import ConfigError
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     top = Group(sub, parent_parsers(), "taskorg")
     task_commands.register(top)
+    event_commands.register(top)
     job_commands.register(top)
     update_commands.register(top)
     node_commands.register(top)

@@ -16,6 +16,7 @@ from taskorg.cli.context import UsageError, make_client
 from taskorg.cli.lookup import LookupProblem, find_task
 from taskorg.cli.output import ago, emit_json, table
 from taskorg.cli.settle import EXIT_TIMEOUT, kind_of, settle
+from taskorg.logstream import LogQuery, LogQueryError, parse_since
 from taskorg.net.client import ServiceError
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -173,13 +174,35 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    tail = parse_tail(args.tail)
+    try:
+        since = parse_since(args.since) if args.since else None
+    except LogQueryError as exc:
+        raise UsageError(str(exc)) from None
     client = make_client(args)
-    answer = client.logs(task_id(client, args.task), index=args.index, tail=args.tail)
+    tid = task_id(client, args.task)
+    if args.follow:
+        from taskorg.cli.log_follow import FollowOptions, follow_logs
+
+        try:
+            return follow_logs(client, tid, args.index, FollowOptions(tail, since, args.timestamps, args.json))
+        except KeyboardInterrupt:
+            return 130
+    answer = client.logs(tid, index=args.index, query=LogQuery(tail=tail, since=since, timestamps=args.timestamps))
     if args.json:
         emit_json(answer)
     else:
         sys.stdout.write(answer["logs"])
     return 0
+
+
+def parse_tail(text: str) -> int | None:
+    """`--tail`: a number of lines (0: none of the old output) or `all` (None)."""
+    if text == "all":
+        return None
+    if not text.isdigit():
+        raise UsageError(f"--tail: expected a number of lines or 'all', got {text!r}")
+    return int(text)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -239,11 +262,20 @@ def register(top: Group) -> None:
                 ["taskorg show t-1234abcd", "taskorg show web   # by name, or an id prefix: taskorg show 12"], cmd_show)
     p.add_argument("task", metavar="TASK", help="task id, id prefix, name or job/name")
 
-    p = top.add("logs", "a task instance's output", ["taskorg logs web", "taskorg logs web --index 1 --tail 50"],
-                cmd_logs)
+    p = top.add("logs", "a task instance's output, once or followed (-f) as it is written",
+                ["taskorg logs web", "taskorg logs web --index 1 --tail 50",
+                 "taskorg logs -f --tail 0 web   # only what comes from now on",
+                 "taskorg logs --since 10m --timestamps web"], cmd_logs)
     p.add_argument("task", metavar="TASK", help="task id, id prefix, name or job/name")
     p.add_argument("--index", type=int, default=0, help="which instance (default 0)")
-    p.add_argument("--tail", type=int, default=200, help="lines from the end (default 200)")
+    p.add_argument("--tail", default="200", metavar="N|all",
+                   help="lines from the end: a number (0: none of the old output) or 'all' (default 200)")
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="go on printing as the task writes, across a master failover and the task's restarts, "
+                        "until the task has finished (Ctrl-C stops earlier); --json: one JSON object a line")
+    p.add_argument("--since", metavar="WHEN",
+                   help="only output from then on: a duration back (10m, 1h30m), a Unix time or an RFC 3339 time")
+    p.add_argument("-t", "--timestamps", action="store_true", help="each line with the time Docker received it")
 
     p = top.add("cancel", "cancel tasks (their containers are removed)",
                 ["taskorg cancel web", "taskorg cancel t-1234abcd t-5678ef01"], cmd_cancel)

@@ -16,8 +16,9 @@ from flask import Blueprint, Flask, Response, jsonify, request
 
 from taskorg.master import state
 from taskorg.master.engine import Engine
-from taskorg.master.events import Followers, sse_stream, wait_events
+from taskorg.master.events import sse_stream, wait_events
 from taskorg.master.forward import install_forwarding
+from taskorg.master.log_routes import log_routes
 from taskorg.master.replication import Refused, admit_epoch, apply_on_standby, check_batch
 from taskorg.master.role import NotMaster
 from taskorg.master.state import NoSuchJob, NoSuchTask
@@ -25,17 +26,16 @@ from taskorg.master.store import BadChange, GapError
 from taskorg.master.updates import NoPreviousSpec, NoRunningJob, UpdateRefused
 from taskorg.master.views import job_detail, job_summaries, member_rows, task_detail, task_summaries
 from taskorg.metrics import http as probes, master as master_metrics
-from taskorg.net.client import ServiceError, ServiceUnavailable
 from taskorg.net.server import ApiError, create_service_app, typed_body, whole_number
+from taskorg.net.streams import StreamSlots, stream_response
 from taskorg.protocol import ReplicationBatch, Report, RolePush, to_wire
 from taskorg.spec import JobSpec, SpecError, SpecPolicy, job_from_dict, parse_spec_text
 
 MAX_SPEC_BYTES = 1024 * 1024
 MAX_JOBS_LISTED = 10_000
-# `tail=all`: the slave takes a line count, so "all" is this many (Docker's log, newest lines).
-ALL_LOG_LINES = 1_000_000
-# Event streams and waiting long polls at once: fewer than the public listener's worker threads
-# (taskorg.master.service.CLIENT_THREADS), so submissions and reads always find one free.
+# Long answers at once (log follows, event streams, waiting long polls): fewer than the public
+# listener's worker threads (taskorg.master.service.CLIENT_THREADS), so submissions and reads always
+# find one free; the cluster's own traffic has a listener of its own (taskorg/net/listeners.py).
 MAX_FOLLOWERS = 8
 
 
@@ -66,7 +66,9 @@ def create_app(engine: Engine) -> Flask:
     def _nothing_to_update(exc: NoRunningJob) -> Any:
         return jsonify(error=str(exc)), 404
 
-    app.register_blueprint(client_routes(engine))
+    streams = StreamSlots(MAX_FOLLOWERS, "streams on this master (log follows, event streams and long polls)")
+    app.register_blueprint(client_routes(engine, streams))
+    app.register_blueprint(log_routes(engine, streams))
     app.register_blueprint(cluster_routes(engine))
     probes.install(app, "master", lambda: readiness(engine), {"master": lambda: master_metrics.read(engine)})
     return app
@@ -87,9 +89,8 @@ def readiness(engine: Engine) -> str | None:
 
 
 # ---- client routes -------------------------------------------------------------------------------
-def client_routes(engine: Engine) -> Blueprint:
+def client_routes(engine: Engine, streams: StreamSlots) -> Blueprint:
     routes = Blueprint("client", __name__)
-    followers = Followers(MAX_FOLLOWERS)
     policy = SpecPolicy.from_config(engine.config)
 
     @routes.post("/v1/jobs")
@@ -159,28 +160,6 @@ def client_routes(engine: Engine) -> Blueprint:
     def restart(task_id: str) -> Any:
         return jsonify(engine.restart(task_id))
 
-    @routes.get("/v1/tasks/<task_id>/logs")
-    def logs(task_id: str) -> Any:
-        engine.require_active()
-        index_text, tail_text = request.args.get("index", "0"), request.args.get("tail", "200")
-        if tail_text == "all":
-            tail_text = str(ALL_LOG_LINES)
-        index, tail = whole_number(index_text), whole_number(tail_text)
-        if index is None or tail is None:
-            raise ApiError(400, f"index must be a whole number and tail a whole number or 'all', got index "
-                                f"{index_text!r:.40}, tail {tail_text!r:.40}")
-        inst = state.instance(engine.store, task_id, index)
-        if inst is None:
-            state.task(engine.store, task_id)  # NoSuchTask: 404 for the task itself
-            raise ApiError(404, f"task {task_id} has no instance {index_text}")
-        if not inst.node:
-            return jsonify(id=task_id, index=index, node=None, logs="")
-        try:
-            text = engine.slave_logs(inst.node, task_id, index, min(tail, ALL_LOG_LINES))
-        except (ServiceError, ServiceUnavailable, LookupError) as exc:
-            raise ApiError(502, f"could not fetch logs from {inst.node}: {exc}") from None
-        return jsonify(id=task_id, index=index, node=inst.node, logs=text)
-
     @routes.get("/v1/events")
     def events() -> Any:
         since_text, wait = request.args.get("since", "0"), request.args.get("wait", "0")
@@ -191,14 +170,14 @@ def client_routes(engine: Engine) -> Blueprint:
             seconds = min(30.0, max(0.0, float(wait)))
         except ValueError:
             raise ApiError(400, f"wait: expected seconds, got {wait!r}") from None
-        busy = seconds > 0 and not followers.enter()
+        busy = seconds > 0 and not streams.try_take()
         if busy or seconds <= 0:
             found = wait_events(engine, since, 0.0)  # every place taken: answer at once, no wait
         else:
             try:
                 found = wait_events(engine, since, seconds)
             finally:
-                followers.leave()
+                streams.give_back()
         # `busy`: the wait was not granted; a follower pauses before it asks again.
         return jsonify(events=found, last=found[-1]["id"] if found else since, busy=busy)
 
@@ -209,13 +188,7 @@ def client_routes(engine: Engine) -> Blueprint:
         since = whole_number(since_text)
         if since is None:
             raise ApiError(400, f"since / Last-Event-ID: expected an event id, got {since_text!r:.40}")
-        if not followers.enter():
-            return jsonify(error=f"too many event followers ({followers.limit}) on this master; "
-                                 "try again shortly, or poll GET /v1/events"), 503, {"Retry-After": "1"}
-        response = Response(sse_stream(engine, since), mimetype="text/event-stream",
-                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        response.call_on_close(followers.leave)  # when the stream ends or its client goes away
-        return response
+        return stream_response(streams.hold(lambda: sse_stream(engine, since)), "text/event-stream")
 
     @routes.post("/v1/prune")
     def prune() -> Any:

@@ -220,8 +220,6 @@ class Engine:
     def preview(self, job: JobSpec) -> dict[str, list[str | None]]:
         return self.jobs.preview(job)
 
-    def slave_logs(self, node: str, task_id: str, index: int, tail: int) -> str:
-        return self.slaves.logs(node, task_id, index, tail)
 
     # ---- slave reports -------------------------------------------------------------------------
     def on_report(self, node: str, containers: list[ContainerState], telemetry: Telemetry | None,

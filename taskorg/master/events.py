@@ -9,7 +9,6 @@ failover could take back, so resuming from the last id it saw has no gaps.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -30,6 +29,8 @@ KINDS = {
     "node_dead": "node_dead",
     "node_drained": "node_drained",
     "master_activated": "master_changed",
+    "alert": "alert",
+    "alert_resolved": "alert_resolved",
 }
 BATCH = 500
 
@@ -79,20 +80,3 @@ def sse_stream(engine: "Engine", since: int, duration: float = 60.0) -> Iterator
         if not events:
             yield ": idle\n\n"
             time.sleep(0.2)
-
-
-class Followers:
-    """At most `limit` clients following at once (streams and waiting long polls): each holds a
-    worker thread of the public listener for its whole wait, so without a cap enough followers
-    would take every thread and leave none for submissions (issue 15: 12 sufficed)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._free = threading.BoundedSemaphore(limit)
-
-    def enter(self) -> bool:
-        """Take a place if one is free (never waits)."""
-        return self._free.acquire(blocking=False)
-
-    def leave(self) -> None:
-        self._free.release()

@@ -12,6 +12,7 @@ import threading
 
 from taskorg.config import Config
 from taskorg.logs import get_logger
+from taskorg.master.alerting import start_alerting
 from taskorg.master.api import create_app
 from taskorg.master.engine import Engine
 from taskorg.master.store import Store
@@ -59,6 +60,7 @@ def run(config: Config) -> None:
     beat = sdnotify.Beat("the master's tick loop")
     sdnotify.process_watchdog().watch(lambda: beat.stale(TICK_STALE_AFTER))
     threading.Thread(target=tick_loop, args=(engine, stop, beat), daemon=True, name="master-tick").start()
+    start_alerting(engine, stop)
     role_channel = open_role_channel(config, engine)
     try:
         serve(create_app(engine), config.node_address, config.master_port, threads=CLIENT_THREADS,

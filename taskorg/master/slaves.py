@@ -12,7 +12,10 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any, Callable, Iterator, TypeVar
 
 
+import requests
+
 from taskorg.config import Config
+from taskorg.logstream import LogQuery
 from taskorg.logs import get_logger
 from taskorg.master.members import MemberCache
 from taskorg.net.client import ServiceClient
@@ -65,8 +68,14 @@ class SlaveClient:
     def telemetry(self, node: str) -> Telemetry:
         return convert(self._of(node).get("/v1/telemetry", timeout=CALL_TIMEOUT), Telemetry, "telemetry")
 
-    def logs(self, node: str, task_id: str, index: int, tail: int) -> str:
-        return self._of(node).get(f"/v1/containers/{task_id}/{index}/logs?tail={tail}", timeout=CALL_TIMEOUT) or ""
+    def logs(self, node: str, task_id: str, index: int, query: LogQuery) -> str:
+        return self._of(node).get(f"/v1/containers/{task_id}/{index}/logs", params=query.params(),
+                                  timeout=CALL_TIMEOUT) or ""
+
+    def follow_logs(self, node: str, task_id: str, index: int, query: LogQuery) -> requests.Response:
+        """The slave's open log stream (it ends after `query.duration` seconds at the latest)."""
+        return self._of(node).get(f"/v1/containers/{task_id}/{index}/logs", params=query.params(), stream=True,
+                                  timeout=(CALL_TIMEOUT, query.duration + CALL_TIMEOUT))
 
     def close(self) -> None:
         with self._lock:

@@ -43,14 +43,7 @@ def read(state_dir: str, fpga_root: Path = FPGA_ROOT) -> Iterator[Metric]:
     yield from fpgas(fpga_root)
 
 
-def mount_of(path: str) -> str:
-    """The mount point holding `path` (its nearest existing ancestor's)."""
-    current = Path(path).resolve()
-    while not current.exists():
-        current = current.parent
-    while not os.path.ismount(current):
-        current = current.parent
-    return str(current)
+mount_of = telemetry.mount_of  # the state dir's mount: read for the slave's reports too
 
 
 def _disks(state_dir: str) -> Iterator[Metric]:

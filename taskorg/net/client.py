@@ -62,6 +62,16 @@ class ServiceClient:
         limit = timeout or self.timeout
         if not isinstance(limit, tuple):
             limit = (min(self.connect_timeout, limit), limit)
+        response = self._send(method, url, limit, kwargs)
+        if kwargs.get("stream"):
+            return response  # open: the caller reads it as it comes, and closes it
+        if not response.content:
+            return None
+        if response.headers.get("Content-Type", "").startswith("application/json"):
+            return response.json()
+        return response.text
+
+    def _send(self, method: str, url: str, limit: tuple[float, float], kwargs: dict[str, Any]) -> requests.Response:
         try:
             response = self.session.request(method, url, timeout=limit, **kwargs)
         except requests.RequestException as exc:
@@ -71,13 +81,11 @@ class ServiceClient:
                 payload = response.json()
             except ValueError:
                 payload = {"error": response.text.strip()[:500]}
+            finally:
+                response.close()
             message = payload.get("error", "error") if isinstance(payload, dict) else str(payload)
             raise ServiceError(response.status_code, message, payload if isinstance(payload, dict) else None)
-        if not response.content:
-            return None
-        if response.headers.get("Content-Type", "").startswith("application/json"):
-            return response.json()
-        return response.text
+        return response
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)

@@ -55,7 +55,9 @@ def create_service_app(name: str, secret: str) -> Flask:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Any:
-        return jsonify(error=exc.message, **exc.extra), exc.status
+        # A refusal that says when to ask again says it in the header HTTP clients read, too.
+        headers = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else {}
+        return jsonify(error=exc.message, **exc.extra), exc.status, headers
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

@@ -47,7 +47,7 @@ class Reporter:
         self.secret = secret
         self.runner = runner
         self.fence = fence
-        self.collect = collect or telemetry.collector(config.advertise_cpus)
+        self.collect = collect or telemetry.collector(config.advertise_cpus, config.state_dir)
         self.resolve = resolve
         self._clients: dict[str, ServiceClient] = {}
         self._send_lock = threading.Lock()

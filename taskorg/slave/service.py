@@ -12,9 +12,10 @@ restart is adopted, never restarted.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import docker
 import requests
@@ -23,9 +24,11 @@ from flask import Flask, Response, jsonify, request
 
 from taskorg.config import Config, ConfigError
 from taskorg.logs import get_logger
+from taskorg.logstream import LogQuery, LogQueryError
 from taskorg.metrics import http as probes, slave as metrics, telemetry as node_metrics
 from taskorg.net import sdnotify
-from taskorg.net.server import ApiError, create_service_app, serve, typed_body, whole_number
+from taskorg.net.server import ApiError, create_service_app, serve, typed_body
+from taskorg.net.streams import StreamSlots, stream_response
 from taskorg.protocol import EpochCommand, StartOrder, StopRequest
 from taskorg.secret import read_secret
 from taskorg.slave import telemetry
@@ -39,12 +42,15 @@ from taskorg.spec import parse_size
 log = get_logger("slave")
 
 IDENTITY_FILE = "node.json"
+# Of the slave's 8 HTTP workers, at most this many follow logs: starts, stops and listings keep the rest.
+FOLLOW_LIMIT = 4
 DOCKER_TIMEOUT = 30
 
 
 def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -> Flask:
     app = create_service_app("slave", secret)
     policy = NodePolicy.from_config(config)
+    follows = StreamSlots(FOLLOW_LIMIT, "log follows on this slave")
 
     def check_epoch(epoch: int) -> int:
         try:
@@ -88,19 +94,21 @@ def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -
 
     @app.get("/v1/containers/<task_id>/<int:index>/logs")
     def container_logs(task_id: str, index: int) -> Any:
-        tail_text = request.args.get("tail", "200")
-        tail = whole_number(tail_text)
-        if tail is None:
-            raise ApiError(400, f"query 'tail': expected a number of lines, got {tail_text!r:.40}")
         try:
-            text = runner.logs(task_id, index, tail)
+            query = LogQuery.from_args(request.args)
+        except LogQueryError as exc:
+            raise ApiError(400, str(exc)) from None
+        try:
+            if query.follow:
+                return stream_response(follows.hold(lambda: follow_container(runner, task_id, index, query)))
+            text = runner.logs(task_id, index, query.tail, query.since, query.timestamps)
         except LookupError as exc:
             raise ApiError(404, str(exc)) from None
         return Response(text, mimetype="text/plain")
 
     @app.get("/v1/telemetry")
     def get_telemetry() -> Any:
-        return jsonify(telemetry.collect(runner.node, cpus=config.advertise_cpus))
+        return jsonify(telemetry.collect(runner.node, cpus=config.advertise_cpus, state_dir=config.state_dir))
 
     @app.post("/v1/epoch")
     def raise_epoch() -> Any:
@@ -115,6 +123,30 @@ def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -
     probes.install(app, "slave", lambda: docker_unreachable(runner),
                    {"node": lambda: node_metrics.read(config.state_dir)})
     return app
+
+
+def follow_container(runner: Runner, task_id: str, index: int, query: LogQuery) -> Iterator[bytes]:
+    """The newest container's output as it is written, for at most `query.duration` seconds (then the
+    client resumes from its last timestamp). LookupError at once when the instance has none here."""
+    chunks = runner.follow_logs(task_id, index, query.tail, query.since, query.timestamps)
+    close = getattr(chunks, "close", None)
+    timer = threading.Timer(query.duration, close) if close else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+
+    def chunks_until_closed() -> Iterator[bytes]:
+        try:
+            yield from chunks
+        except (DockerException, requests.RequestException, OSError):
+            return  # closed under the reader at the deadline, or the engine went away: the stream ends
+        finally:
+            if timer:
+                timer.cancel()
+            if close:
+                close()
+
+    return chunks_until_closed()
 
 
 def docker_unreachable(runner: Runner) -> str | None:

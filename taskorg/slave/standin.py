@@ -114,11 +114,19 @@ class StandInRunner:
             ids = [cid for cid, state in self._states.items() if state["task_id"] == task_id]
         return self.stop(ids)
 
-    def logs(self, task_id: str, index: int, tail: int = 200) -> str:
+    def logs(self, task_id: str, index: int, tail: int | None = 200, since: float | None = None,
+             timestamps: bool = False) -> str:
         with self._lock:
             if not any((s["task_id"], s["index"]) == (task_id, index) for s in self._states.values()):
                 raise LookupError(f"no container for {task_id}/{index} on {self.node}")
-        return LOGS if tail else ""
+        return LOGS if tail != 0 and since is None else ""
+
+    def follow_logs(self, task_id: str, index: int, tail: int | None = None, since: float | None = None,
+                    timestamps: bool = True) -> Iterator[bytes]:
+        """What `logs` gives, then the end: a stand-in writes nothing more."""
+        text = self.logs(task_id, index, tail, since)
+        stamp = f"{_now()[:-1]}000Z " if timestamps else ""
+        return iter([f"{stamp}{text}".encode()] if text else [])
 
     def changes(self) -> StandInChanges:
         feed = StandInChanges()

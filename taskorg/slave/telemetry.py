@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 import psutil
@@ -32,7 +33,7 @@ _gpu_cache: tuple[float, list[dict[str, Any]]] | None = None
 _gpu_lock = threading.Lock()
 
 
-def collect(node: str, cpus: float = 0.0) -> dict[str, Any]:
+def collect(node: str, cpus: float = 0.0, state_dir: str = "") -> dict[str, Any]:
     """One telemetry sample (cheap: safe to call on every report).
 
     `cpus` > 0 is reported as the node's CPU count instead of the machine's
@@ -51,12 +52,13 @@ def collect(node: str, cpus: float = 0.0) -> dict[str, Any]:
         "temperatures": temperatures(),
         "gpus": gpus(),
         "speed": measure_speed(),
+        "disk": state_disk(state_dir) if state_dir else None,
     }
 
 
-def collector(cpus: float) -> Callable[[str], dict[str, Any]]:
-    """`collect` with this node's `advertise_cpus` setting bound."""
-    return functools.partial(collect, cpus=cpus)
+def collector(cpus: float, state_dir: str = "") -> Callable[[str], dict[str, Any]]:
+    """`collect` with this node's `advertise_cpus` and `state_dir` settings bound."""
+    return functools.partial(collect, cpus=cpus, state_dir=state_dir)
 
 
 def prime() -> None:
@@ -168,3 +170,24 @@ def _number(text: str) -> float | None:
         return float(text)
     except ValueError:
         return None
+
+
+def mount_of(path: str) -> str:
+    """The mount point holding `path` (its nearest existing ancestor's)."""
+    current = Path(path).resolve()
+    while not current.exists():
+        current = current.parent
+    while not os.path.ismount(current):
+        current = current.parent
+    return str(current)
+
+
+def state_disk(state_dir: str) -> dict[str, Any] | None:
+    """Usage of the filesystem holding `state_dir` (the slave's telemetry, for the disk alert);
+    None when it cannot be read."""
+    mount = mount_of(state_dir)
+    try:
+        usage = psutil.disk_usage(mount)
+    except OSError:
+        return None
+    return {"mount": mount, "total": usage.total, "used": usage.used, "percent": usage.percent}

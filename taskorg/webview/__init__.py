@@ -54,12 +54,13 @@ def create_app(config: Config, secret: str, api_factory: ApiFactory | None = Non
     CSRFProtect(app)
     filters.register(app)
 
-    from taskorg.webview import actions, api, auth, errors, pages
+    from taskorg.webview import actions, api, auth, errors, log_stream, pages
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(actions.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(log_stream.bp)
     errors.register(app)
     security.install(app)
     probes.install(app, "webview", lambda: None, authorize=True, secret=secret)

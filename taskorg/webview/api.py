@@ -72,4 +72,4 @@ def task(task_id: str) -> Any:
     if not views.TASK_ID.match(task_id):
         abort(404)
     index = whole_number(request.args.get("index", "0")) or 0
-    return _answer(views.task_model(_api(), task_id, index))
+    return _answer(views.task_model(_api(), task_id, index, with_logs=False))

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from taskorg.client import Client, ClusterUnavailable, Connector, DnsUnavailable, RetryBudget, never_sent
 from taskorg.config import Config
+from taskorg.logstream import LogQuery
 from taskorg.net.client import ServiceError
 from taskorg.net.resolve import resolve_master
 from taskorg.webview.jobs import job_rows
@@ -47,6 +48,7 @@ class ClusterApi(Protocol):
     def tasks(self, **filters: str) -> list[dict[str, Any]]: ...
     def task(self, task_id: str) -> dict[str, Any]: ...
     def logs(self, task_id: str, index: int, tail: int = 200) -> dict[str, Any]: ...
+    def log_stream(self, task_id: str, index: int, query: LogQuery) -> Iterator[bytes]: ...
     def events(self, since: int) -> list[dict[str, Any]]: ...
     def jobs(self, limit: int, before: float | None = None) -> list[dict[str, Any]]: ...
     def submit(self, text: str, source: str, dry_run: bool = False) -> SubmitResult: ...
@@ -80,7 +82,15 @@ class LiveCluster:
         return self.client.task(task_id)
 
     def logs(self, task_id: str, index: int, tail: int = 200) -> dict[str, Any]:
-        return self.client.logs(task_id, index, tail)
+        """The last lines with Docker's timestamps (the log tab's stream goes on from the last one)."""
+        return self.client.logs(task_id, index, LogQuery(tail=tail, timestamps=True))
+
+    def log_stream(self, task_id: str, index: int, query: LogQuery) -> Iterator[bytes]:
+        response = self.client.log_stream(task_id, index, query)
+        try:
+            yield from response.iter_content(chunk_size=None)
+        finally:
+            response.close()
 
     def events(self, since: int) -> list[dict[str, Any]]:
         """At most one page (500) of the master's events after id `since`, oldest first; no waiting."""

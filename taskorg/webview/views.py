@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from taskorg.logstream import strip_stamps
 from taskorg.net.client import ServiceError
 from taskorg.webview import jobs, layout, timeline, topology
 from taskorg.webview.cluster import ClusterApi, DnsUnavailable, MasterUnavailable
@@ -35,8 +36,8 @@ FRAGMENTS: dict[str, dict[str, str]] = {
     "job": {"job-head": "_job_head.html", "graph": "_job_graph.html", "tasks": "_tasks.html"},
     "failover": {"timeline": "_timeline.html", "picture": "_cluster_picture.html"},
     "tasks": {"tasks": "_tasks.html"},
-    "task": {"task-head": "_task_head.html", "instances": "_instances.html",
-             "history": "_history.html", "logs": "_logs.html"},
+    # The log tab is not polled: it streams (server-sent events, webview/log_stream.py).
+    "task": {"task-head": "_task_head.html", "instances": "_instances.html", "history": "_history.html"},
 }
 
 
@@ -164,8 +165,9 @@ def task_nodes(task: dict[str, Any]) -> list[str]:
     return sorted({str(i["node"]) for i in task.get("instances") or [] if i.get("node")})
 
 
-def task_model(api: ClusterApi, task_id: str, index: int = 0) -> dict[str, Any]:
-    """One task. `found` False means the master said 404 (not a failover)."""
+def task_model(api: ClusterApi, task_id: str, index: int = 0, with_logs: bool = True) -> dict[str, Any]:
+    """One task. `found` False means the master said 404 (not a failover). `with_logs`: the last lines
+    (the page's first paint; its log tab then streams from the last line's timestamp)."""
     header = cluster_header(api)
     model: dict[str, Any] = {"page": "task", "cluster": header, "task_id": task_id, "task": None,
                              "found": True, "notice": "", "index": index, "logs": None, "logs_error": ""}
@@ -185,8 +187,11 @@ def task_model(api: ClusterApi, task_id: str, index: int = 0) -> dict[str, Any]:
     instances = model["task"].get("instances") or []
     if instances and index not in {i.get("index") for i in instances}:
         model["index"] = index = instances[0].get("index", 0)
+    if not with_logs:
+        return model
     try:
-        model["logs"] = api.logs(task_id, index)
+        text, last = strip_stamps(api.logs(task_id, index).get("logs") or "")
+        model["logs"] = {"logs": text, "last": last}
     except MasterUnavailable as exc:
         model["logs_error"] = exc.message
     except ServiceError as exc:

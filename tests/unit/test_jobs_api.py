@@ -11,6 +11,7 @@ from typing import Iterator
 import pytest
 from flask.testing import FlaskClient
 
+from taskorg.logstream import LogQuery
 from taskorg.master.api import create_app
 from tickharness import TickHarness
 
@@ -70,11 +71,11 @@ def test_bad_arguments_are_named(harness: TickHarness, query: str, complaint: st
 def test_logs_take_tail_all(harness: TickHarness) -> None:
     job = harness.submit("job: one\ntasks:\n  - name: x\n    image: busybox\n")
     task_id = job["tasks"][0]["id"]
-    asked: list[int] = []
-    harness.engine.slave_logs = lambda node, task, index, tail: asked.append(tail) or "line\n"  # type: ignore
+    asked: list[LogQuery] = []
+    harness.engine.slaves.logs = lambda node, task, index, query: asked.append(query) or "line\n"  # type: ignore
     harness.tick()
     answer = client(harness).get(f"/v1/tasks/{task_id}/logs?tail=all", headers=HEADERS)
-    assert answer.status_code == 200 and answer.get_json()["logs"] == "line\n" and asked[0] >= 1_000_000
+    assert answer.status_code == 200 and answer.get_json()["logs"] == "line\n" and asked[0].tail is None
     bad = client(harness).get(f"/v1/tasks/{task_id}/logs?tail=some", headers=HEADERS)
     assert bad.status_code == 400 and "'all'" in bad.get_json()["error"]
 
@@ -87,7 +88,7 @@ def test_event_followers_are_capped_and_their_places_come_back(harness: TickHarn
     assert {s.status_code for s in streams} == {200}
     refused = app.get("/v1/events/stream", headers=HEADERS)
     assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
-    assert "too many event followers (8)" in refused.get_json()["error"]
+    assert "(at most 8)" in refused.get_json()["error"]
     # A long poll while every place is taken: answered at once, marked busy, not held.
     polled = app.get("/v1/events?since=0&wait=20", headers=HEADERS).get_json()
     assert polled["busy"] is True
@@ -98,3 +99,32 @@ def test_event_followers_are_capped_and_their_places_come_back(harness: TickHarn
     for stream in streams:
         stream.close()
     assert app.get("/v1/events?since=0&wait=0", headers=HEADERS).get_json()["busy"] is False
+
+
+def test_a_log_follow_passes_the_slaves_stream_through(harness: TickHarness) -> None:
+    """`follow=1`: the master asks the instance's slave with the same window and passes its bytes on;
+    an instance with no container there yet is an empty stream (the client asks again)."""
+    job = harness.submit("job: one\ntasks:\n  - name: x\n    image: busybox\n")
+    task_id = job["tasks"][0]["id"]
+    asked: list[LogQuery] = []
+
+    class Upstream:
+        def iter_content(self, chunk_size: object = None) -> Iterator[bytes]:
+            yield b"2026-12-01T10:00:00.000000000Z one\n2026-12-01T10:00:00.1"
+            yield b"00000000Z two\n"
+
+        def close(self) -> None:
+            pass
+
+    harness.engine.slaves.follow_logs = lambda node, task, index, query: asked.append(query) or Upstream()  # type: ignore
+    pending = client(harness).get(f"/v1/tasks/{task_id}/logs?follow=1", headers=HEADERS)
+    assert pending.status_code == 200 and pending.get_data() == b"" and not asked  # not placed: nothing to follow
+    harness.tick()
+    answer = client(harness).get(f"/v1/tasks/{task_id}/logs?follow=1&timestamps=1&tail=all&since=1796119200.5",
+                                 headers=HEADERS)
+    assert answer.status_code == 200 and answer.headers["X-Taskorg-Node"]
+    assert answer.get_data().decode().splitlines() == ["2026-12-01T10:00:00.000000000Z one",
+                                                       "2026-12-01T10:00:00.100000000Z two"]
+    assert asked[0] == LogQuery(tail=None, since=1796119200.5, timestamps=True, follow=True)
+    bad = client(harness).get(f"/v1/tasks/{task_id}/logs?follow=1&duration=600", headers=HEADERS)
+    assert bad.status_code == 400 and bad.get_json()["error"].startswith("duration")

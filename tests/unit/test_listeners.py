@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from taskorg.config import Config, ConfigError, load_config
-from taskorg.master.events import Followers
 from taskorg.net import listeners
 from taskorg.security import auth
 from taskorg.security.tokens import TokenStore
@@ -91,11 +90,3 @@ def test_the_defaults_and_bad_internal_ports() -> None:
         load(dns_internal_port=23335)
     with pytest.raises(ConfigError, match="'master_internal_port': port 23343 is also the setting 'dns_internal_port'"):
         load(master_internal_port=23343)
-
-
-def test_the_follower_cap_never_waits_and_gives_places_back() -> None:
-    followers = Followers(2)
-    assert followers.enter() and followers.enter()
-    assert not followers.enter()
-    followers.leave()
-    assert followers.enter()

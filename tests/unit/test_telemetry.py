@@ -13,9 +13,11 @@ Reading = namedtuple("Reading", "label current high critical")
 
 def test_a_sample_has_every_documented_field() -> None:
     telemetry.prime()
-    sample = telemetry.collect("node2")
+    sample = telemetry.collect("node2", state_dir="/tmp")
     assert set(sample) == {"node", "time", "cpu_count", "cpu_percent", "load1", "memory_total",
-                           "memory_available", "temperatures", "gpus", "speed"}
+                           "memory_available", "temperatures", "gpus", "speed", "disk"}
+    assert 0 <= sample["disk"]["percent"] <= 100 and sample["disk"]["used"] <= sample["disk"]["total"]
+    assert telemetry.collect("node2")["disk"] is None  # no state dir given: nothing to measure
     assert sample["node"] == "node2"
     assert sample["time"].endswith("Z")
     assert sample["cpu_count"] >= 1

@@ -7,8 +7,9 @@ pages' logic (login, CSRF, escaping, error display) is tested in milliseconds.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Iterator
 
+from taskorg.logstream import stamp_seconds
 from taskorg.net.client import ServiceError
 from taskorg.webview.cluster import DnsUnavailable, MasterUnavailable, SubmitResult
 from taskorg.webview.jobs import job_rows
@@ -34,6 +35,10 @@ class FakeCluster:
             **self._pipeline(),
         }
         self.event_log = self._failover_events()
+        # What the task writes: Docker's timestamped lines (the page shows the first, then streams).
+        self.log_lines = [f"2026-12-01T10:00:0{n}.000000000Z " + ("hello <b>world</b>" if n == 0 else f"line {n}")
+                          for n in range(4)]
+        self.log_queries: list[Any] = []
 
     @classmethod
     def _pipeline(cls) -> dict[str, dict[str, Any]]:
@@ -121,7 +126,16 @@ class FakeCluster:
 
     def logs(self, task_id: str, index: int, tail: int = 200) -> dict[str, Any]:
         self._need_master()
-        return {"id": task_id, "index": index, "node": "node2", "logs": "hello <b>world</b>\n"}
+        return {"id": task_id, "index": index, "node": "node2",
+                "logs": "".join(f"{line}\n" for line in self.log_lines[:1])}
+
+    def log_stream(self, task_id: str, index: int, query: Any) -> Iterator[bytes]:
+        """The lines from `query.since` on, in chunks that cut lines in two (as a network does)."""
+        self._need_master()
+        self.log_queries.append(query)
+        text = "".join(f"{line}\n" for line in self.log_lines
+                       if query.since is None or stamp_seconds(line.split(" ", 1)[0]) >= query.since).encode()
+        return iter([text[i:i + 10] for i in range(0, len(text), 10)])
 
     def events(self, since: int) -> list[dict[str, Any]]:
         self._need_master()

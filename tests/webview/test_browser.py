@@ -146,7 +146,7 @@ def test_submit_example_reaches_succeeded(cluster: LocalCluster, page: Page) -> 
     submit_spec(page, base, (REPO / "examples" / "hello.yaml").read_text())
     expect(page).to_have_url(re.compile(r"/tasks/t-[0-9a-f]+"))
     expect(page.locator(".flash-ok")).to_contain_text("Submitted job")
-    # No reload: the page's live polling brings the status and the logs.
+    # No reload: the page's live polling brings the status, its log stream the logs.
     expect(page.locator(STATUS)).to_have_text("succeeded", timeout=30_000)
     expect(page.locator("pre.logs")).to_contain_text("hello from taskorg", timeout=10_000)
     expect(page.locator("table.instances tbody tr")).to_have_count(1)
@@ -160,6 +160,8 @@ def test_submit_running_then_cancel(cluster: LocalCluster, page: Page) -> None:
     task_id = page.url.rsplit("/", 1)[-1]
     expect(page.locator(STATUS)).to_have_text("running", timeout=30_000)
     expect(page.locator("pre.logs")).to_contain_text("sleeping", timeout=10_000)
+    # It came over the log tab's server-sent events (the polling no longer renders logs).
+    expect(page.locator("body")).to_have_attribute("data-log-lines", re.compile(r"^[1-9]"))
     for size in (LAPTOP, PHONE):
         page.set_viewport_size(size)
         page.wait_for_timeout(300)

@@ -216,14 +216,26 @@ class DockerRunner:
             state["result"], state["result_error"] = self.result(container)
         return state
 
-    def logs(self, task_id: str, index: int, tail: int = 200) -> str:
-        """Logs of the newest attempt of one instance; LookupError when there is none."""
+    def logs(self, task_id: str, index: int, tail: int | None = 200, since: float | None = None,
+             timestamps: bool = False) -> str:
+        """Logs of the newest attempt of one instance (`tail` None: all; `since`: from that Unix time on,
+        inclusive); LookupError when there is none."""
+        data = self._newest(task_id, index).logs(stdout=True, stderr=True, timestamps=timestamps,
+                                                 **_log_window(tail, since))
+        return data.decode("utf-8", errors="replace")
+
+    def follow_logs(self, task_id: str, index: int, tail: int | None = None, since: float | None = None,
+                    timestamps: bool = True) -> Any:
+        """The newest attempt's output as it is written: an iterator of bytes with `close()`, ending when
+        the container stops or `close()` is called; LookupError when there is none."""
+        return self._newest(task_id, index).logs(stdout=True, stderr=True, timestamps=timestamps, stream=True,
+                                                 follow=True, **_log_window(tail, since))
+
+    def _newest(self, task_id: str, index: int) -> Container:
         containers = self._own(**{labels.INSTANCE: f"{task_id}/{index}"})
         if not containers:
             raise LookupError(f"no container for {task_id}/{index} on {self.node}")
-        newest = max(containers, key=lambda c: int_label(c, labels.ATTEMPT))
-        data = newest.logs(stdout=True, stderr=True, tail=max(0, int(tail)) if tail is not None else "all")
-        return data.decode("utf-8", errors="replace")
+        return max(containers, key=lambda c: int_label(c, labels.ATTEMPT))
 
     def changes(self) -> "DockerChanges":
         """Docker's `die` and `health_status` events for this cluster's and node's containers."""
@@ -313,3 +325,11 @@ class DockerChanges:
 
     def close(self) -> None:
         self.stream.close()
+
+
+def _log_window(tail: int | None, since: float | None) -> dict[str, Any]:
+    """Docker's `tail` and `since` arguments (its `since` is inclusive, to the nanosecond)."""
+    window: dict[str, Any] = {"tail": "all" if tail is None else max(0, int(tail))}
+    if since is not None and since > 0:
+        window["since"] = float(since)
+    return window

@@ -45,8 +45,16 @@ class Runner(Protocol):
         """Stop and remove every container of one task on this node."""
         ...
 
-    def logs(self, task_id: str, index: int, tail: int = 200) -> str:
-        """The newest attempt's output; LookupError when the instance has none here."""
+    def logs(self, task_id: str, index: int, tail: int | None = 200, since: float | None = None,
+             timestamps: bool = False) -> str:
+        """The newest attempt's output (`tail` None: all of it; `since`: from that Unix time on);
+        LookupError when the instance has none here."""
+        ...
+
+    def follow_logs(self, task_id: str, index: int, tail: int | None = None, since: float | None = None,
+                    timestamps: bool = True) -> Any:
+        """The newest attempt's output as it is written: bytes chunks, `close()` ends it early;
+        LookupError when the instance has none here."""
         ...
 
     def changes(self) -> ChangeFeed:

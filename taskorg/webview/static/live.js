@@ -117,6 +117,31 @@
       });
   }
 
+  /* ---- the log tab: server-sent events, one per line ------------------------- */
+  var MAX_LOG_CHARS = 512 * 1024;  // older text is dropped from the top past this
+
+  function streamLogs(pre) {
+    if (!window.EventSource) { return; }
+    var url = pre.getAttribute("data-stream");
+    var after = pre.getAttribute("data-after");
+    var note = pre.parentNode.querySelector(".log-note");
+    var fresh = pre.textContent === "(no output yet)";
+    var source = new EventSource(url + (after ? (url.indexOf("?") < 0 ? "?" : "&") + "after=" + encodeURIComponent(after) : ""));
+    source.onmessage = function (event) {
+      var atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+      if (fresh) { pre.textContent = ""; fresh = false; }
+      pre.appendChild(document.createTextNode(event.data + "\n"));  // text, never markup
+      if (pre.textContent.length > MAX_LOG_CHARS) { pre.textContent = pre.textContent.slice(-MAX_LOG_CHARS / 2); }
+      if (atBottom) { pre.scrollTop = pre.scrollHeight; }
+      if (note) { note.hidden = true; }
+      body.setAttribute("data-log-lines", String((parseInt(body.getAttribute("data-log-lines") || "0", 10)) + 1));
+    };
+    source.addEventListener("note", function (event) {
+      if (note) { note.textContent = "Logs paused: " + event.data + " (retrying)"; note.hidden = false; }
+    });
+    source.addEventListener("end", function () { source.close(); });
+  }
+
   /* ---- forms --------------------------------------------------------------- */
   document.addEventListener("submit", function (event) {
     var form = event.target;
@@ -192,6 +217,8 @@
     noteCluster({master: body.getAttribute("data-master"), epoch: body.getAttribute("data-epoch")});
   }
   setupEditor();
+  var logs = document.querySelector("pre[data-stream]");
+  if (logs) { streamLogs(logs); }
   var url = body.getAttribute("data-poll");
   if (url) { setTimeout(function () { poll(url); }, INTERVAL); }
 })();
