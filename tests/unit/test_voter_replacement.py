@@ -17,7 +17,7 @@ import pytest
 
 from taskorg.dns.replicated import ReplicatedRegistry
 from tests.helpers import wait_until
-from tests.unit.test_replicated_registry import free_block
+from tests.unit.test_replicated_registry import three_voters_and_a_replica
 
 PORT = 24413
 
@@ -29,15 +29,8 @@ def until(check: object, what: str) -> object:
 @pytest.fixture
 def group(tmp_path: Path) -> Iterator[list[ReplicatedRegistry]]:
     """Three voters (.1 .2 .3) and a read-only replica (.4); each replica follows the record by hand."""
-    block = free_block()
-    voters = [f"{block}.{i}" for i in (1, 2, 3)]
-    replicas = [ReplicatedRegistry(a, voters, PORT, tmp_path / a) for a in voters + [f"{block}.4"]]
-    try:
-        until(lambda: all(r.leader_address() for r in replicas), "a leader")
+    with three_voters_and_a_replica(tmp_path, PORT) as replicas:
         yield replicas
-    finally:
-        for replica in replicas:
-            replica.close()
 
 
 def leader_of(replicas: list[ReplicatedRegistry]) -> ReplicatedRegistry:
