@@ -33,6 +33,7 @@ SHUT_OUT_AFTER = 3.0      # seconds without a leader before a voter asks whether
 ASK_EVERY = 2.0           # seconds between such questions, and between probes of a non-voting witness
 PROBE_TIMEOUT = 0.3
 RAFT_ALIVE_WITHIN = ELECTION_MAX  # a voter that answered the leader this recently is alive
+UNREGISTERED = 1 << 20  # the node number of a voter not (yet) a member: last in line
 EVENT_KINDS = {"add": "voter_added", "remove": "voter_removed"}  # in the event log
 
 
@@ -80,6 +81,9 @@ class Autopilot:
             heard = now - seen.last_heartbeat if seen else now - self.started
             found.append(Machine(member.address, member.number, silent(member.address, heard),
                                  member.state == "active"))
+        # A voter whose node has not registered (yet): its DNS service answering the group is what counts.
+        listed = {m.address for m in found}
+        found += [Machine(a, UNREGISTERED, silent(a, float("inf"))) for a in raft if a not in listed]
         return found
 
     def _witness_silence(self, now: float) -> float:
@@ -110,7 +114,7 @@ class Autopilot:
                 return
             after = apply(recorded, change)
             kind = EVENT_KINDS[change.kind]
-            self.registry.record_voters(after, kind, address=change.address, reason=change.reason, voters=after)
+            self.registry.record_voters(after, kind, address=change.address, reason=change.reason, group=after)
             metrics.VOTER_CHANGES.labels(change.kind).inc()
             log.warning(kind.replace("_", " "), extra={"address": change.address, "reason": change.reason,
                                                         "voters": after})

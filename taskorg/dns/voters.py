@@ -8,8 +8,9 @@ first. Every other machine keeps a non-voting replica, so a 100-node cluster
 has 5 voters, not 100. A voter that has been silent for longer than `grace`
 is replaced by a living machine (a reboot must not churn the group), the way
 Consul's autopilot and Swarm's managers do it: one membership change at a
-time, a dead voter removed before its successor is added, and never a change
-after which the living voters would not be a majority of the group.
+time, a dead voter removed before its successor is added, a living voter
+never removed for a dead one's sake, and never a change after which the
+living voters would not be a majority of the group.
 """
 
 from __future__ import annotations
@@ -42,65 +43,58 @@ def voter_count(machines: int) -> int:
     return count if count % 2 else count - 1
 
 
-def choose_voters(current: list[str], machines: list[Machine], grace: float, size: int = MAX_VOTERS) -> list[str]:
-    """The voters to have now: keep those still within `grace`, fill up from the living up to `size`
-    (the setting `consensus_voters`), keep the count odd.
-
-    Returns addresses, the witness first, then by node number. A current voter
-    that is silent but within its grace keeps its seat, and is the first to go
-    only when the count must shrink. The witness, alive, always has a seat: it
-    is the preferred arbiter, and the one machine that never becomes master.
-    """
-    usable = [m for m in machines if m.eligible and m.silent_for <= grace]
-    target = voter_count(min(size, len(usable)))
-    order = {m.address: (m.number, m.address) for m in machines}
-    witness = [m for m in usable if m.number == 0 and m.silent_for == 0 and m.address not in current]
-    kept = [m for m in usable if m.address in current]
-    # the living before the silent, then the witness and low numbers first
-    kept.sort(key=lambda m: (m.silent_for > 0, m.number))
-    chosen = witness + kept[:target - len(witness)]
-    newcomers = sorted((m for m in usable if m.address not in current and m.silent_for == 0 and m not in witness),
-                       key=lambda m: (m.number, m.address))
-    chosen += newcomers[:target - len(chosen)]
-    if len(chosen) % 2 == 0:
-        chosen = sorted(chosen, key=lambda m: (m.silent_for > 0, m.number))[:len(chosen) - 1]
-    return sorted((m.address for m in chosen), key=lambda a: order[a])
-
-
 def next_change(current: list[str], machines: list[Machine], grace: float,
                 size: int = MAX_VOTERS) -> VoterChange | None:
-    """The one change that moves the group towards `choose_voters`, or None (nothing to do, or not safely).
+    """The one change the group needs now, or None (nothing to do, or nothing safe to do).
 
-    Order: a voter silent past its grace goes first (its seat is of no use and
-    it counts against the majority), then a living machine is added, then a
-    living voter the group no longer needs leaves. A change is made only if
-    the living voters are a majority both before it (else nothing commits) and
-    after it. A voter not among `machines` at all is unknown: it is silent.
+    In this order: a voter that left, or one silent past `grace` when a
+    living machine can take its seat, is removed (its seat is of no use and
+    it counts against the majority); a living machine fills a free seat, the
+    witness first, then the lowest number; a group left even (or above
+    `size`) gives up one seat, a dead voter's first, else the highest-numbered
+    living one (never the witness's). A dead voter with nobody to replace it
+    keeps its seat: removing it would not make the group survive more. A
+    change is made only if the living voters are a majority both before it
+    (else nothing commits) and after it. A voter not among `machines` is
+    silent.
     """
     known = {m.address: m for m in machines}
     silent = {a: known[a].silent_for if a in known else float("inf") for a in current}
-    target = choose_voters(current, machines, grace, size)
+    number = {a: known[a].number if a in known else 1 << 30 for a in current}
+    gone = [a for a in current if a in known and not known[a].eligible]
+    dead = sorted((a for a in current if silent[a] > grace and a not in gone), key=lambda a: -silent[a])
+    spares = sorted((m for m in machines if m.address not in current and m.eligible and m.silent_for == 0),
+                    key=lambda m: (m.number, m.address))
+    seats = voter_count(min(size, len(current) - len(gone) + len(spares)))
 
     def living(voters: list[str]) -> int:
-        return sum(1 for a in voters if a in known and silent.get(a, known[a].silent_for) == 0)
+        return sum(1 for a in voters if a in known and known[a].silent_for == 0)
 
     def safe(after: list[str]) -> bool:
         return living(current) * 2 > len(current) and living(after) * 2 > len(after)
 
-    dead = sorted((a for a in current if a not in target and silent[a] > grace), key=lambda a: -silent[a])
-    for address in dead:
-        after = [a for a in current if a != address]
-        if safe(after):
-            return VoterChange("remove", address, f"silent for {silent[address]:.1f} s, past the {grace:g} s grace")
-    for address in (a for a in target if a not in current):
-        if safe(current + [address]):
-            return VoterChange("add", address, "a living machine takes a free seat")
-    for address in reversed([a for a in current if a not in target]):
-        after = [a for a in current if a != address]
-        if safe(after):
-            reason = "it left the cluster" if address in known and not known[address].eligible else \
-                "the group keeps an odd count"
-            return VoterChange("remove", address, reason)
+    def remove(address: str) -> VoterChange | None:
+        if not safe([a for a in current if a != address]):
+            return None
+        reason = "it left the cluster" if address in gone else \
+            f"silent for {silent[address]:.1f} s, past the {grace:g} s grace" if address in dead else \
+            f"the group keeps an odd count of at most {min(size, MAX_VOTERS)}"
+        return VoterChange("remove", address, reason)
+
+    for address in gone + (dead if spares else []):
+        change = remove(address)
+        if change:
+            return change
+    witness = [m for m in spares if m.number == 0]
+    if spares and (len(current) < seats or witness) and safe(current + [spares[0].address]):
+        reason = "the witness votes while it lives" if witness else "a living machine takes a free seat"
+        return VoterChange("add", spares[0].address, reason)
+    if len(current) > seats or len(current) % 2 == 0:
+        living_ones = sorted((a for a in current if a not in dead and number[a] != 0), key=lambda a: -number[a])
+        for address in dead + living_ones:
+            change = remove(address)
+            if change:
+                return change
     return None
 
 
