@@ -155,8 +155,8 @@ class ReplicatedRegistry:
     @property
     def voters(self) -> list[str]:
         """The group's voters as this member's engine knows them, in address order."""
-        found = [node.address.rsplit(":", 1)[0] for node in self.engine.otherNodes]
-        return sorted(found + ([self.me] if self.voting else []), key=ipaddress.ip_address)
+        found = {node.address.rsplit(":", 1)[0] for node in self.engine.otherNodes}  # a replica may list itself
+        return sorted(found | ({self.me} if self.voting else set()), key=ipaddress.ip_address)
 
     def recorded_voters(self) -> list[str]:
         """The voter set last recorded in the replicated state (empty before the first record)."""

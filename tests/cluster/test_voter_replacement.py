@@ -78,7 +78,7 @@ def test_a_dead_voter_is_replaced_and_one_more_loss_leaves_a_majority(cluster_fa
     replaced_after = time.monotonic() - killed
     assert voters == sorted([witness, node(3 - lost), node(3)])
     assert replaced_after >= GRACE, f"replaced {replaced_after:.1f} s after the loss, within the grace"
-    assert consensus(cluster, node(3))["voting"] is True
+    wait_until(lambda: consensus(cluster, node(3))["voting"], 5, "node3's DNS service to vote")
     events = dns_get(cluster, node(3), "/v1/events")["events"]  # the new voter's own replica
     changes = [(e["kind"], e["address"]) for e in events if e["kind"].startswith("voter_")]
     assert changes == [("voter_removed", node(lost)), ("voter_added", node(3))]
