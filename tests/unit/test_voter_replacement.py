@@ -15,9 +15,11 @@ from typing import Iterator
 
 import pytest
 
+from taskorg.config import Config
 from taskorg.dns.replicated import ReplicatedRegistry
+from taskorg.dns.service import voters_of
 from tests.helpers import wait_until
-from tests.unit.test_replicated_registry import three_voters_and_a_replica
+from tests.unit.test_replicated_registry import free_block, three_voters_and_a_replica
 
 PORT = 24413
 
@@ -77,3 +79,26 @@ def test_a_voter_the_record_drops_follows_as_a_read_only_replica(group: list[Rep
     leader.register("aa:dd@10.0.0.4", "10.0.0.4", {})
     until(lambda: dropped.follow() or dropped.member("node1") is not None, "the replica to keep following")
     assert sorted(dropped.voters) == sorted(kept)
+
+
+def test_twenty_one_machines_have_five_voters_and_sixteen_read_only_replicas(tmp_path: Path) -> None:
+    """A 100-node cluster must not have 100 voters: the witness and 20 nodes, as `taskorg cluster up`
+    configures them, make 5 voters; every other DNS service follows a read-only replica of the same state.
+    (A 20-node local cluster of real services does not start within a minute on a 2-core machine.)"""
+    block = free_block()
+    addresses = [f"{block}.{i}" for i in range(1, 22)]
+    voters = voters_of(Config(dns_address=addresses[0], dns_servers=tuple(addresses)))
+    assert voters == addresses[:5]
+    replicas = [ReplicatedRegistry(a, voters, PORT + 2, tmp_path / a) for a in addresses]
+    try:
+        until(lambda: all(r.leader_address() for r in replicas), "every replica to know the leader")
+        leader = leader_of(replicas)
+        leader.record_voters(leader.voters)
+        leader.register("aa:bb@10.0.0.2", "10.0.0.2", {})
+        until(lambda: all(r.recorded_voters() == voters and r.member("node1") for r in replicas),
+              "every replica to hold the voter set and the member")
+        assert sum(r.voting for r in replicas) == 5
+        assert all(r.voters == voters for r in replicas)
+    finally:
+        for replica in replicas:
+            replica.close()
