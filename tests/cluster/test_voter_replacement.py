@@ -91,3 +91,27 @@ def test_a_dead_voter_is_replaced_and_one_more_loss_leaves_a_majority(cluster_fa
     client = cluster.client()
     assert wait_until(lambda: client.drain(cluster.node_name(4)), 15, "a membership change")["state"] == "draining"
     assert client.activate(cluster.node_name(4))["state"] == "active"
+
+
+def test_the_witness_replaced_while_down_comes_back_and_votes_again(cluster_factory: Any) -> None:
+    """The DNS node's power loss: node3 takes its seat after the grace. Back, the DNS service finds it no
+    longer votes (the others refuse it), follows as a read-only replica, then gets its seat back and the
+    highest-numbered node steps down."""
+    cluster: LocalCluster = cluster_factory(3, settings={"voter_grace": GRACE})
+    witness, node = cluster.dns_address, cluster.node_address
+    living = [node(i) for i in (1, 2, 3)]
+    first = wait_until(lambda: agreed_voters(cluster, [witness] + living), 20, "the first voter set")
+    assert first == sorted([witness, node(1), node(2)])
+
+    cluster.kill_dns_node()
+    wait_until(lambda: agreed_voters(cluster, living) == sorted(living), GRACE + 20, "node3 in the witness's place")
+    cluster._spawn("dns", "dns", cluster.workdir / "dns" / "taskorg.yaml")
+    back = time.monotonic()
+    wait_until(lambda: agreed_voters(cluster, [witness] + living) == first
+               and consensus(cluster, witness)["voting"], 40, "the witness to vote again")
+    print(f"\nthe witness back: voting again after {time.monotonic() - back:.1f} s")
+    events = dns_get(cluster, witness, "/v1/events")["events"]
+    changes = [(e["kind"], e["address"]) for e in events if e["kind"].startswith("voter_")]
+    assert changes[-4:] == [("voter_removed", witness), ("voter_added", node(3)),
+                            ("voter_added", witness), ("voter_removed", node(3))]
+    assert submitted(cluster, 1) < 10
