@@ -94,9 +94,9 @@ def test_a_dead_voter_is_replaced_and_one_more_loss_leaves_a_majority(cluster_fa
 
 
 def test_the_witness_replaced_while_down_comes_back_and_votes_again(cluster_factory: Any) -> None:
-    """The DNS node's power loss: node3 takes its seat after the grace. Back, the DNS service finds it no
-    longer votes (the others refuse it), follows as a read-only replica, then gets its seat back and the
-    highest-numbered node steps down."""
+    """The DNS node's power loss: node3 takes its seat after the grace. Back, the witness's DNS service
+    answers the leader's probe and gets its seat back (with its own journal, brought in line by the
+    leader), and the highest-numbered node steps down."""
     cluster: LocalCluster = cluster_factory(3, settings={"voter_grace": GRACE})
     witness, node = cluster.dns_address, cluster.node_address
     living = [node(i) for i in (1, 2, 3)]
