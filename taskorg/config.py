@@ -74,6 +74,10 @@ class Config:
     # taskorg.dns.voters picks for the list). Every machine must say the same; provisioning and
     # `taskorg cluster up` write it once, so a node added later does not change the group.
     consensus_voters: int = 0
+    # A voter silent this long (seconds) is replaced by a living machine (taskorg.dns.voters): long
+    # enough that a reboot or a brief hang does not churn the group, short enough that a dead
+    # machine does not leave the group one loss away from stopping for long.
+    voter_grace: float = 15.0
     slave_port: int = 23334
     master_port: int = 23335
     node_port: int = 23336
@@ -322,6 +326,9 @@ def _validate(config: Config) -> None:
                           f"'dns_servers', got {len(config.dns_servers)}")
     if len(set(config.dns_servers)) != len(config.dns_servers):
         raise ConfigError(f"setting 'dns_servers': an address is listed twice: {', '.join(config.dns_servers)}")
+    if not 1.0 <= config.voter_grace <= 3600:
+        raise ConfigError(f"setting 'voter_grace': seconds a voter may stay silent before it is replaced, "
+                          f"from 1 to 3600, got {config.voter_grace}")
     for name in PORT_SETTINGS:
         if not 0 < getattr(config, name) < 65536:
             raise ConfigError(f"setting '{name}': not a port number: {getattr(config, name)}")

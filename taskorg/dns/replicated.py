@@ -3,7 +3,11 @@
 Members and their names, the epoch and master of the last election, and the
 event log are the state every DNS service serves its zone from. The voters
 (the witness and up to four nodes: `taskorg.dns.voters`) hold it in a Raft
-group; every other DNS service keeps a read-only replica of it. Reads are
+group; every other DNS service keeps a read-only replica of it. The voter set
+is itself part of the state (`voters`): the group's leader changes it one
+machine at a time (`taskorg.dns.autopilot`), and every replica's engine
+follows what it records (`follow`), a machine promoted to voter or dropped
+from the group included. Reads are
 local; a write is committed by a majority of voters before it returns, or
 raises `NoQuorum` naming why not. docs/architecture.md, "Consensus engine"
 says why PySyncObj and which of its settings matter.
@@ -11,6 +15,9 @@ says why PySyncObj and which of its settings matter.
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -46,6 +53,7 @@ class ClusterBook(SyncObjConsumer):
         self.events: list[dict[str, Any]] = []
         self.next_event = 1
         self.applied = 0  # how many changes this replica applied: publishers watch it
+        self.voters: list[str] = []  # the group's voters as last recorded (empty: as configured)
 
     @replicated
     def register(self, identity: str, address: str, labels: dict[str, str], now: float) -> tuple[int, bool]:
@@ -75,6 +83,13 @@ class ClusterBook(SyncObjConsumer):
         self._changed()
 
     @replicated
+    def set_voters(self, voters: list[str], event: dict[str, Any] | None) -> None:
+        self.voters = list(voters)
+        if event is not None:
+            self._append_event(event)
+        self._changed()
+
+    @replicated
     def add_event(self, event: dict[str, Any]) -> None:
         self._append_event(event)
         self._changed()
@@ -94,12 +109,32 @@ class ReplicatedRegistry:
     def __init__(self, me: str, voters: list[str], port: int, workdir: Path, write_timeout: float = 1.0) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.me = me
-        self.voters = list(voters)
         self.port = port
+        self.workdir = workdir
         self.write_timeout = write_timeout
-        self.voting = me in self.voters
-        self.book = ClusterBook()
-        self_node = f"{me}:{port}" if self.voting else None
+        # The voter set this machine last knew (a restart joins the group as it was, not as configured).
+        self.known_file = workdir / "voters.json"
+        known = self._known_voters() or list(voters)
+        self.engine, self.book = self._engine(known)
+        self.voting = me in known
+        self._swaps = 0
+        self._pending: tuple[SyncObj, ClusterBook] | None = None  # a new engine, until it has caught up
+
+    def _known_voters(self) -> list[str]:
+        try:
+            found = json.loads(self.known_file.read_text())
+        except (OSError, ValueError):
+            return []
+        return [str(a) for a in found] if isinstance(found, list) else []
+
+    def _engine(self, voters: list[str], fresh: bool = False) -> tuple[SyncObj, ClusterBook]:
+        """A PySyncObj member: a voter when `voters` names this machine, else a read-only replica."""
+        voting = self.me in voters
+        self_node = f"{self.me}:{self.port}" if voting else None
+        journal, dump = self.workdir / "raft.journal", self.workdir / "raft.dump"
+        if fresh:  # a new voter starts empty and is sent the whole state by the leader
+            for path in (journal, dump):
+                path.unlink(missing_ok=True)
         conf = SyncObjConf(
             appendEntriesPeriod=APPEND_ENTRIES_PERIOD, raftMinTimeout=ELECTION_MIN, raftMaxTimeout=ELECTION_MAX,
             leaderFallbackTimeout=LEADERSHIP_WINDOW,
@@ -109,11 +144,82 @@ class ReplicatedRegistry:
             appendEntriesUseBatch=False,  # commit at once, not on the next tick
             commandsWaitLeader=False,     # no leader: fail now, with a reason, instead of queueing
             bindAddress=self_node,        # its default is 0.0.0.0, which machines sharing a host collide on
-            journalFile=str(workdir / "raft.journal") if self.voting else None,
-            fullDumpFile=str(workdir / "raft.dump") if self.voting else None,
+            dynamicMembershipChange=True,  # dead voters are replaced (taskorg.dns.autopilot)
+            journalFile=str(journal) if voting else None,
+            fullDumpFile=str(dump) if voting else None,
         )
-        self.engine = SyncObj(self_node, [f"{v}:{port}" for v in self.voters if v != me], conf,
-                              consumers=[self.book])
+        book = ClusterBook()
+        return SyncObj(self_node, [f"{v}:{self.port}" for v in voters if v != self.me], conf, consumers=[book]), book
+
+    # ---- the voter set ---------------------------------------------------------------------
+    @property
+    def voters(self) -> list[str]:
+        """The group's voters as this member's engine knows them, in address order."""
+        found = {node.address.rsplit(":", 1)[0] for node in self.engine.otherNodes}  # a replica may list itself
+        return sorted(found | ({self.me} if self.voting else set()), key=ipaddress.ip_address)
+
+    def recorded_voters(self) -> list[str]:
+        """The voter set last recorded in the replicated state (empty before the first record)."""
+        return list(getattr(self.book, "voters", []))
+
+    def record_voters(self, voters: list[str], kind: str | None = None, **data: Any) -> None:
+        """Commit the voter set the group is to have, with an event when `kind` names one."""
+        event = {"time": time.time(), "kind": kind, **data} if kind else None
+        self._commit(self.book.set_voters, list(voters), event)
+
+    def change_membership(self, kind: str, address: str) -> None:
+        """From the leader: add or remove one voter of the engine's group; NoQuorum when not committed."""
+        done = threading.Event()
+        outcome: list[Any] = []
+
+        def finished(result: Any, error: Any) -> None:
+            outcome.append(error)
+            done.set()
+
+        node = f"{address}:{self.port}"
+        change = self.engine.addNodeToCluster if kind == "add" else self.engine.removeNodeFromCluster
+        change(node, callback=finished)
+        if not done.wait(self.write_timeout * 3) or outcome[0] not in (None, 0):  # 0: FAIL_REASON.SUCCESS
+            raise NoQuorum(f"the group did not commit the {kind} of voter {address} "
+                           f"({outcome[0] if outcome else 'no answer in time'})")
+
+    def voter_silence(self) -> dict[str, float]:
+        """From the leader: seconds since each other voter last answered it (on the engine's clock)."""
+        answered = getattr(self.engine, "_SyncObj__lastResponseTime", {})
+        now = engine_clock()
+        return {node.address.rsplit(":", 1)[0]: max(0.0, now - answered[node]) if node in answered else float("inf")
+                for node in self.engine.otherNodes}
+
+    def follow(self) -> None:
+        """Every replica, often: its engine follows the recorded voter set.
+
+        A machine the record names becomes a voter (a new engine, empty, sent
+        the whole state by the leader); one it no longer names becomes a
+        read-only replica. Reads keep using the old replica until the new one
+        has caught up, so the zone is never published from an empty state.
+        """
+        pending = self._pending
+        if pending is not None:
+            if pending[0].isReady():
+                self.book = pending[1]
+                self._swaps += 1
+                self._pending = None
+            return
+        recorded = self.recorded_voters()
+        if not recorded:
+            return
+        if recorded != self._known_voters():
+            self.known_file.write_text(json.dumps(recorded))
+        if (self.me in recorded) != self.voting:
+            self.rejoin(recorded)
+
+    def rejoin(self, voters: list[str]) -> None:
+        """Restart this member's engine for the voter set `voters` (as a voter or a read-only replica)."""
+        self.known_file.write_text(json.dumps(voters))
+        self.engine.destroy()
+        self.voting = self.me in voters
+        self.engine, book = self._engine(voters, fresh=True)
+        self._pending = (self.engine, book)
 
     # ---- the engine's view ---------------------------------------------------------------
     def leader_address(self) -> str | None:
@@ -203,7 +309,10 @@ class ReplicatedRegistry:
 
     @property
     def applied(self) -> int:
-        return self.book.applied
+        # A new replica (after a rejoin) counts from zero: the offset still makes every swap a change.
+        return self._swaps * 1_000_000_000 + self.book.applied
 
     def close(self) -> None:
         self.engine.destroy()
+        if self._pending is not None and self._pending[0] is not self.engine:
+            self._pending[0].destroy()

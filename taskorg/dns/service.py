@@ -24,6 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from taskorg.config import Config
 from taskorg.dns.api import create_app
 from taskorg.dns.arbiter import Arbiter, Election, Liveness
+from taskorg.dns.autopilot import VOTER_CHECK_SECONDS, Autopilot
 from taskorg.dns.records import Records
 from taskorg.dns.replicated import NoQuorum, ReplicatedRegistry
 from taskorg.dns.store import carry_over
@@ -41,7 +42,8 @@ WITNESS_OFFER_SECONDS = 2.0
 
 
 def voters_of(config: Config) -> list[str]:
-    """The voters: the first 1, 3 or 5 DNS servers (the witness first), as configured or as taskorg.dns.voters counts."""
+    """The first voters: the first 1, 3 or 5 DNS servers (the witness first), as configured or as
+    taskorg.dns.voters counts. The group changes from there (taskorg.dns.autopilot)."""
     servers = list(config.dns_servers) or [config.dns_address]
     return servers[:config.consensus_voters or voter_count(len(servers))]
 
@@ -56,6 +58,7 @@ class DnsService:
         # Set only while this service is the arbiter (taken over from the committed decision).
         self.arbiter: Arbiter | None = None
         self.records = Records(config, secret, self.registry, self.lock)
+        self.autopilot = Autopilot(config, secret, self.registry)
         self.dead: set[str] = set()
         self.scheduler = BackgroundScheduler(daemon=True)
 
@@ -122,6 +125,8 @@ class DnsService:
         self.scheduler.add_job(self.tick, "interval", seconds=TICK_SECONDS, max_instances=1, coalesce=True)
         self.scheduler.add_job(self.records.check, "interval", args=(lambda: self.arbiter,),
                                seconds=RECORD_CHECK_SECONDS, max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.tend_voters, "interval", seconds=VOTER_CHECK_SECONDS, max_instances=1,
+                               coalesce=True)
         self.scheduler.add_job(self.prefer_witness, "interval", seconds=WITNESS_OFFER_SECONDS, max_instances=1,
                                coalesce=True)
         self.scheduler.start()
@@ -192,6 +197,11 @@ class DnsService:
                     self.commit(election)
                 self._note_deaths()
             self.records.catch_up()
+
+    def tend_voters(self) -> None:
+        """The voter set: followed by every replica, changed by the arbiter (taskorg.dns.autopilot).
+        Outside the decision lock: a membership change waits for the group, and decides nothing else."""
+        self.autopilot.tick(self.arbiter)
 
     def prefer_witness(self) -> None:
         """While the witness lives, it is the arbiter: then losing a regular node, the master's included,
@@ -292,7 +302,8 @@ class DnsService:
 
     def dns_servers_view(self) -> dict[str, Any]:
         """What this DNS service sees of the consensus group."""
-        return {"voters": self.registry.voters, "reachable": self.registry.reachable_voters(),
+        return {"voters": self.registry.voters, "recorded_voters": self.registry.recorded_voters(),
+                "voting": self.registry.voting, "reachable": self.registry.reachable_voters(),
                 "leader": self.registry.leader_address(), "writable": self.registry.why_not_writable() or "yes"}
 
 

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 HEARTBEATS = Counter("taskorg_dns_heartbeats", "Heartbeats answered by this DNS service as arbiter")
 LEASE_GRANTS = Counter("taskorg_dns_lease_grants", "Heartbeats answered with the master lease (granted or renewed)")
 ELECTIONS = Counter("taskorg_dns_elections", "Elections this DNS service decided and committed as arbiter")
+VOTER_CHANGES = Counter("taskorg_consensus_voter_changes",
+                        "Voters this DNS service added to or removed from the consensus group as its leader "
+                        "(a dead voter replaced: one removal, then one addition)", labelnames=["kind"])
 NODE_DEATHS = Counter("taskorg_dns_node_deaths", "Nodes this DNS service declared dead as arbiter")
 
 

@@ -283,3 +283,12 @@ def test_a_fractional_value_for_a_whole_number_setting_is_refused(tmp_path: Path
 def test_a_lease_timeout_that_is_not_a_number_is_refused() -> None:
     with pytest.raises(ConfigError, match="lease_timeout"):
         load_config(environ={"TASKORG_LEASE_TIMEOUT": "nan"})
+
+
+@pytest.mark.parametrize("grace", [0.5, 7200])
+def test_the_voter_grace_is_bounded(grace: float) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(voter_grace=grace)
+    assert str(info.value) == ("setting 'voter_grace': seconds a voter may stay silent before it is replaced, "
+                               f"from 1 to 3600, got {float(grace)}")
+    assert load(voter_grace=3).voter_grace == 3

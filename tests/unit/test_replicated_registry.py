@@ -9,6 +9,7 @@ that names the reason.
 from __future__ import annotations
 
 import socket
+from contextlib import contextmanager
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -40,17 +41,24 @@ def until(check: Callable[[], object], what: str = "the replicas to agree") -> o
     return wait_until(check, 10.0, what, interval=0.02)
 
 
-@pytest.fixture
-def group(tmp_path: Path) -> Iterator[list[ReplicatedRegistry]]:
+@contextmanager
+def three_voters_and_a_replica(workdir: Path, port: int = PORT) -> Iterator[list[ReplicatedRegistry]]:
+    """Voters .1 .2 .3 and a read-only replica .4 of a free loopback block, once they know a leader."""
     block = free_block()
     voters = [f"{block}.{i}" for i in (1, 2, 3)]
-    replicas = [ReplicatedRegistry(a, voters, PORT, tmp_path / a) for a in voters + [f"{block}.4"]]
+    replicas = [ReplicatedRegistry(a, voters, port, workdir / a) for a in voters + [f"{block}.4"]]
     try:
         until(lambda: all(r.leader_address() for r in replicas))
         yield replicas
     finally:
         for replica in replicas:
             replica.close()
+
+
+@pytest.fixture
+def group(tmp_path: Path) -> Iterator[list[ReplicatedRegistry]]:
+    with three_voters_and_a_replica(tmp_path) as replicas:
+        yield replicas
 
 
 def test_a_change_through_any_service_reaches_every_replica(group: list[ReplicatedRegistry]) -> None:
