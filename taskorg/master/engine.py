@@ -28,6 +28,7 @@ from taskorg.master import placement, state
 from taskorg.master.activation import recover
 from taskorg.master.jobs import JobActions
 from taskorg.master.members import MemberCache
+from taskorg.master.names import NamePusher
 from taskorg.master.plan import Membership, membership_events, node_views, plan, reserve
 from taskorg.master.reconcile import RUNNING_GRACE, START_GRACE, Listing, reconcile
 from taskorg.master.replication import Replicator
@@ -87,6 +88,7 @@ class Engine:
         self.group_commit = GroupCommit(self.lock, store, self.commit, clock)
         self.jobs = JobActions(self)  # preview, cancel, restart, prune
         self.updates = Updates(self)  # rolling updates: each tick's step, rollbacks
+        self.names = NamePusher(config, secret, self.pool)  # service names in the cluster DNS
 
     # ---- role --------------------------------------------------------------------------
     def set_role(self, active: bool, epoch: int, lease_until: float, master: str | None,
@@ -162,6 +164,7 @@ class Engine:
         with self.lock:
             self.activated_epoch = epoch
             self.membership = None
+            self.names.reset()
             self.store.raise_fence(epoch)
             self.commit([HistoryEvent(None, None, "master_activated", self.role.node, f"epoch {epoch}", self.clock())])
         # Stream first: submissions are accepted (and must be replicated) while we reconcile.
@@ -252,6 +255,9 @@ class Engine:
             starts = [(p.instance.node, p.address, state.start_order(self.store, p.instance, p.spec, self.role.epoch))
                       for p in decided.placements]
             self.updates.step()  # rolling updates: the next batch, a completion, a rollback
+            served = state.served_instances(self.store)
+        self.names.update(self.role.epoch, served, {m["node"]: m["address"] for m in self.members.members()
+                                                    if m["node"] in membership.alive})
         for node, address, order in starts:
             self.starts_in_flight.add((order.task_id, order.index, order.attempt))
             self.pool.submit(self._start, str(node), address, order)
@@ -324,3 +330,4 @@ class Engine:
         self.replicator.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.slaves.close()
+        self.names.close()

@@ -21,7 +21,7 @@ def publisher(tmp_path: Path) -> Publisher:
     config = Config(dns_address="127.0.9.1", state_dir=str(tmp_path))
     pub = Publisher(config, Dnsmasq(config))
     text = render_hosts(config, NODES["node1"], NODES)
-    pub._write(text)
+    pub._write(pub.path, text)
     pub.last_text = text
     return pub
 
