@@ -45,11 +45,13 @@ class ClusterPool:
         self.keep = bool(os.environ.get("TASKORG_TEST_KEEP_CLUSTERS"))  # debugging: leave them running
 
     def make(self, nodes: int = 3, webview: bool = False, settings: dict[str, Any] | None = None,
-             node_labels: dict[int, dict[str, str]] | None = None) -> LocalCluster:
+             node_labels: dict[int, dict[str, str]] | None = None,
+             node_env: dict[int, dict[str, str]] | None = None) -> LocalCluster:
         address = free_loopback_block(start=next(_counter))
         workdir = Path(tempfile.mkdtemp(prefix="taskorg-test-", dir="/tmp"))
         cluster = LocalCluster(workdir, nodes=nodes, dns_address=address, name=f"test-{workdir.name[-8:]}",
-                               settings=settings, webview=webview, node_labels=node_labels)
+                               settings=settings, webview=webview, node_labels=node_labels,
+                               node_env=node_env)
         self.running.append(cluster)
         self.made.append(cluster)
         try:
