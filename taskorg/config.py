@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from taskorg.labels import NO_MASTER_SERVICE
+from taskorg.labels import NO_MASTER_SERVICE, machine_labels
 from taskorg.spec.sizes import parse_size
 
 
@@ -166,9 +166,10 @@ class Config:
 
     @property
     def node_labels(self) -> dict[str, str]:
-        """The labels this node registers: the configured ones and those taskorg sets itself."""
+        """The labels this node registers: its machine's (arch, hostname, os), the configured ones (which
+        win over those), and those taskorg sets itself."""
         own = {} if self.master_service else {NO_MASTER_SERVICE: "true"}
-        return {**self.labels, **own}
+        return {**machine_labels(), **self.labels, **own}
 
     @property
     def master_name(self) -> str:

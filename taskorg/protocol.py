@@ -289,6 +289,14 @@ class HeartbeatAnswer(Struct):
     arbiter: str | None = None
 
 
+class ServiceNames(Struct, kw_only=True):
+    """`PUT /v1/services` (master -> DNS service): `<task>.<job>.<suffix>` -> the addresses of the nodes
+    running a healthy instance, as the master of `epoch` sees them (the whole map, not a change)."""
+
+    epoch: Position
+    names: dict[Annotated[str, Meta(max_length=253)], list[AddressText]]
+
+
 def checked_address(text: str, what: str) -> str:
     """`text` as a canonical IP address, or a ProtocolError: an address goes into DNS records and
     hosts files, so nothing but an address may pass (a newline would write a second record)."""

@@ -46,14 +46,17 @@ class ClusterPool:
 
     def make(self, nodes: int = 3, webview: bool = False, settings: dict[str, Any] | None = None,
              node_labels: dict[int, dict[str, str]] | None = None,
+             node_env: dict[int, dict[str, str]] | None = None,
              before_start: Callable[[Path], None] | None = None) -> LocalCluster:
-        """`before_start(workdir)` prepares the cluster's directory first (e.g. a tmpfs as a node's state dir)."""
+        """`node_env`: extra environment per node (e.g. a PATH with a fake nvidia-smi); `before_start(workdir)`
+        prepares the cluster's directory first (e.g. a tmpfs as a node's state dir)."""
         address = free_loopback_block(start=next(_counter))
         workdir = Path(tempfile.mkdtemp(prefix="taskorg-test-", dir="/tmp"))
         if before_start:
             before_start(workdir)
         cluster = LocalCluster(workdir, nodes=nodes, dns_address=address, name=f"test-{workdir.name[-8:]}",
-                               settings=settings, webview=webview, node_labels=node_labels)
+                               settings=settings, webview=webview, node_labels=node_labels,
+                               node_env=node_env)
         self.running.append(cluster)
         self.made.append(cluster)
         try:

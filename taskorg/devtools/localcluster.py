@@ -45,7 +45,8 @@ DEFAULT_DIR = Path(os.environ.get("TASKORG_CLUSTER_DIR", "/var/lib/taskorg/local
 class LocalCluster:
     def __init__(self, workdir: Path = DEFAULT_DIR, nodes: int = 3, dns_address: str = "127.0.1.1",
                  name: str | None = None, settings: dict[str, Any] | None = None, webview: bool = True,
-                 node_labels: dict[int, dict[str, str]] | None = None) -> None:
+                 node_labels: dict[int, dict[str, str]] | None = None,
+                 node_env: dict[int, dict[str, str]] | None = None) -> None:
         check_layout(nodes, dns_address)
         self.workdir = Path(workdir)
         self.nodes = nodes
@@ -54,6 +55,8 @@ class LocalCluster:
         self.settings = dict(settings or {})
         self.webview = webview
         self.node_labels = {int(k): dict(v) for k, v in (node_labels or {}).items()}
+        # Environment of one node's processes on top of ours (a test puts a fake nvidia-smi on a PATH).
+        self.node_env = {int(k): dict(v) for k, v in (node_env or {}).items()}
         self.pids: dict[str, int] = {}
 
     # ---- addresses and configs ---------------------------------------------------------
@@ -164,21 +167,27 @@ class LocalCluster:
         """Start one service (a subclass may start it otherwise: bench/common.py)."""
         self.pids[key] = spawn(self.workdir, key,
                                [sys.executable, "-m", "taskorg", "agent", service, "--config", str(config_path)],
-                               env={**os.environ, "TASKORG_SECRET": ""})
+                               env={**os.environ, "TASKORG_SECRET": "", **self._env_of(key)})
         self._save()
+
+    def _env_of(self, key: str) -> dict[str, str]:
+        """The extra environment of process `key` ("node3/slave"): its node's `node_env`."""
+        head = key.partition("/")[0]
+        return self.node_env.get(int(head.removeprefix("node")), {}) if head.startswith("node") else {}
 
     def _save(self) -> None:
         save_state(self.workdir, {
             "name": self.name, "nodes": self.nodes, "dns_address": self.dns_address,
             "workdir": str(self.workdir), "settings": self.settings, "webview": self.webview,
-            "node_labels": self.node_labels,
+            "node_labels": self.node_labels, "node_env": self.node_env,
             "pids": self.pids, "addresses": {f"node{i}": self.node_address(i) for i in range(1, self.nodes + 1)}})
 
     @classmethod
     def load(cls, workdir: Path = DEFAULT_DIR) -> "LocalCluster":
         state = read_state(workdir)
         cluster = cls(Path(state["workdir"]), state["nodes"], state["dns_address"], state["name"],
-                      state.get("settings"), state.get("webview", True), state.get("node_labels"))
+                      state.get("settings"), state.get("webview", True), state.get("node_labels"),
+                      state.get("node_env"))
         cluster.pids = {k: int(v) for k, v in state["pids"].items()}
         cluster.use_tls_here()
         return cluster

@@ -15,7 +15,7 @@ from flask import Flask, Response, jsonify, request
 from taskorg.dns.relay import relay
 from taskorg.metrics import dns as dns_metrics, http as probes
 from taskorg.net.server import ApiError, create_service_app, json_body, typed_body, whole_number
-from taskorg.protocol import Heartbeat, ProtocolError, Registration, checked_address, encode
+from taskorg.protocol import Heartbeat, ProtocolError, Registration, ServiceNames, checked_address, encode
 
 if TYPE_CHECKING:
     from taskorg.dns.service import DnsService
@@ -25,7 +25,8 @@ RELAY_TIMEOUT = 2.0
 
 def needs_arbiter(method: str, path: str) -> bool:
     """Requests only the arbiter answers (decisions, leases, liveness): any other DNS service relays them."""
-    return path in ("/v1/register", "/v1/heartbeat", "/v1/members") or path.startswith("/v1/members/") \
+    return path in ("/v1/register", "/v1/heartbeat", "/v1/members") \
+        or (path == "/v1/services" and method == "PUT") or path.startswith("/v1/members/") \
         or (path == "/v1/master" and method == "POST")
 
 
@@ -86,6 +87,16 @@ def create_app(service: DnsService) -> Flask:
     @app.post("/v1/members/<node>/leave")
     def leave(node: str) -> Any:
         return jsonify(service.set_state(node, "left"))
+
+    @app.put("/v1/services")
+    def set_services() -> Any:
+        message = typed_body(ServiceNames, "service names")
+        return jsonify(service.set_services(message.epoch, dict(message.names)))
+
+    @app.get("/v1/services")
+    def services() -> Any:
+        """From this replica: the service names this machine's dnsmasq answers."""
+        return jsonify(names=service.registry.services())
 
     @app.get("/v1/events")
     def events() -> Any:

@@ -4,15 +4,20 @@ One hosts file in dnsmasq's hostsdir is rewritten whole (write a dotfile,
 which dnsmasq ignores, then rename over the real one). dnsmasq documents
 hostsdir as add-only, so after each rewrite we ask it for `master.<suffix>`
 and send SIGHUP if it still answers anything but the new address alone.
+Service names (`taskorg.dns.service_names`) live in a second file of the
+same directory; a change that removes an address from a name is followed by
+a SIGHUP at once, since dnsmasq would otherwise keep answering it.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from taskorg.config import Config
 from taskorg.dns.dnsmasq import Dnsmasq, hosts_dir
+from taskorg.dns.service_names import NameMap, removed_any, render_service_hosts
 from taskorg.logs import get_logger
 from taskorg.net.resolve import ResolveError, resolve_at
 
@@ -32,7 +37,9 @@ class Publisher:
         self.config = config
         self.dnsmasq = dnsmasq
         self.path = hosts_dir(config) / "cluster"
+        self.services_path = hosts_dir(config) / "services"
         self.last_text: str | None = None
+        self.last_services: NameMap | None = None
         self._edited_text: str | None = None  # the hosts file as edited_master() last read it
         self.hups = 0
 
@@ -41,11 +48,21 @@ class Publisher:
         text = render_hosts(self.config, master_address, nodes)
         started = time.monotonic()
         if text != self.last_text:
-            self._write(text)
+            self._write(self.path, text)
             self.last_text = text
         if master_address:
             self.ensure_master(master_address)
         return time.monotonic() - started
+
+    def publish_services(self, names: NameMap) -> None:
+        """Rewrite the service names; reload dnsmasq when one lost an address (it only adds on its own)."""
+        if names == self.last_services:
+            return
+        self._write(self.services_path, render_service_hosts(names))
+        # The first write after a start may remove what a predecessor wrote: reload then too.
+        if (self.last_services is None or removed_any(self.last_services, names)) and self.dnsmasq.reload():
+            self.hups += 1
+        self.last_services = dict(names)
 
     def ensure_master(self, master_address: str, wait: float = 0.3) -> bool:
         """Check dnsmasq answers the master alone; SIGHUP it once if not."""
@@ -94,12 +111,12 @@ class Publisher:
         """Forget what we last wrote, so the next publish() writes the file whatever it holds."""
         self.last_text = None
 
-    def _write(self, text: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
+    def _write(self, path: Path, text: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
         with open(tmp, "w") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)  # dnsmasq reads it as an unprivileged user
-        os.replace(tmp, self.path)
+        os.replace(tmp, path)

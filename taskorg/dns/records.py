@@ -54,6 +54,7 @@ class Records:
         nodes = {m.node: m.address for m in members}
         master = self.registry.election()[1]
         self.publisher.publish(nodes.get(master) if master else None, nodes)
+        self.publisher.publish_services(self.registry.services())
 
     def announce(self, election: Election) -> None:
         """A committed election: publish it, then nudge the new master (the caller holds the lock)."""

@@ -1,7 +1,7 @@
 """The cluster's registry, replicated by Raft (PySyncObj) between the DNS services.
 
-Members and their names, the epoch and master of the last election, and the
-event log are the state every DNS service serves its zone from. The voters
+Members and their names, the epoch and master of the last election, the
+service names the active master pushed, and the event log are the state every DNS service serves its zone from. The voters
 (the witness and up to four nodes: `taskorg.dns.voters`) hold it in a Raft
 group; every other DNS service keeps a read-only replica of it. The voter set
 is itself part of the state (`voters`): the group's leader changes it one
@@ -52,6 +52,9 @@ class ClusterBook(SyncObjConsumer):
         self.master: str | None = None
         self.events: list[dict[str, Any]] = []
         self.next_event = 1
+        # Service names (`<task>.<job>.<suffix>` -> addresses), as the active master last pushed them.
+        self.services: dict[str, list[str]] = {}
+        self.services_epoch = 0
         self.applied = 0  # how many changes this replica applied: publishers watch it
         self.voters: list[str] = []  # the group's voters as last recorded (empty: as configured)
 
@@ -93,6 +96,15 @@ class ClusterBook(SyncObjConsumer):
     def add_event(self, event: dict[str, Any]) -> None:
         self._append_event(event)
         self._changed()
+
+    @replicated
+    def set_services(self, epoch: int, names: dict[str, list[str]]) -> bool:
+        """The master of `epoch` names the healthy instances; a push from an older master is ignored."""
+        if epoch < getattr(self, "services_epoch", 0):
+            return False
+        self.services, self.services_epoch = names, epoch
+        self._changed()
+        return True
 
     def _append_event(self, event: dict[str, Any]) -> None:
         self.events.append({"id": self.next_event, **event})
@@ -289,6 +301,10 @@ class ReplicatedRegistry:
             "time": time.time(), "kind": "master_elected",
             "epoch": epoch, "master": master, "previous": previous, "reason": reason})
 
+    def set_services(self, epoch: int, names: dict[str, list[str]]) -> bool:
+        """Commit the master's service names (False: a newer master already pushed its own)."""
+        return bool(self._commit(self.book.set_services, epoch, names))
+
     def add_event(self, kind: str, **data: Any) -> None:
         self._commit(self.book.add_event, {"time": time.time(), "kind": kind, **data})
 
@@ -303,6 +319,9 @@ class ReplicatedRegistry:
 
     def election(self) -> tuple[int, str | None]:
         return self.book.epoch, self.book.master
+
+    def services(self) -> dict[str, list[str]]:
+        return dict(getattr(self.book, "services", {}))
 
     def events(self, since: int = 0, limit: int = 500) -> list[dict[str, Any]]:
         return [dict(e) for e in list(self.book.events) if e["id"] > since][:limit]

@@ -27,6 +27,7 @@ from taskorg.dns.arbiter import Arbiter, Election, Liveness
 from taskorg.dns.autopilot import VOTER_CHECK_SECONDS, Autopilot
 from taskorg.dns.records import Records
 from taskorg.dns.replicated import NoQuorum, ReplicatedRegistry
+from taskorg.dns.service_names import check_name_map
 from taskorg.dns.store import carry_over
 from taskorg.dns.voters import voter_count
 from taskorg.logs import get_logger
@@ -257,6 +258,22 @@ class DnsService:
                 arbiter.forget(node)
                 self.records.publish()
             return {"node": node, "state": state}
+
+    def set_services(self, epoch: int, names: dict[str, list[str]]) -> dict[str, Any]:
+        """The active master's service names: checked, then committed to the replicated state."""
+        try:
+            checked = check_name_map(names, self.config.suffix)
+        except ValueError as exc:
+            raise ApiError(400, f"service names: {exc}") from None
+        # Not under the decision lock: heartbeats must not wait for this commit (the master sends one
+        # map at a time, and the replicated state refuses a map older than the one it holds).
+        arbiter = self._arbiter_or_raise()
+        if epoch < arbiter.epoch:
+            raise ApiError(409, f"service names from the master of epoch {epoch}: the current epoch is "
+                                f"{arbiter.epoch}")
+        if not self._committed(self.registry.set_services, epoch, checked):
+            raise ApiError(409, f"service names from the master of epoch {epoch}: a newer master pushed its own")
+        return {"epoch": epoch, "names": len(checked)}  # every DNS service publishes it on its next tick
 
     def _note_deaths(self) -> None:
         arbiter = self.arbiter

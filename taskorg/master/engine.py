@@ -28,6 +28,7 @@ from taskorg.master import placement, state
 from taskorg.master.activation import recover
 from taskorg.master.jobs import JobActions
 from taskorg.master.members import MemberCache
+from taskorg.master.names import NamePusher
 from taskorg.master.plan import Membership, membership_events, node_views, plan, reserve
 from taskorg.master.quiet import QuietTicks, TickInputs, capacity_key, next_due
 from taskorg.master.reconcile import RUNNING_GRACE, START_GRACE, Listing, reconcile
@@ -90,6 +91,9 @@ class Engine:
         self.jobs = JobActions(self)  # preview, cancel, restart, prune
         self.updates = Updates(self)  # rolling updates: each tick's step, rollbacks
         self.quiet = QuietTicks()  # ticks that may skip planning (nothing changed since one that decided nothing)
+        self.names = NamePusher(config, secret, self.pool)  # service names in the cluster DNS
+        # The running instances the names were last read from, and the state they were read at.
+        self.served: tuple[tuple[tuple[int, int], frozenset[str]], list[Any]] | None = None
 
     # ---- role --------------------------------------------------------------------------
     def take_role(self, push: RolePush) -> RoleAnswer:
@@ -177,6 +181,7 @@ class Engine:
             self.activated_epoch = epoch
             self.membership = None
             self.quiet.forget()
+            self.names.reset()
             self.store.raise_fence(epoch)
             self.commit([HistoryEvent(None, None, "master_activated", self.role.node, f"epoch {epoch}", self.clock())])
         # Stream first: submissions are accepted (and must be replicated) while we reconcile.
@@ -259,6 +264,9 @@ class Engine:
             if records or not self.quiet.may_skip(self._tick_inputs(membership), now):
                 starts = self._plan(membership, records, now)
             self.updates.step()  # rolling updates: the next batch, a completion, a rollback
+            served = self._served_instances(membership)
+        self.names.update(self.role.epoch, served, {m["node"]: m["address"] for m in self.members.members()
+                                                    if m["node"] in membership.alive})
         for node, address, order in starts:
             self.starts_in_flight.add((order.task_id, order.index, order.attempt))
             self.pool.submit(self._start, str(node), address, order)
@@ -277,6 +285,14 @@ class Engine:
                            next_due(rows, now), now)
         return [(str(p.instance.node), p.address, state.start_order(self.store, p.instance, p.spec, self.role.epoch))
                 for p in decided.placements]
+
+    def _served_instances(self, membership: Membership) -> list[Any]:
+        """The running instances service names are built from, read again only when the state or the
+        living nodes changed (an idle tick reads nothing)."""
+        key = (self.store.position(), membership.alive)
+        if self.served is None or self.served[0] != key:
+            self.served = (key, state.served_instances(self.store))
+        return self.served[1]
 
     def _tick_inputs(self, membership: Membership) -> TickInputs:
         return TickInputs(self.store.position(), membership, capacity_key(self.members.placeable(), self.telemetry))
@@ -348,3 +364,4 @@ class Engine:
         self.replicator.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.slaves.close()
+        self.names.close()

@@ -1,7 +1,7 @@
 """Choosing a node for one task instance: pure logic, no I/O.
 
-Hard rules first (node constraints, labels, free CPU and memory, free host
-ports), then a score: spread replicas of one task, then prefer nodes that are
+Hard rules first (node constraints, labels, rules such as `node.hostname !=
+pi3`, free CPU, memory and GPUs, free host ports), then a score: spread replicas of one task, then prefer nodes that are
 measured faster and less loaded. When nothing fits, the reason names every
 node and why, so a pending task explains itself.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from taskorg.spec import TaskSpec
+from taskorg import labels as node_labels
+from taskorg.spec import GpuRequest, Rule, TaskSpec
 
 # What an instance reserves when its spec sets no resources.
 DEFAULT_CPUS = 0.1
@@ -32,17 +33,45 @@ class NodeView:
     memory_used: int = 0
     ports_used: set[tuple[int, str]] = field(default_factory=set)
     tasks: Counter[str] = field(default_factory=Counter)
+    gpus: int = 0  # as the node's telemetry counts them (nvidia-smi)
+    gpus_used: int = 0
 
     def reserve(self, task_id: str, spec: TaskSpec) -> None:
         cpus, memory = reservation(spec)
         self.cpus_used += cpus
         self.memory_used += memory
+        self.gpus_used += gpus_wanted(spec.gpus, self.gpus)
         self.ports_used |= host_ports(spec)
         self.tasks[task_id] += 1
 
 
 def reservation(spec: TaskSpec) -> tuple[float, int]:
     return (spec.resources.cpus or DEFAULT_CPUS, spec.resources.memory or DEFAULT_MEMORY)
+
+
+def gpus_wanted(request: GpuRequest | None, node_gpus: int) -> int:
+    """GPUs an instance takes on a node: its count, or one per listed id; `all` (-1) takes every one
+    the node has (at least one)."""
+    if request is None:
+        return 0
+    if request.device_ids:
+        return len(request.device_ids)
+    if request.count is None or request.count < 0:
+        return max(node_gpus, 1)
+    return request.count
+
+
+# A rule's attribute -> the node label it reads (`node.labels.X` reads X).
+RULE_LABELS = {"node.hostname": node_labels.HOSTNAME, "node.platform.arch": node_labels.ARCH,
+               "node.platform.os": node_labels.OS}
+
+
+def rule_holds(rule: Rule, labels: dict[str, str]) -> bool:
+    """Swarm's semantics: `==` needs the attribute to equal the value; `!=` holds when it does not,
+    a node without the attribute included."""
+    key = RULE_LABELS.get(rule.attribute) or rule.attribute.removeprefix("node.labels.")
+    have = labels.get(key)
+    return have == rule.value if rule.op == "==" else have != rule.value
 
 
 def host_ports(spec: TaskSpec) -> set[tuple[int, str]]:
@@ -58,7 +87,18 @@ def why_not(node: NodeView, spec: TaskSpec) -> str | None:
         if node.labels.get(key) != str(value):
             have = node.labels.get(key)
             return f"label {key}={value} wanted, node has {key}={have}" if have else f"no label {key}={value}"
+    for rule in spec.constraints.rules:
+        if not rule_holds(rule, node.labels):
+            key = RULE_LABELS.get(rule.attribute) or rule.attribute.removeprefix("node.labels.")
+            return f"{rule} wanted, node has {key}={node.labels.get(key) or '(none)'}"
     cpus, memory = reservation(spec)
+    if spec.gpus is not None:
+        wanted = gpus_wanted(spec.gpus, node.gpus)
+        free = node.gpus - node.gpus_used
+        if not node.gpus:
+            return "no GPU (its telemetry reports none)"
+        if free < wanted:
+            return f"not enough free GPUs (needs {wanted}, {max(0, free)} of {node.gpus} free)"
     if node.cpus - node.cpus_used < cpus - 1e-9:
         return f"not enough CPU (needs {cpus:g}, {max(0.0, node.cpus - node.cpus_used):g} free)"
     if node.memory - node.memory_used < memory:

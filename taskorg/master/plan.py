@@ -133,7 +133,8 @@ def node_views(placeable: Iterable[Mapping[str, Any]], telemetry: Mapping[str, M
         views[member["node"]] = NodeView(
             name=member["node"], address=member["address"], labels=member.get("labels") or {},
             cpus=float(tele.get("cpu_count") or 1), memory=int(tele.get("memory_total") or 0),
-            speed=float(tele.get("speed") or 1.0), load=float(tele.get("cpu_percent") or 0) / 100)
+            speed=float(tele.get("speed") or 1.0), load=float(tele.get("cpu_percent") or 0) / 100,
+            gpus=len(tele.get("gpus") or ()))
     return views, wanted
 
 

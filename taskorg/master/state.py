@@ -412,6 +412,14 @@ def healthy_tasks(store: Store, jobs: Iterable[str]) -> set[tuple[str, str]]:
     return {(r["job"], r["name"]) for r in rows}
 
 
+def served_instances(store: Store) -> list[tuple[str, str, str, str | None]]:
+    """(job name, task name, node, health) of every running instance: what service names are made of."""
+    rows = store.rows("SELECT j.name AS job, t.name AS task, i.node, i.health FROM instances i "
+                      "JOIN tasks t ON t.id = i.task_id JOIN jobs j ON j.id = t.job "
+                      "WHERE i.status = 'running' AND i.node IS NOT NULL")
+    return [(r["job"], r["task"], r["node"], r["health"]) for r in rows]
+
+
 def live_placements(store: Store) -> list[tuple[str, str]]:
     """(task id, node) of every starting or running instance: what each node has reserved."""
     return [(r["task_id"], r["node"]) for r in

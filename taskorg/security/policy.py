@@ -41,6 +41,7 @@ CLIENT_ROUTES: dict[tuple[str, str, str], str] = {
     ("dns", "GET", "/v1/members"): "read",
     ("dns", "GET", "/v1/master"): "read",
     ("dns", "GET", "/v1/events"): "read",
+    ("dns", "GET", "/v1/services"): "read",
     ("dns", "POST", "/v1/master"): "admin",
     ("dns", "POST", "/v1/members/*/drain"): "admin",
     ("dns", "POST", "/v1/members/*/activate"): "admin",

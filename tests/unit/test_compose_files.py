@@ -1,7 +1,8 @@
 """The public compose files in tests/compose: each is accepted with what it asks for, or refused
 with exactly the lines docs/spec.md promises (one per unsupported key or value).
 
-Conversion only; running them on a cluster waits for the slave to map the new fields.
+Conversion only; tests/cluster/test_compose_files.py runs them on a local cluster and checks Docker's
+view of their containers.
 """
 
 from __future__ import annotations

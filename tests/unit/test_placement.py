@@ -212,3 +212,43 @@ def test_a_node_constraint_reason_lists_the_wanted_nodes() -> None:
     best, reason = choose("t-1", spec("constraints: {nodes: [node7, node9]}"), [node(1)])
     assert best is None
     assert reason == "no node fits: node1: not one of the nodes node7, node9"
+
+
+# ---- rules, machine labels, GPUs ------------------------------------------------------------
+def test_rules_read_the_machine_labels_as_swarm_does() -> None:
+    pi = node(1, labels={"arch": "aarch64", "hostname": "pi3", "os": "linux", "zone": "a"})
+    box = node(2, labels={"arch": "x86_64", "hostname": "box", "os": "linux"})
+    assert why_not(pi, spec("constraints: {rules: ['node.platform.arch == x86_64']}")) == \
+        "node.platform.arch == x86_64 wanted, node has arch=aarch64"
+    assert why_not(box, spec("constraints: {rules: ['node.labels.arch == x86_64']}")) is None
+    assert why_not(pi, spec("constraints: {rules: ['node.hostname != pi3']}")) == \
+        "node.hostname != pi3 wanted, node has hostname=pi3"
+    # `!=` holds on a node without the label; `==` does not
+    assert why_not(box, spec("constraints: {rules: ['node.labels.zone != a']}")) is None
+    assert why_not(box, spec("constraints: {rules: ['node.labels.zone == a']}")) == \
+        "node.labels.zone == a wanted, node has zone=(none)"
+    assert place_all("t-1", spec("constraints: {rules: ['node.hostname == pi3']}"), [box, pi], 2) == ["node1"] * 2
+
+
+def test_a_gpu_task_goes_only_to_a_node_with_a_free_gpu() -> None:
+    task = spec("gpus: 1")
+    plain, one, two = node(1), node(2, gpus=1), node(3, gpus=2)
+    assert why_not(plain, task) == "no GPU (its telemetry reports none)"
+    assert sorted(place_all("t-1", task, [plain, one, two], 3)) == ["node2", "node3", "node3"]
+    best, reason = choose("t-1", task, [plain, one, two])
+    assert best is None
+    assert reason == ("no node fits: node1: no GPU (its telemetry reports none); "
+                      "node2: not enough free GPUs (needs 1, 0 of 1 free); "
+                      "node3: not enough free GPUs (needs 1, 0 of 2 free)")
+    assert choose("t-2", spec(), [plain, one, two])[0] is not None  # a task without GPUs still fits
+
+
+def test_all_gpus_or_listed_ids_take_that_many() -> None:
+    every, ids = spec("gpus: all"), spec("gpus: {device_ids: ['0', '1']}")
+    four = node(1, gpus=4)
+    assert why_not(four, every) is None and why_not(four, ids) is None
+    four.reserve("t-1", ids)
+    assert four.gpus_used == 2
+    assert why_not(four, every) == "not enough free GPUs (needs 4, 2 of 4 free)"
+    four.reserve("t-2", ids)
+    assert why_not(four, ids) == "not enough free GPUs (needs 2, 0 of 4 free)"

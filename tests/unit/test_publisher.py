@@ -21,7 +21,7 @@ def publisher(tmp_path: Path) -> Publisher:
     config = Config(dns_address="127.0.9.1", state_dir=str(tmp_path))
     pub = Publisher(config, Dnsmasq(config))
     text = render_hosts(config, NODES["node1"], NODES)
-    pub._write(text)
+    pub._write(pub.path, text)
     pub.last_text = text
     return pub
 
@@ -68,7 +68,7 @@ def test_the_hosts_file_can_live_outside_the_private_state_dir(tmp_path: Path) -
     config = Config(dns_address="127.0.9.1", state_dir=str(tmp_path / "state"),
                     dns_hosts_dir=str(tmp_path / "dns-hosts"))
     pub = Publisher(config, Dnsmasq(config))
-    pub._write(render_hosts(config, NODES["node1"], NODES))
+    pub._write(pub.path, render_hosts(config, NODES["node1"], NODES))
     written = tmp_path / "dns-hosts" / "cluster"
     assert "node1" in written.read_text() and (written.stat().st_mode & 0o777) == 0o644
     assert f"hostsdir={tmp_path / 'dns-hosts'}" in render_conf(config)

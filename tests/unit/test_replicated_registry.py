@@ -90,3 +90,13 @@ def test_a_minority_refuses_changes_at_once_naming_why(group: list[ReplicatedReg
         lone.register("aa:dd@10.0.0.4", "10.0.0.4", {})
     assert time.monotonic() - started < 0.1
     until(lambda: not lone.is_arbiter())
+
+
+def test_service_names_reach_every_replica_and_an_older_master_cannot_replace_them(
+        group: list[ReplicatedRegistry]) -> None:
+    names = {"web.shop.taskorg.internal": ["10.0.0.2", "10.0.0.3"]}
+    assert group[0].set_services(3, names)
+    until(lambda: all(r.services() == names for r in group))
+    assert not group[1].set_services(2, {})  # a deposed master's late push
+    assert group[2].set_services(4, {})  # the next master's
+    until(lambda: all(r.services() == {} for r in group))

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from taskorg.config import Config, ConfigError, load_config
-from taskorg.labels import NO_MASTER_SERVICE
+from taskorg.labels import NO_MASTER_SERVICE, machine_labels
 from taskorg.master.replication import Replicator
 from taskorg.slave import telemetry
 from taskorg.slave.fence import EpochFence
@@ -31,7 +31,7 @@ def load(**overrides: Any) -> Config:
 def test_defaults_leave_a_node_as_it_was() -> None:
     config = load()
     assert (config.runner, config.advertise_cpus, config.master_service) == ("docker", 0.0, True)
-    assert config.node_labels == {}
+    assert config.node_labels == machine_labels()
 
 
 def test_values_from_a_file_and_the_environment(tmp_path: Path) -> None:
@@ -61,8 +61,17 @@ def test_bad_values_name_the_setting(name: str, value: Any, message: str) -> Non
 
 def test_a_node_without_a_master_service_says_so_in_its_labels() -> None:
     config = load(master_service=False, labels={"gpu": "true"})
-    assert config.node_labels == {"gpu": "true", NO_MASTER_SERVICE: "true"}
-    assert load(labels={"gpu": "true"}).node_labels == {"gpu": "true"}
+    assert config.node_labels == {**machine_labels(), "gpu": "true", NO_MASTER_SERVICE: "true"}
+    assert load(labels={"gpu": "true"}).node_labels == {**machine_labels(), "gpu": "true"}
+
+
+def test_every_node_labels_its_machine_and_a_configured_label_wins() -> None:
+    import platform
+    import socket
+
+    labels = load().node_labels
+    assert (labels["arch"], labels["hostname"], labels["os"]) == (platform.machine(), socket.gethostname(), "linux")
+    assert load(labels={"hostname": "pi3"}).node_labels["hostname"] == "pi3"
 
 
 def test_advertised_cpus_are_the_reported_cpu_count() -> None:
