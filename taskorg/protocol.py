@@ -146,6 +146,24 @@ class Gpu(Struct):
     utilization: float | None = None
 
 
+class Disk(Struct, kw_only=True):
+    """One filesystem's usage in bytes: `used` of `size`, `free` for unprivileged writers (root's reserve
+    excluded). `holds` says why it is reported: taskorg's state directory ("state"), the docker data
+    root ("docker"), or both on one mount."""
+
+    mount: str
+    holds: list[Literal["state", "docker"]] = []
+    size: Count
+    used: Count
+    free: Count
+
+    @property
+    def percent(self) -> float:
+        """Used as `df` counts it, used / (used + free): 100 when nothing is left for a container."""
+        room = self.used + self.free
+        return round(100.0 * self.used / room, 1) if room else 0.0
+
+
 class Telemetry(Struct, kw_only=True):
     """`GET /v1/telemetry`, and the sample every report carries."""
 
@@ -159,6 +177,7 @@ class Telemetry(Struct, kw_only=True):
     temperatures: dict[str, float] = {}
     gpus: list[Gpu] = []
     speed: float = 1.0
+    disks: list[Disk] = []  # the state directory's filesystem first, then the docker data root's
 
 
 class Report(Struct, kw_only=True):

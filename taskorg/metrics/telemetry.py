@@ -43,19 +43,9 @@ def read(state_dir: str, fpga_root: Path = FPGA_ROOT) -> Iterator[Metric]:
     yield from fpgas(fpga_root)
 
 
-def mount_of(path: str) -> str:
-    """The mount point holding `path` (its nearest existing ancestor's)."""
-    current = Path(path).resolve()
-    while not current.exists():
-        current = current.parent
-    while not os.path.ismount(current):
-        current = current.parent
-    return str(current)
-
-
 def _disks(state_dir: str) -> Iterator[Metric]:
     mounts = {p.mountpoint for p in psutil.disk_partitions(all=False)}
-    state_mount = mount_of(state_dir)
+    state_mount = telemetry.mount_of(state_dir)
     mounts.add(state_mount)
     size = GaugeMetricFamily("taskorg_node_disk_size_bytes", "Size of a mounted filesystem", labels=["mount"])
     used = GaugeMetricFamily("taskorg_node_disk_used_bytes", "Bytes used on a mounted filesystem", labels=["mount"])

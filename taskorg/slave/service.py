@@ -44,6 +44,7 @@ DOCKER_TIMEOUT = 30
 def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -> Flask:
     app = create_service_app("slave", secret)
     policy = NodePolicy.from_config(config)
+    collect = telemetry.collector(config.advertise_cpus, telemetry.disk_paths(config.state_dir, runner))
 
     def check_epoch(epoch: int) -> int:
         try:
@@ -98,7 +99,7 @@ def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -
 
     @app.get("/v1/telemetry")
     def get_telemetry() -> Any:
-        return jsonify(telemetry.collect(runner.node, cpus=config.advertise_cpus))
+        return jsonify(collect(runner.node))
 
     @app.post("/v1/epoch")
     def raise_epoch() -> Any:

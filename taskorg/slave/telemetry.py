@@ -1,9 +1,13 @@
-"""What the master needs to place tasks well: load, memory, sensors, GPUs, speed.
+"""What the master needs to place tasks well: load, memory, disks, sensors, GPUs, speed.
 
 `speed` is measured, not configured: a short single-core hashing benchmark run
 once per process (about 50 ms of CPU), normalised so the development machine
 scores about 1.0. A
 Raspberry Pi scores lower, a fast desktop higher; placement prefers higher.
+
+Disks: the filesystem of taskorg's state directory and that of the docker
+data root, when readable. A filling SD card is how a small node dies, and
+these two are what fills it.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from pathlib import Path
 import shutil
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -32,7 +38,15 @@ _gpu_cache: tuple[float, list[dict[str, Any]]] | None = None
 _gpu_lock = threading.Lock()
 
 
-def collect(node: str, cpus: float = 0.0) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DiskPaths:
+    """The directories whose filesystems a sample reports: taskorg's state, docker's data root."""
+
+    state: str | None = None
+    docker: str | None = None
+
+
+def collect(node: str, cpus: float = 0.0, paths: DiskPaths = DiskPaths()) -> dict[str, Any]:
     """One telemetry sample (cheap: safe to call on every report).
 
     `cpus` > 0 is reported as the node's CPU count instead of the machine's
@@ -51,12 +65,59 @@ def collect(node: str, cpus: float = 0.0) -> dict[str, Any]:
         "temperatures": temperatures(),
         "gpus": gpus(),
         "speed": measure_speed(),
+        "disks": disks(paths),
     }
 
 
-def collector(cpus: float) -> Callable[[str], dict[str, Any]]:
-    """`collect` with this node's `advertise_cpus` setting bound."""
-    return functools.partial(collect, cpus=cpus)
+def collector(cpus: float, paths: DiskPaths = DiskPaths()) -> Callable[[str], dict[str, Any]]:
+    """`collect` with this node's `advertise_cpus` setting and disk paths bound."""
+    return functools.partial(collect, cpus=cpus, paths=paths)
+
+
+def mount_of(path: str) -> str:
+    """The mount point holding `path` (its nearest existing ancestor's)."""
+    current = Path(path).resolve()
+    while not current.exists():
+        current = current.parent
+    while not os.path.ismount(current):
+        current = current.parent
+    return str(current)
+
+
+def disks(paths: DiskPaths) -> list[dict[str, Any]]:
+    """`[{mount, holds, size, used, free}]`: one entry per filesystem, the state directory's first.
+
+    A path that cannot be read (docker's root is often root-only) is left out, not an error.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for what, path in (("state", paths.state), ("docker", paths.docker)):
+        if not path:
+            continue
+        try:
+            mount = mount_of(path)
+            usage = psutil.disk_usage(path)
+        except OSError as exc:
+            log.debug("disk not readable", extra={"path": path, "error": str(exc)})
+            continue
+        entry = found.setdefault(mount, {"mount": mount, "holds": [], "size": usage.total,
+                                         "used": usage.used, "free": usage.free})
+        entry["holds"].append(what)
+    return list(found.values())
+
+
+def disk_paths(state_dir: str, runner: Any) -> DiskPaths:
+    """This node's state directory and its runner's docker data root (none for a stand-in runner)."""
+    return DiskPaths(state_dir, docker_root(getattr(runner, "client", None)))
+
+
+def docker_root(client: Any) -> str | None:
+    """The docker data root (`docker info`'s DockerRootDir), or None without a docker client."""
+    try:
+        root = client.info().get("DockerRootDir") if client is not None else None
+    except Exception as exc:  # any docker or transport error: the disk is simply not reported
+        log.debug("docker data root unknown", extra={"error": str(exc)})
+        return None
+    return str(root) if root else None
 
 
 def prime() -> None:

@@ -97,3 +97,13 @@ def test_heartbeats_and_registrations_are_typed_and_addresses_are_addresses() ->
     with pytest.raises(ProtocolError, match="not an IP address"):
         checked_address("1:2:3", "registration")
     assert checked_address("127.0.1.3", "heartbeat") == "127.0.1.3"
+
+
+def test_a_disk_counts_used_as_df_does_and_an_empty_one_as_zero() -> None:
+    from taskorg.protocol import Disk, Telemetry
+
+    # 100 bytes, 80 used, 10 free for users (10 reserved for root): df says 89 %, not 80 %.
+    assert Disk(mount="/", holds=["state"], size=100, used=80, free=10).percent == 88.9
+    assert Disk(mount="/", size=0, used=0, free=0).percent == 0.0
+    with pytest.raises(ProtocolError, match="'disks'"):
+        convert({"disks": [{"mount": "/", "size": 1, "used": -1, "free": 0}]}, Telemetry)

@@ -15,7 +15,7 @@ def test_a_sample_has_every_documented_field() -> None:
     telemetry.prime()
     sample = telemetry.collect("node2")
     assert set(sample) == {"node", "time", "cpu_count", "cpu_percent", "load1", "memory_total",
-                           "memory_available", "temperatures", "gpus", "speed"}
+                           "memory_available", "temperatures", "gpus", "speed", "disks"}
     assert sample["node"] == "node2"
     assert sample["time"].endswith("Z")
     assert sample["cpu_count"] >= 1
@@ -67,3 +67,50 @@ def test_nvidia_smi_output_is_parsed_to_bytes_and_percent() -> None:
 def test_no_nvidia_smi_means_no_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(telemetry.shutil, "which", lambda name: None)
     assert telemetry.gpus() == []
+
+
+def test_disks_report_the_state_directory_first_and_share_a_mount(tmp_path) -> None:
+    state, docker = tmp_path / "state", tmp_path / "docker"
+    state.mkdir()
+    docker.mkdir()
+    [disk] = telemetry.disks(telemetry.DiskPaths(str(state), str(docker)))
+    assert disk["mount"] == telemetry.mount_of(str(tmp_path))
+    assert disk["holds"] == ["state", "docker"]  # one filesystem holding both: one entry
+    assert 0 < disk["used"] <= disk["size"] and 0 <= disk["free"] <= disk["size"]
+
+
+def test_an_unreadable_docker_root_is_left_out(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    real = telemetry.psutil.disk_usage
+
+    def usage(path: str):
+        if path == "/var/lib/docker-secret":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(telemetry.psutil, "disk_usage", usage)
+    found = telemetry.disks(telemetry.DiskPaths(str(tmp_path), "/var/lib/docker-secret"))
+    assert [d["holds"] for d in found] == [["state"]]
+
+
+def test_docker_root_comes_from_docker_info_or_is_none() -> None:
+    class Client:
+        def __init__(self, answer):
+            self.answer = answer
+
+        def info(self):
+            if isinstance(self.answer, Exception):
+                raise self.answer
+            return self.answer
+
+    assert telemetry.docker_root(Client({"DockerRootDir": "/srv/docker"})) == "/srv/docker"
+    assert telemetry.docker_root(Client(ConnectionError("no dockerd"))) is None
+    assert telemetry.docker_root(None) is None
+
+
+def test_a_sample_converts_to_the_typed_message_with_its_disks(tmp_path) -> None:
+    from taskorg.protocol import Telemetry, convert
+
+    sample = telemetry.collect("node2", paths=telemetry.DiskPaths(str(tmp_path)))
+    typed = convert(sample, Telemetry)
+    assert typed.disks[0].holds == ["state"]
+    assert 0 <= typed.disks[0].percent <= 100
