@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 
 from taskorg.webview import views
-from taskorg.webview.pages import after_cache, before_arg, site
+from taskorg.webview.pages import after_cache, before_arg, history_cache, site
 from taskorg.webview.cluster import ClusterApi
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -41,7 +41,7 @@ def cluster() -> Any:
 
 @bp.get("/dashboard")
 def dashboard() -> Any:
-    return _answer(views.dashboard_model(_api(), site()))
+    return _answer(views.dashboard_model(_api(), site(), history_cache()))
 
 
 @bp.get("/jobs")

@@ -15,7 +15,20 @@ from taskorg.webview.jobs import job_rows
 
 TELEMETRY = {"cpu_count": 4, "cpu_percent": 12.5, "load1": 0.4, "memory_total": 8 * 2**30,
              "memory_available": 5 * 2**30, "temperatures": {"coretemp/Package id 0": 47.0}, "gpus": [],
-             "speed": 1.02}
+             "speed": 1.02, "disks": [{"mount": "/", "holds": ["state", "docker"], "size": 32 * 2**30,
+                                        "used": 24 * 2**30, "free": 8 * 2**30}]}
+
+
+def fake_history(node: str, now: float) -> dict[str, Any]:
+    """Forty minutes of points, a hole of five minutes (a failover) and a disk filling up; node3 has none."""
+    points = []
+    if node != "node3":
+        for n in range(240):
+            if 100 <= n < 130:
+                continue
+            points.append({"time": now - 2400 + 10 * n, "cpu": 20 + (n * 7) % 60, "memory": 40 + n / 10,
+                           "disk": 50 + n / 8, "temperature": 45 + (n % 20) / 2})
+    return {"node": node, "step": 10.0, "span": 3600.0, "points": points}
 
 
 class FakeCluster:
@@ -96,12 +109,15 @@ class FakeCluster:
         return {"master": self.master, "epoch": self.epoch, "active": True, "seq": 10, "counts": counts,
                 "last_event": len(self.event_log), "replicas": {"node2": 10, "node3": 8}}
 
-    def members(self) -> dict[str, Any]:
+    def members(self, history: bool = False) -> dict[str, Any]:
         self._need_master()
+        self.calls.append(("members", history))
         view = self.dns_members()
         for member in view["members"]:
             member["telemetry"] = dict(TELEMETRY, node=member["node"])
             member["running"] = 1 if member["node"] == "node2" else 0
+            if history:
+                member["history"] = fake_history(member["node"], time.time())
         return view
 
     def tasks(self, **filters: str) -> list[dict[str, Any]]:
