@@ -99,7 +99,9 @@ class FakeCluster:
                     "labels": {"arch": "amd64"}, "alive": True, "last_seen_ago": 0.12, "state": "active",
                     "replica": [self.epoch, 10], "role": "master" if f"node{n}" == self.master else "standby"}
                    for n in (1, 2, 3)]
-        return {"members": members, "master": self.master, "epoch": self.epoch}
+        return {"members": members, "master": self.master, "epoch": self.epoch, "arbiter": "127.0.9.1",
+                "dns_servers": {"voters": ["127.0.9.1", "127.0.9.2", "127.0.9.3"],
+                                "reachable": ["127.0.9.1", "127.0.9.2", "127.0.9.3"], "leader": "127.0.9.1"}}
 
     def status(self) -> dict[str, Any]:
         self._need_master()
