@@ -88,6 +88,9 @@ class Config:
     # Slave reports: telemetry and a full container list. A container that dies is reported at
     # once (docker events) and a new master asks every slave itself, so this is a safety net.
     report_interval: float = 1.0
+    # The master's telemetry history (the webview's sparklines): one point per this many seconds,
+    # the last hour of them, in memory.
+    telemetry_history_step: float = 10.0
     # A node whose heartbeats stop for this long is dead for placement: its tasks are started
     # elsewhere. Longer than lease + margin (a stall that long already costs a master its lease),
     # short enough that tasks run again within ~2 s of a power loss.
@@ -306,6 +309,9 @@ def _validate(config: Config) -> None:
                           f"got {config.default_memory_limit!r}")
     if config.default_pids_limit < 1 or config.image_pull_timeout <= 0:
         raise ConfigError("settings 'default_pids_limit' and 'image_pull_timeout' must be positive")
+    if not 1 <= config.telemetry_history_step <= 600:
+        raise ConfigError(f"setting 'telemetry_history_step': seconds from 1 to 600, "
+                          f"got {config.telemetry_history_step}")
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"setting 'log_level': one of debug, info, warning, error; got {config.log_level!r}")
 

@@ -12,7 +12,7 @@ import time
 from concurrent.futures import Executor
 from typing import Any, Callable
 
-from taskorg.master.history import History
+from taskorg.master.history import STEP, History
 from taskorg.master.slaves import SlaveClient
 from taskorg.protocol import Telemetry, to_wire
 
@@ -21,14 +21,14 @@ ASK_EVERY = 1.0
 
 class TelemetryBook:
     def __init__(self, slaves: SlaveClient, pool: Executor, on_news: Callable[[], None],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, history_step: float = STEP) -> None:
         self.slaves = slaves
         self.pool = pool
         self.on_news = on_news  # a node became placeable: the tick should look again
         self.by_node: dict[str, dict[str, Any]] = {}  # as the API shows it, plus `received` (monotonic)
         self.asked: dict[str, float] = {}
         self.clock = clock
-        self.history = History()
+        self.history = History(step=history_step)
 
     def store(self, node: str, telemetry: Telemetry) -> None:
         self.by_node[node] = {**to_wire(telemetry), "received": time.monotonic()}

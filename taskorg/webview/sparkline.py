@@ -76,18 +76,19 @@ def runs(samples: Sequence[Sample], start: float, end: float, scale: Scale, box:
 
 
 def svg(samples: Sequence[Sample], *, start: float, end: float, scale: Scale, figure: str, title: str, unit: str,
-        box: Box = Box(), gap: float | None = None) -> str:
+        box: Box = Box(), gap: float | None = None, empty: str = "no history yet") -> str:
     """The sparkline as an `<svg>` element. `figure` names it for CSS and tests (cpu, memory, disk,
-    temperature); `title` and `unit` make its words: "CPU 12 % now; 3–85 % in the last 60 min"."""
+    temperature); `title` and `unit` make its words: "CPU 12 % now; 3–85 % in the last 14 min" (the
+    minutes the samples cover), or `empty` when there is nothing to draw."""
     lines = runs(samples, start, end, scale, box, gap)
-    values = [v for t, v in samples if v is not None and start <= t <= end]
-    if values:
-        last = next(v for t, v in sorted(samples, key=lambda s: s[0], reverse=True)
-                    if v is not None and start <= t <= end)
-        words = (f"{title} {_figure(last)}{unit} now; {_figure(min(values))}–{_figure(max(values))}{unit} "
-                 f"in the last {round((end - start) / 60)} min")
+    shown = sorted((t, v) for t, v in samples if v is not None and start <= t <= end)
+    values = [v for _, v in shown]
+    if shown:
+        minutes = max(1, round((end - shown[0][0]) / 60))
+        words = (f"{title} {_figure(values[-1])}{unit} now; {_figure(min(values))}–{_figure(max(values))}{unit} "
+                 f"in the last {minutes} min")
     else:
-        words = f"{title}: no history yet"
+        words = f"{title}: {empty}"
     head = (f'<svg class="spark spark-{escape(figure)}" viewBox="0 0 {box.width:g} {box.height:g}" '
             f'width="{box.width:g}" height="{box.height:g}" role="img" aria-label="{escape(words)}" '
             f'data-points="{len(values)}"><title>{escape(words)}</title>')
@@ -95,7 +96,7 @@ def svg(samples: Sequence[Sample], *, start: float, end: float, scale: Scale, fi
     parts = [head, f'<line class="spark-base" x1="{box.pad:g}" y1="{base:g}" x2="{box.width - box.pad:g}" y2="{base:g}"/>']
     if not values:
         parts.append(f'<text class="spark-empty" x="{box.width / 2:g}" y="{box.height / 2 + 3:g}" '
-                     f'text-anchor="middle">no data yet</text>')
+                     f'text-anchor="middle">{escape(empty)}</text>')
     for run in lines:
         path = " ".join(f"{'M' if n == 0 else 'L'}{x:.1f},{y:.1f}" for n, (x, y) in enumerate(run))
         if len(run) == 1:  # a lone point: a short tick, so it shows

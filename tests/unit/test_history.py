@@ -108,3 +108,13 @@ def test_bad_history_requests_get_errors_that_name_the_problem(harness: TickHarn
     assert "node1, node2" in missing.get_json()["error"]
     bad = app.get("/v1/members?history=maybe", headers=HEADERS)
     assert bad.status_code == 400 and "'history'" in bad.get_json()["error"]
+
+
+def test_the_step_is_a_setting_from_one_to_six_hundred_seconds(tmp_path: Path) -> None:
+    from taskorg.config import ConfigError, load_config
+
+    config = load_config(overrides={"state_dir": str(tmp_path), "telemetry_history_step": 2}, environ={})
+    assert config.telemetry_history_step == 2
+    for bad in (0.5, 601):
+        with pytest.raises(ConfigError, match=rf"'telemetry_history_step': seconds from 1 to 600, got {bad}"):
+            load_config(overrides={"state_dir": str(tmp_path), "telemetry_history_step": bad}, environ={})

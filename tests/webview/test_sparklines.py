@@ -64,7 +64,7 @@ def test_an_empty_history_draws_a_baseline_and_says_so() -> None:
     root = parse(sparkline.svg([], start=0.0, end=3600.0, scale=PERCENT, figure="disk", title="Disk", unit=" %"))
     assert root.get("data-points") == "0" and root.get("aria-label") == "Disk: no history yet"
     assert root.findall(f"{SVG}path") == [] and root.find(f"{SVG}circle") is None
-    assert root.find(f"{SVG}line") is not None and root.find(f"{SVG}text").text == "no data yet"
+    assert root.find(f"{SVG}line") is not None and root.find(f"{SVG}text").text == "no history yet"
 
 
 def test_a_lone_point_still_shows_and_text_is_escaped() -> None:
@@ -85,13 +85,15 @@ def test_a_node_history_becomes_four_sparklines_ending_at_its_newest_point() -> 
     [path] = cpu.findall(f"{SVG}path")
     last_x = float(path.get("d").split()[-1][1:].split(",")[0])
     assert 90 < last_x < 96  # the newest point is at the right edge (its step's middle), whatever `now` says
-    assert parse(str(drawn["disk"])).get("data-points") == "0"
+    disk = parse(str(drawn["disk"]))
+    assert disk.get("data-points") == "0" and disk.get("aria-label") == "Disk: none reported"  # no such figure
+    assert cpu.get("aria-label") == "CPU 50 % now; 50–50 % in the last 1 min"  # the minutes the points cover
     assert "no history yet" in str(history.sparklines(None, now=0.0)["temperature"])
 
 
 def test_the_cache_asks_for_the_hour_once_a_step_and_keeps_serving_it() -> None:
     fake, now = FakeCluster(), [0.0]
-    cache = history.HistoryCache(every=10.0, clock=lambda: now[0])
+    cache = history.HistoryCache(clock=lambda: now[0])
     first = cache.members(fake)
     now[0] = 5.0
     second = cache.members(fake)
@@ -99,6 +101,23 @@ def test_the_cache_asks_for_the_hour_once_a_step_and_keeps_serving_it() -> None:
     cache.members(fake)
     assert [c for c in fake.calls if c[0] == "members"] == [("members", True), ("members", False), ("members", True)]
     assert second["members"][0]["history"]["points"] == first["members"][0]["history"]["points"]
+
+
+def test_the_cache_follows_a_shorter_step_of_the_master() -> None:
+    fake = FakeCluster()
+    real = fake.members
+
+    def members(history: bool = False) -> dict:
+        view = real(history)
+        for member in view["members"]:
+            if history:
+                member["history"]["step"] = 2.0
+        return view
+
+    fake.members = members  # type: ignore[method-assign]
+    cache = history.HistoryCache(clock=lambda: 0.0)
+    cache.members(fake)
+    assert cache.every == 2.0
 
 
 def test_the_dashboard_draws_four_sparklines_per_node_and_the_disk(logged_in: FlaskClient) -> None:
