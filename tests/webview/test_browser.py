@@ -335,6 +335,12 @@ def test_sparklines_disks_and_dns_servers(cluster: LocalCluster, page: Page) -> 
         });
     })""")
     assert boxes and all(boxes)
+    # The same history through the API, as the master keeps it: real disks and CPU, a point per 2 s.
+    node = cluster.node_name(1)
+    kept = cluster.client().node_history(node)
+    assert (kept["node"], kept["step"], kept["span"]) == (node, 2.0, 3600.0)
+    assert len(kept["points"]) >= 10 and all(0 < p["disk"] < 100 for p in kept["points"][-5:])
+    assert [p["time"] for p in kept["points"]] == sorted(p["time"] for p in kept["points"])
     voters = cluster.client().dns_members()["dns_servers"]["voters"]
     picture = page.locator("#cluster-picture svg.pic-wide")
     expect(picture.locator("g.machine[data-dns=voter]")).to_have_count(len(voters))
