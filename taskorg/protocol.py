@@ -146,22 +146,13 @@ class Gpu(Struct):
     utilization: float | None = None
 
 
-class Disk(Struct, kw_only=True):
-    """One filesystem's usage in bytes: `used` of `size`, `free` for unprivileged writers (root's reserve
-    excluded). `holds` says why it is reported: taskorg's state directory ("state"), the docker data
-    root ("docker"), or both on one mount."""
+class Disk(Struct):
+    """The filesystem that holds a node's state directory (an SD card filling up kills a Pi node)."""
 
     mount: str
-    holds: list[Literal["state", "docker"]] = []
-    size: Count
-    used: Count
-    free: Count
-
-    @property
-    def percent(self) -> float:
-        """Used as `df` counts it, used / (used + free): 100 when nothing is left for a container."""
-        room = self.used + self.free
-        return round(100.0 * self.used / room, 1) if room else 0.0
+    total: int
+    used: int
+    percent: float  # as df counts it: used / (used + free)
 
 
 class Telemetry(Struct, kw_only=True):
@@ -172,12 +163,14 @@ class Telemetry(Struct, kw_only=True):
     cpu_count: int | float = 1  # a whole number from psutil; a setting may advertise a share
     cpu_percent: float = 0.0
     load1: float | None = None
+    # Docker's data root, when it is on another filesystem than the state directory's (`disk`).
+    docker_disk: Disk | None = None
     memory_total: int = 0
     memory_available: int | None = None
     temperatures: dict[str, float] = {}
     gpus: list[Gpu] = []
     speed: float = 1.0
-    disks: list[Disk] = []  # the state directory's filesystem first, then the docker data root's
+    disk: Disk | None = None
 
 
 class Report(Struct, kw_only=True):

@@ -26,24 +26,21 @@ def print_members(view: dict[str, Any]) -> None:
         rows.append([m["node"], m["address"], m["role"], m["state"], "yes" if m["alive"] else "NO",
                      f"{m['last_seen_ago']:.1f}s" if m.get("last_seen_ago") is not None else "-",
                      m.get("running", "-"), f"{tele['cpu_percent']:.0f}%" if tele.get("cpu_percent") is not None else "-",
-                     size(tele.get("memory_available")), disk_cell(tele.get("disks") or []),
+                     size(tele.get("memory_available")), disk_cell(tele),
                      ",".join(f"{k}={v}" for k, v in m["labels"].items())])
     print(f"master: {view['master'] or 'none'}   epoch: {view['epoch']}")
     print(table(["NODE", "ADDRESS", "ROLE", "STATE", "ALIVE", "SEEN", "TASKS", "CPU", "MEM FREE", "DISK", "LABELS"],
                 rows))
 
 
-def disk_cell(disks: list[dict[str, Any]]) -> str:
-    """'62% 12.0 GiB free' for the state directory's filesystem (the first), '+docker 91%' when apart; '-' if none."""
-    if not disks:
-        return "-"
-    words = []
-    for disk in disks:
-        room = disk["used"] + disk["free"]
-        percent = f"{100 * disk['used'] / room:.0f}%" if room else "-"
-        free = size(disk["free"]) if disk["free"] else "0 B"
-        words.append(f"{percent} {free} free" if not words else f"+{'+'.join(disk['holds'])} {percent}")
-    return " ".join(words)
+def disk_cell(telemetry: dict[str, Any]) -> str:
+    """'75% of 32.0 GiB' for the state directory's filesystem, '+docker 91%' for docker's data root on
+    another one; '-' when the node reports neither."""
+    state, docker = telemetry.get("disk"), telemetry.get("docker_disk")
+    words = [f"{state['percent']:.0f}% of {size(state['total'])}"] if state else []
+    if docker:
+        words.append(f"+docker {docker['percent']:.0f}%")
+    return " ".join(words) or "-"
 
 
 def cmd_node_ls(args: argparse.Namespace) -> int:

@@ -41,8 +41,8 @@ def figures(telemetry: Telemetry) -> dict[str, float | None]:
     memory = None
     if telemetry.memory_total and telemetry.memory_available is not None:
         memory = round(100.0 * (telemetry.memory_total - telemetry.memory_available) / telemetry.memory_total, 1)
-    state = next((d for d in telemetry.disks if "state" in d.holds), telemetry.disks[0] if telemetry.disks else None)
-    return {"cpu": telemetry.cpu_percent, "memory": memory, "disk": state.percent if state else None,
+    return {"cpu": telemetry.cpu_percent, "memory": memory,
+            "disk": telemetry.disk.percent if telemetry.disk else None,
             "temperature": max(telemetry.temperatures.values()) if telemetry.temperatures else None}
 
 

@@ -43,9 +43,12 @@ def read(state_dir: str, fpga_root: Path = FPGA_ROOT) -> Iterator[Metric]:
     yield from fpgas(fpga_root)
 
 
+mount_of = telemetry.mount_of  # the state dir's mount: read for the slave's reports too
+
+
 def _disks(state_dir: str) -> Iterator[Metric]:
     mounts = {p.mountpoint for p in psutil.disk_partitions(all=False)}
-    state_mount = telemetry.mount_of(state_dir)
+    state_mount = mount_of(state_dir)
     mounts.add(state_mount)
     size = GaugeMetricFamily("taskorg_node_disk_size_bytes", "Size of a mounted filesystem", labels=["mount"])
     used = GaugeMetricFamily("taskorg_node_disk_used_bytes", "Bytes used on a mounted filesystem", labels=["mount"])

@@ -46,8 +46,8 @@ class Reporter:
         self.secret = secret
         self.runner = runner
         self.fence = fence
-        self.collect = collect or telemetry.collector(config.advertise_cpus,
-                                                      telemetry.disk_paths(config.state_dir, runner))
+        self.collect = collect or telemetry.collector(config.advertise_cpus, config.state_dir,
+                                                      telemetry.docker_root_of(runner))
         self.resolve = resolve
         self._clients: dict[str, ServiceClient] = {}
         self._send_lock = threading.Lock()

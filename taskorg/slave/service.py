@@ -44,7 +44,7 @@ DOCKER_TIMEOUT = 30
 def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -> Flask:
     app = create_service_app("slave", secret)
     policy = NodePolicy.from_config(config)
-    collect = telemetry.collector(config.advertise_cpus, telemetry.disk_paths(config.state_dir, runner))
+    collect = telemetry.collector(config.advertise_cpus, config.state_dir, telemetry.docker_root_of(runner))
 
     def check_epoch(epoch: int) -> int:
         try:

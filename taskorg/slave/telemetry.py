@@ -5,9 +5,9 @@ once per process (about 50 ms of CPU), normalised so the development machine
 scores about 1.0. A
 Raspberry Pi scores lower, a fast desktop higher; placement prefers higher.
 
-Disks: the filesystem of taskorg's state directory and that of the docker
-data root, when readable. A filling SD card is how a small node dies, and
-these two are what fills it.
+Disks: the filesystem of taskorg's state directory and, when it is another
+one and readable, that of docker's data root. A filling SD card is how a
+small node dies, and these two are what fills it.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from pathlib import Path
 import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 import psutil
@@ -38,15 +37,7 @@ _gpu_cache: tuple[float, list[dict[str, Any]]] | None = None
 _gpu_lock = threading.Lock()
 
 
-@dataclass(frozen=True)
-class DiskPaths:
-    """The directories whose filesystems a sample reports: taskorg's state, docker's data root."""
-
-    state: str | None = None
-    docker: str | None = None
-
-
-def collect(node: str, cpus: float = 0.0, paths: DiskPaths = DiskPaths()) -> dict[str, Any]:
+def collect(node: str, cpus: float = 0.0, state_dir: str = "", docker_root: str = "") -> dict[str, Any]:
     """One telemetry sample (cheap: safe to call on every report).
 
     `cpus` > 0 is reported as the node's CPU count instead of the machine's
@@ -65,59 +56,14 @@ def collect(node: str, cpus: float = 0.0, paths: DiskPaths = DiskPaths()) -> dic
         "temperatures": temperatures(),
         "gpus": gpus(),
         "speed": measure_speed(),
-        "disks": disks(paths),
+        "disk": state_disk(state_dir) if state_dir else None,
+        "docker_disk": docker_disk(docker_root, state_dir) if docker_root else None,
     }
 
 
-def collector(cpus: float, paths: DiskPaths = DiskPaths()) -> Callable[[str], dict[str, Any]]:
-    """`collect` with this node's `advertise_cpus` setting and disk paths bound."""
-    return functools.partial(collect, cpus=cpus, paths=paths)
-
-
-def mount_of(path: str) -> str:
-    """The mount point holding `path` (its nearest existing ancestor's)."""
-    current = Path(path).resolve()
-    while not current.exists():
-        current = current.parent
-    while not os.path.ismount(current):
-        current = current.parent
-    return str(current)
-
-
-def disks(paths: DiskPaths) -> list[dict[str, Any]]:
-    """`[{mount, holds, size, used, free}]`: one entry per filesystem, the state directory's first.
-
-    A path that cannot be read (docker's root is often root-only) is left out, not an error.
-    """
-    found: dict[str, dict[str, Any]] = {}
-    for what, path in (("state", paths.state), ("docker", paths.docker)):
-        if not path:
-            continue
-        try:
-            mount = mount_of(path)
-            usage = psutil.disk_usage(path)
-        except OSError as exc:
-            log.debug("disk not readable", extra={"path": path, "error": str(exc)})
-            continue
-        entry = found.setdefault(mount, {"mount": mount, "holds": [], "size": usage.total,
-                                         "used": usage.used, "free": usage.free})
-        entry["holds"].append(what)
-    return list(found.values())
-
-
-def disk_paths(state_dir: str, runner: Any) -> DiskPaths:
-    """This node's state directory and its runner's docker data root (none for a stand-in runner)."""
-    return DiskPaths(state_dir, docker_root(getattr(runner, "client", None)))
-
-
-def docker_root(client: Any) -> str | None:
-    """The docker data root (`docker info`'s DockerRootDir), or None without a docker client."""
-    try:
-        root = client.info().get("DockerRootDir") if client is not None else None
-    except Exception as exc:  # any docker or transport error: the disk is simply not reported
-        log.debug("docker data root unknown", extra={"error": str(exc)})
-        return None
-    return str(root) if root else None
+def collector(cpus: float, state_dir: str = "", docker_root: str = "") -> Callable[[str], dict[str, Any]]:
+    """`collect` with this node's `advertise_cpus` and `state_dir` settings and docker's data root bound."""
+    return functools.partial(collect, cpus=cpus, state_dir=state_dir, docker_root=docker_root)
 
 
 def prime() -> None:
@@ -229,3 +175,47 @@ def _number(text: str) -> float | None:
         return float(text)
     except ValueError:
         return None
+
+
+def mount_of(path: str) -> str:
+    """The mount point holding `path` (its nearest existing ancestor's)."""
+    current = Path(path).resolve()
+    while not current.exists():
+        current = current.parent
+    while not os.path.ismount(current):
+        current = current.parent
+    return str(current)
+
+
+def state_disk(state_dir: str) -> dict[str, Any] | None:
+    """Usage of the filesystem holding `state_dir` (the slave's telemetry, for the disk alert);
+    None when it cannot be read."""
+    mount = mount_of(state_dir)
+    try:
+        usage = psutil.disk_usage(mount)
+    except OSError:
+        return None
+    return {"mount": mount, "total": usage.total, "used": usage.used, "percent": usage.percent}
+
+
+def docker_disk(docker_root: str, state_dir: str = "") -> dict[str, Any] | None:
+    """Usage of the filesystem holding docker's data root, measured as the state directory's is; None
+    when it is that same filesystem (`disk` says it) or cannot be read (the root is often root-only)."""
+    try:
+        if state_dir and mount_of(docker_root) == mount_of(state_dir):
+            return None
+        return state_disk(docker_root)
+    except OSError as exc:
+        log.debug("docker data root not readable", extra={"path": docker_root, "error": str(exc)})
+        return None
+
+
+def docker_root_of(runner: Any) -> str:
+    """Docker's data root (`docker info`'s DockerRootDir) for a runner with a docker client; "" otherwise."""
+    client = getattr(runner, "client", None)
+    try:
+        root = client.info().get("DockerRootDir") if client is not None else None
+    except Exception as exc:  # any docker or transport error: that disk is simply not reported
+        log.debug("docker data root unknown", extra={"error": str(exc)})
+        return ""
+    return str(root or "")

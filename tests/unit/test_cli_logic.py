@@ -73,13 +73,12 @@ def test_an_update_answer_prints_each_tasks_revisions(capsys: pytest.CaptureFixt
     assert out[1].endswith("web  revision 2 -> 3, rolling") and out[2].endswith("db  revision 1, unchanged")
 
 
+
 def test_node_ls_shows_the_state_disk_and_a_separate_docker_disk() -> None:
     from taskorg.cli.node_commands import disk_cell
 
-    GiB = 1024 ** 3
-    state = {"mount": "/", "holds": ["state"], "size": 32 * GiB, "used": 24 * GiB, "free": 8 * GiB}
-    docker = {"mount": "/srv", "holds": ["docker"], "size": 100, "used": 91, "free": 9}
-    assert disk_cell([state]) == "75% 8.0 GiB free"
-    assert disk_cell([state, docker]) == "75% 8.0 GiB free +docker 91%"
-    assert disk_cell([{**state, "used": 32 * GiB, "free": 0}]) == "100% 0 B free"
-    assert disk_cell([]) == "-"
+    state = {"mount": "/", "total": 32 * 1024 ** 3, "used": 24 * 1024 ** 3, "percent": 75.0}
+    docker = {"mount": "/srv", "total": 100, "used": 91, "percent": 91.2}
+    assert disk_cell({"disk": state}) == "75% of 32.0 GiB"
+    assert disk_cell({"disk": state, "docker_disk": docker}) == "75% of 32.0 GiB +docker 91%"
+    assert disk_cell({"disk": None}) == "-" and disk_cell({}) == "-"

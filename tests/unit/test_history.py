@@ -20,8 +20,8 @@ GiB = 1024 ** 3
 def sample(cpu: float = 10.0, used_gib: int = 1, disk_used: int = 50, temperature: float | None = 40.0) -> Telemetry:
     return Telemetry(cpu_percent=cpu, memory_total=4 * GiB, memory_available=(4 - used_gib) * GiB,
                      temperatures={"cpu": temperature, "board": 30.0} if temperature is not None else {},
-                     disks=[Disk(mount="/var", holds=["docker"], size=100, used=99, free=1),
-                            Disk(mount="/", holds=["state"], size=100, used=disk_used, free=100 - disk_used)])
+                     disk=Disk(mount="/", total=100, used=disk_used, percent=float(disk_used)),
+                     docker_disk=Disk(mount="/var", total=100, used=99, percent=99.0))
 
 
 def test_figures_are_percentages_the_state_disk_and_the_hottest_sensor() -> None:

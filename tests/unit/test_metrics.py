@@ -19,7 +19,6 @@ from taskorg.metrics import master as master_metrics, telemetry
 from taskorg.security import auth
 from taskorg.security.policy import MONITOR, OPEN, required
 from taskorg.security.tokens import TokenStore
-from taskorg.slave import telemetry as slave_telemetry
 from tickharness import TickHarness
 
 SECRET = "a-cluster-secret-long-enough"
@@ -138,7 +137,7 @@ def test_the_state_directory_disk_is_always_reported(tmp_path: Path) -> None:
     state = tmp_path / "not-yet" / "state"
     families = {f.name: f for f in telemetry.read(str(state), fpga_root=tmp_path / "none")}
     mounts = {s.labels["mount"]: s.labels["state_dir"] for s in families["taskorg_node_disk_used_ratio"].samples}
-    assert mounts[slave_telemetry.mount_of(str(tmp_path))] == "true"
+    assert mounts[telemetry.mount_of(str(tmp_path))] == "true"
     assert {s.labels["mode"] for s in families["taskorg_node_cpu_seconds"].samples} >= {"user", "system", "idle"}
 
 

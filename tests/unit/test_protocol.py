@@ -99,11 +99,12 @@ def test_heartbeats_and_registrations_are_typed_and_addresses_are_addresses() ->
     assert checked_address("127.0.1.3", "heartbeat") == "127.0.1.3"
 
 
-def test_a_disk_counts_used_as_df_does_and_an_empty_one_as_zero() -> None:
-    from taskorg.protocol import Disk, Telemetry
 
-    # 100 bytes, 80 used, 10 free for users (10 reserved for root): df says 89 %, not 80 %.
-    assert Disk(mount="/", holds=["state"], size=100, used=80, free=10).percent == 88.9
-    assert Disk(mount="/", size=0, used=0, free=0).percent == 0.0
-    with pytest.raises(ProtocolError, match="'disks'"):
-        convert({"disks": [{"mount": "/", "size": 1, "used": -1, "free": 0}]}, Telemetry)
+def test_telemetry_disks_are_typed_at_the_door() -> None:
+    from taskorg.protocol import Telemetry
+
+    sample = convert({"disk": {"mount": "/", "total": 100, "used": 80, "percent": 88.9},
+                      "docker_disk": None}, Telemetry)
+    assert sample.disk is not None and sample.disk.percent == 88.9 and sample.docker_disk is None
+    with pytest.raises(ProtocolError, match="'docker_disk'"):
+        convert({"docker_disk": {"mount": "/srv", "total": "big", "used": 1, "percent": 1.0}}, Telemetry)

@@ -15,7 +15,7 @@ def test_a_sample_has_every_documented_field() -> None:
     telemetry.prime()
     sample = telemetry.collect("node2")
     assert set(sample) == {"node", "time", "cpu_count", "cpu_percent", "load1", "memory_total",
-                           "memory_available", "temperatures", "gpus", "speed", "disks"}
+                           "memory_available", "temperatures", "gpus", "speed", "disk", "docker_disk"}
     assert sample["node"] == "node2"
     assert sample["time"].endswith("Z")
     assert sample["cpu_count"] >= 1
@@ -69,32 +69,38 @@ def test_no_nvidia_smi_means_no_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     assert telemetry.gpus() == []
 
 
-def test_disks_report_the_state_directory_first_and_share_a_mount(tmp_path) -> None:
+
+def test_the_state_disk_is_measured_and_a_docker_root_on_it_is_not_repeated(tmp_path) -> None:
     state, docker = tmp_path / "state", tmp_path / "docker"
     state.mkdir()
     docker.mkdir()
-    [disk] = telemetry.disks(telemetry.DiskPaths(str(state), str(docker)))
-    assert disk["mount"] == telemetry.mount_of(str(tmp_path))
-    assert disk["holds"] == ["state", "docker"]  # one filesystem holding both: one entry
-    assert 0 < disk["used"] <= disk["size"] and 0 <= disk["free"] <= disk["size"]
+    sample = telemetry.collect("node2", state_dir=str(state), docker_root=str(docker))
+    assert sample["disk"]["mount"] == telemetry.mount_of(str(tmp_path))
+    assert 0 < sample["disk"]["used"] <= sample["disk"]["total"] and 0 <= sample["disk"]["percent"] <= 100
+    assert sample["docker_disk"] is None  # the same filesystem: `disk` says it
+    assert telemetry.collect("node2")["disk"] is None and telemetry.collect("node2")["docker_disk"] is None
 
 
-def test_an_unreadable_docker_root_is_left_out(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def test_a_docker_root_on_another_filesystem_is_measured_and_an_unreadable_one_left_out(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    mounts = {str(tmp_path): "/", "/srv/docker": "/srv", "/secret/docker": "/secret"}
+    monkeypatch.setattr(telemetry, "mount_of", lambda path: mounts[path])
     real = telemetry.psutil.disk_usage
 
     def usage(path: str):
-        if path == "/var/lib/docker-secret":
+        if path == "/secret":
             raise PermissionError(13, "Permission denied")
-        return real(path)
+        return real("/")
 
     monkeypatch.setattr(telemetry.psutil, "disk_usage", usage)
-    found = telemetry.disks(telemetry.DiskPaths(str(tmp_path), "/var/lib/docker-secret"))
-    assert [d["holds"] for d in found] == [["state"]]
+    assert telemetry.docker_disk("/srv/docker", str(tmp_path))["mount"] == "/srv"
+    assert telemetry.docker_disk("/secret/docker", str(tmp_path)) is None
 
 
-def test_docker_root_comes_from_docker_info_or_is_none() -> None:
-    class Client:
+def test_docker_root_comes_from_docker_info_or_is_empty() -> None:
+    class Runner:
         def __init__(self, answer):
+            self.client = self
             self.answer = answer
 
         def info(self):
@@ -102,15 +108,13 @@ def test_docker_root_comes_from_docker_info_or_is_none() -> None:
                 raise self.answer
             return self.answer
 
-    assert telemetry.docker_root(Client({"DockerRootDir": "/srv/docker"})) == "/srv/docker"
-    assert telemetry.docker_root(Client(ConnectionError("no dockerd"))) is None
-    assert telemetry.docker_root(None) is None
+    assert telemetry.docker_root_of(Runner({"DockerRootDir": "/srv/docker"})) == "/srv/docker"
+    assert telemetry.docker_root_of(Runner(ConnectionError("no dockerd"))) == ""
+    assert telemetry.docker_root_of(object()) == ""  # a stand-in runner has no docker client
 
 
-def test_a_sample_converts_to_the_typed_message_with_its_disks(tmp_path) -> None:
+def test_a_sample_converts_to_the_typed_message_with_its_disk(tmp_path) -> None:
     from taskorg.protocol import Telemetry, convert
 
-    sample = telemetry.collect("node2", paths=telemetry.DiskPaths(str(tmp_path)))
-    typed = convert(sample, Telemetry)
-    assert typed.disks[0].holds == ["state"]
-    assert 0 <= typed.disks[0].percent <= 100
+    typed = convert(telemetry.collect("node2", state_dir=str(tmp_path)), Telemetry)
+    assert typed.disk is not None and 0 <= typed.disk.percent <= 100

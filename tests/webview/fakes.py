@@ -15,8 +15,8 @@ from taskorg.webview.jobs import job_rows
 
 TELEMETRY = {"cpu_count": 4, "cpu_percent": 12.5, "load1": 0.4, "memory_total": 8 * 2**30,
              "memory_available": 5 * 2**30, "temperatures": {"coretemp/Package id 0": 47.0}, "gpus": [],
-             "speed": 1.02, "disks": [{"mount": "/", "holds": ["state", "docker"], "size": 32 * 2**30,
-                                        "used": 24 * 2**30, "free": 8 * 2**30}]}
+             "speed": 1.02, "disk": {"mount": "/", "total": 32 * 2**30, "used": 24 * 2**30, "percent": 75.0},
+             "docker_disk": {"mount": "/srv/docker", "total": 100 * 2**30, "used": 91 * 2**30, "percent": 91.0}}
 
 
 def fake_history(node: str, now: float) -> dict[str, Any]:
