@@ -294,6 +294,9 @@ def _validate(config: Config) -> None:
         )
     if not config.suffix or config.suffix.startswith(".") or " " in config.suffix:
         raise ConfigError(f"setting 'suffix': not a DNS domain: {config.suffix!r}")
+    if not 1 <= config.telemetry_history_step <= 600:
+        raise ConfigError(f"setting 'telemetry_history_step': seconds from 1 to 600, "
+                          f"got {config.telemetry_history_step}")
     if config.runner not in RUNNERS:
         raise ConfigError(f"setting 'runner': one of {', '.join(RUNNERS)}; got {config.runner!r}")
     reserved = sorted(key for key in config.labels if key.startswith(RESERVED_LABEL_PREFIX))
@@ -309,9 +312,6 @@ def _validate(config: Config) -> None:
                           f"got {config.default_memory_limit!r}")
     if config.default_pids_limit < 1 or config.image_pull_timeout <= 0:
         raise ConfigError("settings 'default_pids_limit' and 'image_pull_timeout' must be positive")
-    if not 1 <= config.telemetry_history_step <= 600:
-        raise ConfigError(f"setting 'telemetry_history_step': seconds from 1 to 600, "
-                          f"got {config.telemetry_history_step}")
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"setting 'log_level': one of debug, info, warning, error; got {config.log_level!r}")
 
