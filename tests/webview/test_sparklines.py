@@ -124,7 +124,7 @@ def test_the_dashboard_draws_four_sparklines_per_node_and_the_disk(logged_in: Fl
     html = logged_in.get("/").get_data(as_text=True)
     row = re.search(r'<tr id="member-node1".*?</tr>', html, re.S).group(0)
     assert re.findall(r'class="spark spark-(\w+)"', row) == ["cpu", "memory", "disk", "temperature"]
-    assert 'data-holds="state"' in row and "75 %" in row and "state on / · 24.0 GiB / 32.0 GiB" in row
+    assert 'data-holds="state"' in row and "75 %" in row and "state on / · 24.0 GiB used" in row
     assert 'data-holds="docker"' in row and "91 %" in row  # docker's data root on its own filesystem
     assert "no history yet" in re.search(r'<tr id="member-node3".*?</tr>', html, re.S).group(0)
     # A gap in the history (a failover) breaks the line in two.
