@@ -34,10 +34,10 @@ def print_members(view: dict[str, Any]) -> None:
 
 
 def disk_cell(telemetry: dict[str, Any]) -> str:
-    """'75% of 32.0 GiB' for the state directory's filesystem, '+docker 91%' for docker's data root on
-    another one; '-' when the node reports neither."""
+    """'75% 24.0 GiB' (df's percentage, bytes used) for the state directory's filesystem, '+docker 91%' for
+    docker's data root on another one; '-' when the node reports neither."""
     state, docker = telemetry.get("disk"), telemetry.get("docker_disk")
-    words = [f"{state['percent']:.0f}% of {size(state['total'])}"] if state else []
+    words = [f"{state['percent']:.0f}% {size(state['used'])}"] if state else []
     if docker:
         words.append(f"+docker {docker['percent']:.0f}%")
     return " ".join(words) or "-"

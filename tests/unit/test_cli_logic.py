@@ -79,6 +79,6 @@ def test_node_ls_shows_the_state_disk_and_a_separate_docker_disk() -> None:
 
     state = {"mount": "/", "total": 32 * 1024 ** 3, "used": 24 * 1024 ** 3, "percent": 75.0}
     docker = {"mount": "/srv", "total": 100, "used": 91, "percent": 91.2}
-    assert disk_cell({"disk": state}) == "75% of 32.0 GiB"
-    assert disk_cell({"disk": state, "docker_disk": docker}) == "75% of 32.0 GiB +docker 91%"
+    assert disk_cell({"disk": state}) == "75% 24.0 GiB"
+    assert disk_cell({"disk": state, "docker_disk": docker}) == "75% 24.0 GiB +docker 91%"
     assert disk_cell({"disk": None}) == "-" and disk_cell({}) == "-"
