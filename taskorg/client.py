@@ -372,8 +372,13 @@ class Client:
     def state(self) -> dict[str, Any]:
         return dict(self.call("GET", "/v1/state"))
 
-    def members(self) -> dict[str, Any]:
-        return dict(self.call("GET", "/v1/members"))
+    def members(self, history: bool = False) -> dict[str, Any]:
+        """The master's members with telemetry; `history` adds each node's last hour (`node_history`)."""
+        return dict(self.call("GET", "/v1/members", params={"history": "1"} if history else None))
+
+    def node_history(self, node: str) -> dict[str, Any]:
+        """`{node, step, span, points: [{time, cpu, memory, disk, temperature}]}`, oldest point first."""
+        return dict(self.call("GET", f"/v1/nodes/{node}/history"))
 
     # ---- the DNS service: members and elections, answered even with no master ----------------------
     def dns_members(self) -> dict[str, Any]:

@@ -98,6 +98,9 @@ class Config:
     # Slave reports: telemetry and a full container list. A container that dies is reported at
     # once (docker events) and a new master asks every slave itself, so this is a safety net.
     report_interval: float = 1.0
+    # The master's telemetry history (the webview's sparklines): one point per this many seconds,
+    # the last hour of them, in memory.
+    telemetry_history_step: float = 10.0
     # A node whose heartbeats stop for this long is dead for placement: its tasks are started
     # elsewhere. Longer than lease + margin (a stall that long already costs a master its lease),
     # short enough that tasks run again within ~2 s of a power loss.
@@ -343,6 +346,9 @@ def _validate(config: Config) -> None:
         )
     if not config.suffix or config.suffix.startswith(".") or " " in config.suffix:
         raise ConfigError(f"setting 'suffix': not a DNS domain: {config.suffix!r}")
+    if not 1 <= config.telemetry_history_step <= 600:
+        raise ConfigError(f"setting 'telemetry_history_step': seconds from 1 to 600, "
+                          f"got {config.telemetry_history_step}")
     if config.runner not in RUNNERS:
         raise ConfigError(f"setting 'runner': one of {', '.join(RUNNERS)}; got {config.runner!r}")
     reserved = sorted(key for key in config.labels if key.startswith(RESERVED_LABEL_PREFIX))

@@ -165,6 +165,8 @@ class Telemetry(Struct, kw_only=True):
     cpu_count: int | float = 1  # a whole number from psutil; a setting may advertise a share
     cpu_percent: float = 0.0
     load1: float | None = None
+    # Docker's data root, when it is on another filesystem than the state directory's (`disk`).
+    docker_disk: Disk | None = None
     memory_total: int = 0
     memory_available: int | None = None
     temperatures: dict[str, float] = {}

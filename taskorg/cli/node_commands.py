@@ -26,9 +26,21 @@ def print_members(view: dict[str, Any]) -> None:
         rows.append([m["node"], m["address"], m["role"], m["state"], "yes" if m["alive"] else "NO",
                      f"{m['last_seen_ago']:.1f}s" if m.get("last_seen_ago") is not None else "-",
                      m.get("running", "-"), f"{tele['cpu_percent']:.0f}%" if tele.get("cpu_percent") is not None else "-",
-                     size(tele.get("memory_available")), ",".join(f"{k}={v}" for k, v in m["labels"].items())])
+                     size(tele.get("memory_available")), disk_cell(tele),
+                     ",".join(f"{k}={v}" for k, v in m["labels"].items())])
     print(f"master: {view['master'] or 'none'}   epoch: {view['epoch']}")
-    print(table(["NODE", "ADDRESS", "ROLE", "STATE", "ALIVE", "SEEN", "TASKS", "CPU", "MEM FREE", "LABELS"], rows))
+    print(table(["NODE", "ADDRESS", "ROLE", "STATE", "ALIVE", "SEEN", "TASKS", "CPU", "MEM FREE", "DISK", "LABELS"],
+                rows))
+
+
+def disk_cell(telemetry: dict[str, Any]) -> str:
+    """'75% 24.0 GiB' (df's percentage, bytes used) for the state directory's filesystem, '+docker 91%' for
+    docker's data root on another one; '-' when the node reports neither."""
+    state, docker = telemetry.get("disk"), telemetry.get("docker_disk")
+    words = [f"{state['percent']:.0f}% {size(state['used'])}"] if state else []
+    if docker:
+        words.append(f"+docker {docker['percent']:.0f}%")
+    return " ".join(words) or "-"
 
 
 def cmd_node_ls(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from taskorg.master.role import NotMaster
 from taskorg.master.state import NoSuchJob, NoSuchTask
 from taskorg.master.store import BadChange, GapError
 from taskorg.master.updates import NoPreviousSpec, NoRunningJob, UpdateRefused
-from taskorg.master.views import job_detail, job_summaries, member_rows, task_detail, task_summaries
+from taskorg.master.views import job_detail, job_summaries, member_rows, node_history, task_detail, task_summaries
 from taskorg.metrics import http as probes, master as master_metrics
 from taskorg.net.server import ApiError, create_service_app, typed_body, whole_number
 from taskorg.net.streams import StreamSlots, stream_response
@@ -197,9 +197,20 @@ def client_routes(engine: Engine, streams: StreamSlots) -> Blueprint:
 
     @routes.get("/v1/members")
     def members() -> Any:
+        with_history = flag_arg("history")
         engine.members.refresh()
-        return jsonify(members=member_rows(engine), master=engine.members.view.get("master"),
+        return jsonify(members=member_rows(engine, with_history), master=engine.members.view.get("master"),
                        epoch=engine.members.view.get("epoch"))
+
+    @routes.get("/v1/nodes/<node>/history")
+    def history(node: str) -> Any:
+        """The node's telemetry of the last hour, one point per step (kept in memory: see master/history.py)."""
+        engine.require_active()
+        engine.members.refresh()
+        known = {m["node"] for m in engine.members.members()} | set(engine.telemetry_book.history.nodes())
+        if node not in known:
+            raise ApiError(404, f"no node {node!r} (known: {', '.join(sorted(known)) or 'none'})")
+        return jsonify(node_history(engine, node))
 
     @routes.get("/v1/status")
     def status() -> Any:
@@ -209,6 +220,17 @@ def client_routes(engine: Engine, streams: StreamSlots) -> Blueprint:
                        last_event=state.last_history_id(engine.store), replicas=engine.replicator.positions())
 
     return routes
+
+
+def flag_arg(name: str) -> bool:
+    """A yes/no query parameter: absent, 0/false/no or 1/true/yes; anything else is a 400 naming it."""
+    value = request.args.get(name, "0").strip().lower()
+    if value not in FLAG_WORDS:
+        raise ApiError(400, f"query {name!r}: expected 1 or 0 (true/false, yes/no), got {value[:40]!r}")
+    return FLAG_WORDS[value]
+
+
+FLAG_WORDS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False, "": False}
 
 
 def parse_submission(policy: SpecPolicy) -> JobSpec:

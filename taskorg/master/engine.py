@@ -76,7 +76,8 @@ class Engine:
         # cluster at about 8 starts at a time however many nodes there were.
         self.pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="slave-cmd")
         self.kick = threading.Event()
-        self.telemetry_book = TelemetryBook(self.slaves, self.pool, self.kick.set)
+        self.telemetry_book = TelemetryBook(self.slaves, self.pool, self.kick.set, clock,
+                                            config.telemetry_history_step)
         self.telemetry = self.telemetry_book.by_node
         self.activated_epoch = 0
         # Membership as of the last tick, for node events (None: not looked yet).

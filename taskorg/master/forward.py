@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 FORWARDED = "X-Taskorg-Forwarded"
 NO_FORWARD = "X-Taskorg-No-Forward"
-CLIENT_PATHS = ("/v1/jobs", "/v1/tasks", "/v1/events", "/v1/members")
+CLIENT_PATHS = ("/v1/jobs", "/v1/tasks", "/v1/events", "/v1/members", "/v1/nodes")
 PASSED_HEADERS = ("authorization", "content-type", "idempotency-key", "last-event-id", "accept")
 HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-encoding", "keep-alive"}
 # How long a node that DNS already names as master waits for its own activation before it answers

@@ -6,7 +6,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from taskorg.master import state
+from taskorg.master import history, state
 from taskorg.master.states import job_status
 from taskorg.master.store import Store
 
@@ -67,13 +67,24 @@ def task_detail(store: Store, task_id: str) -> dict[str, Any]:
     return task
 
 
-def member_rows(engine: "Engine") -> list[dict[str, Any]]:
+def member_rows(engine: "Engine", with_history: bool = False) -> list[dict[str, Any]]:
+    """The DNS service's members with their running count and telemetry (and the last hour of it)."""
     counts = state.live_counts_by_node(engine.store)
     now = time.monotonic()
     rows = []
     for member in engine.members.members():
         tele = dict(engine.telemetry.get(member["node"]) or {})
         received = tele.pop("received", None)
-        rows.append({**member, "running": counts.get(member["node"], 0), "telemetry": tele or None,
-                     "telemetry_age": round(now - received, 3) if received else None})
+        row = {**member, "running": counts.get(member["node"], 0), "telemetry": tele or None,
+               "telemetry_age": round(now - received, 3) if received else None}
+        if with_history:
+            row["history"] = node_history(engine, member["node"])
+        rows.append(row)
     return rows
+
+
+def node_history(engine: "Engine", node: str) -> dict[str, Any]:
+    """`{node, step, span, points}`: the node's telemetry history, oldest point first."""
+    book = engine.telemetry_book.history
+    return {"node": node, "step": book.step, "span": book.span,
+            "points": history.as_wire(book.points(node, engine.clock()))}

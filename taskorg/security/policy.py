@@ -36,6 +36,7 @@ CLIENT_ROUTES: dict[tuple[str, str, str], str] = {
     ("master", "GET", "/v1/events"): "read",
     ("master", "GET", "/v1/events/stream"): "read",
     ("master", "GET", "/v1/members"): "read",
+    ("master", "GET", "/v1/nodes/*/history"): "read",
     ("master", "GET", "/v1/status"): "read",
     # DNS service: membership reads; handover and node drain/activate/leave are admin work
     ("dns", "GET", "/v1/members"): "read",

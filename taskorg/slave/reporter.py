@@ -23,7 +23,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from docker.errors import DockerException
 
 from taskorg.config import Config
-from taskorg.net import sdnotify
 from taskorg.logs import get_logger
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError, resolve_master
@@ -47,7 +46,8 @@ class Reporter:
         self.secret = secret
         self.runner = runner
         self.fence = fence
-        self.collect = collect or telemetry.collector(config.advertise_cpus, config.state_dir)
+        self.collect = collect or telemetry.collector(config.advertise_cpus, config.state_dir,
+                                                      telemetry.docker_root_of(runner))
         self.resolve = resolve
         self._clients: dict[str, ServiceClient] = {}
         self._send_lock = threading.Lock()
@@ -57,8 +57,6 @@ class Reporter:
         self._scheduler: BackgroundScheduler | None = None
         self._watcher: threading.Thread | None = None
         self._docker_down = False
-        # Marked before every report: systemd's watchdog restarts a slave whose reporting hangs.
-        self.beat = sdnotify.Beat("the slave's report loop")
 
     # ---- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -103,7 +101,6 @@ class Reporter:
                 return
 
     def _report_safely(self) -> None:
-        self.beat.mark()
         try:
             self.report_once()
         except Exception:  # never let one bad report stop the reporting

@@ -51,6 +51,7 @@ def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -
     app = create_service_app("slave", secret)
     policy = NodePolicy.from_config(config)
     follows = StreamSlots(FOLLOW_LIMIT, "log follows on this slave")
+    collect = telemetry.collector(config.advertise_cpus, config.state_dir, telemetry.docker_root_of(runner))
 
     def check_epoch(epoch: int) -> int:
         try:
@@ -108,7 +109,7 @@ def create_app(config: Config, secret: str, runner: Runner, fence: EpochFence) -
 
     @app.get("/v1/telemetry")
     def get_telemetry() -> Any:
-        return jsonify(telemetry.collect(runner.node, cpus=config.advertise_cpus, state_dir=config.state_dir))
+        return jsonify(collect(runner.node))
 
     @app.post("/v1/epoch")
     def raise_epoch() -> Any:

@@ -1,9 +1,13 @@
-"""What the master needs to place tasks well: load, memory, sensors, GPUs, speed.
+"""What the master needs to place tasks well: load, memory, disks, sensors, GPUs, speed.
 
 `speed` is measured, not configured: a short single-core hashing benchmark run
 once per process (about 50 ms of CPU), normalised so the development machine
 scores about 1.0. A
 Raspberry Pi scores lower, a fast desktop higher; placement prefers higher.
+
+Disks: the filesystem of taskorg's state directory and, when it is another
+one and readable, that of docker's data root. A filling SD card is how a
+small node dies, and these two are what fills it.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ _gpu_cache: tuple[float, list[dict[str, Any]]] | None = None
 _gpu_lock = threading.Lock()
 
 
-def collect(node: str, cpus: float = 0.0, state_dir: str = "") -> dict[str, Any]:
+def collect(node: str, cpus: float = 0.0, state_dir: str = "", docker_root: str = "") -> dict[str, Any]:
     """One telemetry sample (cheap: safe to call on every report).
 
     `cpus` > 0 is reported as the node's CPU count instead of the machine's
@@ -53,12 +57,13 @@ def collect(node: str, cpus: float = 0.0, state_dir: str = "") -> dict[str, Any]
         "gpus": gpus(),
         "speed": measure_speed(),
         "disk": state_disk(state_dir) if state_dir else None,
+        "docker_disk": docker_disk(docker_root, state_dir) if docker_root else None,
     }
 
 
-def collector(cpus: float, state_dir: str = "") -> Callable[[str], dict[str, Any]]:
-    """`collect` with this node's `advertise_cpus` and `state_dir` settings bound."""
-    return functools.partial(collect, cpus=cpus, state_dir=state_dir)
+def collector(cpus: float, state_dir: str = "", docker_root: str = "") -> Callable[[str], dict[str, Any]]:
+    """`collect` with this node's `advertise_cpus` and `state_dir` settings and docker's data root bound."""
+    return functools.partial(collect, cpus=cpus, state_dir=state_dir, docker_root=docker_root)
 
 
 def prime() -> None:
@@ -191,3 +196,26 @@ def state_disk(state_dir: str) -> dict[str, Any] | None:
     except OSError:
         return None
     return {"mount": mount, "total": usage.total, "used": usage.used, "percent": usage.percent}
+
+
+def docker_disk(docker_root: str, state_dir: str = "") -> dict[str, Any] | None:
+    """Usage of the filesystem holding docker's data root, measured as the state directory's is; None
+    when it is that same filesystem (`disk` says it) or cannot be read (the root is often root-only)."""
+    try:
+        if state_dir and mount_of(docker_root) == mount_of(state_dir):
+            return None
+        return state_disk(docker_root)
+    except OSError as exc:
+        log.debug("docker data root not readable", extra={"path": docker_root, "error": str(exc)})
+        return None
+
+
+def docker_root_of(runner: Any) -> str:
+    """Docker's data root (`docker info`'s DockerRootDir) for a runner with a docker client; "" otherwise."""
+    client = getattr(runner, "client", None)
+    try:
+        root = client.info().get("DockerRootDir") if client is not None else None
+    except Exception as exc:  # any docker or transport error: that disk is simply not reported
+        log.debug("docker data root unknown", extra={"error": str(exc)})
+        return ""
+    return str(root or "")

@@ -17,6 +17,7 @@ from taskorg.config import Config
 from taskorg.metrics import http as probes
 from taskorg.webview import filters, security
 from taskorg.webview.cluster import ClusterApi, LiveCluster
+from taskorg.webview.history import HistoryCache
 from taskorg.webview.jobs import AfterCache
 
 ApiFactory = Callable[[Config, str], ClusterApi]
@@ -49,6 +50,7 @@ def create_app(config: Config, secret: str, api_factory: ApiFactory | None = Non
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["taskorg_api"] = (api_factory or LiveCluster)(config, secret)
     app.extensions["taskorg_after_cache"] = AfterCache()
+    app.extensions["taskorg_history_cache"] = HistoryCache()
     security.store_verifier(app, secret)
     security.install_bookkeeping(app, SESSION_LIFETIME.total_seconds())
     CSRFProtect(app)

@@ -13,7 +13,7 @@ from flask import Blueprint, abort, current_app, jsonify, render_template, reque
 
 from taskorg.net.server import whole_number
 from taskorg.webview import views
-from taskorg.webview.pages import after_cache, before_arg, site
+from taskorg.webview.pages import after_cache, before_arg, history_cache, site
 from taskorg.webview.cluster import ClusterApi
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -42,7 +42,7 @@ def cluster() -> Any:
 
 @bp.get("/dashboard")
 def dashboard() -> Any:
-    return _answer(views.dashboard_model(_api(), site()))
+    return _answer(views.dashboard_model(_api(), site(), history_cache()))
 
 
 @bp.get("/jobs")

@@ -11,6 +11,7 @@ from taskorg.net.server import whole_number
 from taskorg.security.tokens import role_includes
 from taskorg.webview import jobs, security, views
 from taskorg.webview.cluster import ClusterApi, MasterUnavailable
+from taskorg.webview.history import HistoryCache
 from taskorg.webview.submit import SpecInputError, annotate, read_spec
 
 bp = Blueprint("pages", __name__)
@@ -27,6 +28,10 @@ def site() -> views.Site:
 
 def after_cache() -> jobs.AfterCache:
     return current_app.extensions["taskorg_after_cache"]  # type: ignore[no-any-return]
+
+
+def history_cache() -> HistoryCache:
+    return current_app.extensions["taskorg_history_cache"]  # type: ignore[no-any-return]
 
 
 def before_arg() -> float | None:
@@ -48,7 +53,7 @@ def _one(template: str, model: dict[str, Any]) -> Any:
 
 @bp.get("/")
 def dashboard() -> Any:
-    return render_template("dashboard.html", **views.dashboard_model(_api(), site()))
+    return render_template("dashboard.html", **views.dashboard_model(_api(), site(), history_cache()))
 
 
 @bp.get("/jobs")

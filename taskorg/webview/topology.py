@@ -1,10 +1,12 @@
-"""The cluster picture: who is witness, master and standby, and who reaches whom.
+"""The cluster picture: who is witness, master and standby, which DNS services vote, and who reaches whom.
 
 Pure: built from what the webview already asked for (the DNS service's
-members view, the master's `/v1/status` with its `replicas` positions), so
-drawing it costs no extra request. "Reaches" means what those views tell: a
-member reaches the witness when its heartbeats arrive, a standby is reached
-by the master when its replication stream acknowledges changes.
+members view with its `dns_servers` part, the master's `/v1/status` with its
+`replicas` positions), so drawing it costs no extra request. "Reaches" means
+what those views tell: a member reaches the witness when its heartbeats
+arrive, a standby is reached by the master when its replication stream
+acknowledges changes, a voter is reachable when the answering DNS service's
+consensus engine is connected to it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Machine:
     lines: tuple[str, ...]  # what the box says, in words (state is never colour alone)
     here: bool = False     # this webview runs on it
     draining: bool = False
+    dns: str = ""          # its DNS service: voter | replica ("" when the view does not say)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Picture:
     machines: list[Machine]
     links: list[Link]
     notes: list[str] = field(default_factory=list)
+    dns_summary: str = ""  # "DNS servers: 3 voters (3 reachable), 1 replica; arbiter 10.0.0.1"
 
     def machine(self, key: str) -> Machine:
         return next(m for m in self.machines if m.key == key)
@@ -82,14 +86,35 @@ def _replication(member: dict[str, Any], status: dict[str, Any] | None) -> tuple
     return ("late" if behind > LATE_CHANGES else "ok"), f"replica seq {acked}, {behind} behind"
 
 
+def _dns_role(address: str, dns: dict[str, Any] | None) -> tuple[str, str]:
+    """(voter | replica | "", words) for the DNS service at `address`, from the members view's `dns_servers`."""
+    servers = (dns or {}).get("dns_servers") or {}
+    voters = servers.get("voters") or []
+    if not voters:
+        return "", ""
+    kind = "voter" if address in voters else "replica"
+    words = f"DNS {kind}"
+    if address == (dns or {}).get("arbiter"):
+        words += " · arbiter"
+    elif kind == "voter" and address not in (servers.get("reachable") or voters):
+        words += " · unreachable"
+    return kind, words
+
+
 def build(dns: dict[str, Any] | None, status: dict[str, Any] | None, members: list[dict[str, Any]],
           dns_address: str, here_address: str | None, epoch: Any, master: str | None) -> Picture:
     """The picture's boxes and lines; `members` are the dashboard's merged member rows."""
     witness_ok = dns is not None
-    witness_lines = ("dnsmasq · DNS service", f"arbiter · epoch {epoch if epoch is not None else '–'}") \
-        if witness_ok else ("does not answer", "no election possible")
+    shown_epoch = epoch if epoch is not None else "–"
+    witness_dns, witness_words = _dns_role(dns_address, dns)
+    if not witness_ok:
+        witness_lines: tuple[str, ...] = ("does not answer", "no election possible")
+    elif witness_words:
+        witness_lines = (f"dnsmasq · {witness_words}", f"epoch {shown_epoch}")
+    else:  # a DNS service that does not describe its consensus group: the witness was the arbiter
+        witness_lines = ("dnsmasq · DNS service", f"arbiter · epoch {shown_epoch}")
     machines = [Machine(WITNESS, "DNS node", "witness", "ok" if witness_ok else "down", dns_address, witness_lines,
-                        here=here_address == dns_address)]
+                        here=here_address == dns_address, dns=witness_dns)]
     links: list[Link] = []
     ordered = sorted(members, key=lambda m: (m.get("node") != master, m.get("number") or 0, m.get("node") or ""))
     for member in ordered:
@@ -105,19 +130,33 @@ def build(dns: dict[str, Any] | None, status: dict[str, Any] | None, members: li
             lines.append(rep_label)
             if master:
                 links.append(Link(master, node, "replication", rep_state, rep_label))
+        dns_kind, dns_words = _dns_role(str(member.get("address") or ""), dns)
+        if dns_words:
+            lines.append(dns_words)
         # Health is the witness's word; without it, a stale "alive" from elsewhere would mislead.
         health = ("ok" if member.get("alive") else "down") if witness_ok else "unknown"
         machines.append(Machine(node, node, "master" if is_master else "standby", health,
                                 str(member.get("address") or ""), tuple(lines),
                                 here=bool(here_address) and member.get("address") == here_address,
-                                draining=member.get("state") == "draining"))
+                                draining=member.get("state") == "draining", dns=dns_kind))
         links.append(Link(node, WITNESS, "heartbeat", beat_state, beat_label))
     notes = []
     if not witness_ok:
         notes.append("The DNS node does not answer: heartbeats and elections are unknown.")
     if status is None and witness_ok:
         notes.append("The master does not answer: replication positions are unknown.")
-    return Picture(epoch, machines, links, notes)
+    return Picture(epoch, machines, links, notes, _dns_summary(dns, machines))
+
+
+def _dns_summary(dns: dict[str, Any] | None, machines: list[Machine]) -> str:
+    servers = (dns or {}).get("dns_servers") or {}
+    voters = servers.get("voters") or []
+    if not voters:
+        return ""
+    reachable = len([v for v in servers.get("reachable") or [] if v in voters])
+    replicas = sum(1 for m in machines if m.dns == "replica")
+    return (f"DNS servers: {len(voters)} voter{'s' if len(voters) != 1 else ''} ({reachable} reachable), "
+            f"{replicas} replica{'s' if replicas != 1 else ''}; arbiter {(dns or {}).get('arbiter') or 'none'}")
 
 
 # ---- geometry ------------------------------------------------------------------------------
@@ -147,7 +186,7 @@ class Drawing:
     everywhere: bool = False  # the only drawing: shown on screens of every width
 
 
-BOX_W, WITNESS_H, MEMBER_H, GAP = 236.0, 88.0, 90.0, 36.0
+BOX_W, WITNESS_H, MEMBER_H, GAP = 236.0, 88.0, 108.0, 36.0
 NARROW_W = 360.0
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from taskorg.logstream import strip_stamps
 from taskorg.net.client import ServiceError
-from taskorg.webview import jobs, layout, timeline, topology
+from taskorg.webview import history, jobs, layout, timeline, topology
 from taskorg.webview.cluster import ClusterApi, DnsUnavailable, MasterUnavailable
 
 TASK_STATES = ("pending", "starting", "running", "succeeded", "failed", "cancelled")
@@ -115,16 +115,19 @@ class Site:
     here: str | None = None
 
 
-def dashboard_model(api: ClusterApi, site: Site) -> dict[str, Any]:
+def dashboard_model(api: ClusterApi, site: Site, histories: history.HistoryCache | None = None) -> dict[str, Any]:
+    """The cluster at a glance: summary, picture, and each member with telemetry and its last hour drawn."""
     header = cluster_header(api)
     master_members = None
     notice = "" if master_ok(header) else header["message"]
     if master_ok(header):
         try:
-            master_members = api.members()
+            master_members = histories.members(api) if histories else api.members()
         except (MasterUnavailable, ServiceError):
             notice = "Telemetry is unavailable while the master changes over."
     members = merge_members(header["dns"], master_members)
+    for member in members:
+        member["sparks"] = history.sparklines(member.pop("history", None))
     return {"page": "dashboard", "cluster": header, "counts": count_rows(header["counts"]),
             "members": members, "notice": notice, "picture": cluster_picture(header, members, site)}
 

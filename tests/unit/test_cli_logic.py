@@ -71,3 +71,14 @@ def test_an_update_answer_prints_each_tasks_revisions(capsys: pytest.CaptureFixt
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "web.yaml: job site (j-aa000001) updated in place"
     assert out[1].endswith("web  revision 2 -> 3, rolling") and out[2].endswith("db  revision 1, unchanged")
+
+
+
+def test_node_ls_shows_the_state_disk_and_a_separate_docker_disk() -> None:
+    from taskorg.cli.node_commands import disk_cell
+
+    state = {"mount": "/", "total": 32 * 1024 ** 3, "used": 24 * 1024 ** 3, "percent": 75.0}
+    docker = {"mount": "/srv", "total": 100, "used": 91, "percent": 91.2}
+    assert disk_cell({"disk": state}) == "75% 24.0 GiB"
+    assert disk_cell({"disk": state, "docker_disk": docker}) == "75% 24.0 GiB +docker 91%"
+    assert disk_cell({"disk": None}) == "-" and disk_cell({}) == "-"

@@ -97,3 +97,14 @@ def test_heartbeats_and_registrations_are_typed_and_addresses_are_addresses() ->
     with pytest.raises(ProtocolError, match="not an IP address"):
         checked_address("1:2:3", "registration")
     assert checked_address("127.0.1.3", "heartbeat") == "127.0.1.3"
+
+
+
+def test_telemetry_disks_are_typed_at_the_door() -> None:
+    from taskorg.protocol import Telemetry
+
+    sample = convert({"disk": {"mount": "/", "total": 100, "used": 80, "percent": 88.9},
+                      "docker_disk": None}, Telemetry)
+    assert sample.disk is not None and sample.disk.percent == 88.9 and sample.docker_disk is None
+    with pytest.raises(ProtocolError, match="'docker_disk'"):
+        convert({"docker_disk": {"mount": "/srv", "total": "big", "used": 1, "percent": 1.0}}, Telemetry)

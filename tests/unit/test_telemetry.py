@@ -15,7 +15,7 @@ def test_a_sample_has_every_documented_field() -> None:
     telemetry.prime()
     sample = telemetry.collect("node2", state_dir="/tmp")
     assert set(sample) == {"node", "time", "cpu_count", "cpu_percent", "load1", "memory_total",
-                           "memory_available", "temperatures", "gpus", "speed", "disk"}
+                           "memory_available", "temperatures", "gpus", "speed", "disk", "docker_disk"}
     assert 0 <= sample["disk"]["percent"] <= 100 and sample["disk"]["used"] <= sample["disk"]["total"]
     assert telemetry.collect("node2")["disk"] is None  # no state dir given: nothing to measure
     assert sample["node"] == "node2"
@@ -69,3 +69,54 @@ def test_nvidia_smi_output_is_parsed_to_bytes_and_percent() -> None:
 def test_no_nvidia_smi_means_no_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(telemetry.shutil, "which", lambda name: None)
     assert telemetry.gpus() == []
+
+
+
+def test_the_state_disk_is_measured_and_a_docker_root_on_it_is_not_repeated(tmp_path) -> None:
+    state, docker = tmp_path / "state", tmp_path / "docker"
+    state.mkdir()
+    docker.mkdir()
+    sample = telemetry.collect("node2", state_dir=str(state), docker_root=str(docker))
+    assert sample["disk"]["mount"] == telemetry.mount_of(str(tmp_path))
+    assert 0 < sample["disk"]["used"] <= sample["disk"]["total"] and 0 <= sample["disk"]["percent"] <= 100
+    assert sample["docker_disk"] is None  # the same filesystem: `disk` says it
+    assert telemetry.collect("node2")["disk"] is None and telemetry.collect("node2")["docker_disk"] is None
+
+
+def test_a_docker_root_on_another_filesystem_is_measured_and_an_unreadable_one_left_out(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    mounts = {str(tmp_path): "/", "/srv/docker": "/srv", "/secret/docker": "/secret"}
+    monkeypatch.setattr(telemetry, "mount_of", lambda path: mounts[path])
+    real = telemetry.psutil.disk_usage
+
+    def usage(path: str):
+        if path == "/secret":
+            raise PermissionError(13, "Permission denied")
+        return real("/")
+
+    monkeypatch.setattr(telemetry.psutil, "disk_usage", usage)
+    assert telemetry.docker_disk("/srv/docker", str(tmp_path))["mount"] == "/srv"
+    assert telemetry.docker_disk("/secret/docker", str(tmp_path)) is None
+
+
+def test_docker_root_comes_from_docker_info_or_is_empty() -> None:
+    class Runner:
+        def __init__(self, answer):
+            self.client = self
+            self.answer = answer
+
+        def info(self):
+            if isinstance(self.answer, Exception):
+                raise self.answer
+            return self.answer
+
+    assert telemetry.docker_root_of(Runner({"DockerRootDir": "/srv/docker"})) == "/srv/docker"
+    assert telemetry.docker_root_of(Runner(ConnectionError("no dockerd"))) == ""
+    assert telemetry.docker_root_of(object()) == ""  # a stand-in runner has no docker client
+
+
+def test_a_sample_converts_to_the_typed_message_with_its_disk(tmp_path) -> None:
+    from taskorg.protocol import Telemetry, convert
+
+    typed = convert(telemetry.collect("node2", state_dir=str(tmp_path)), Telemetry)
+    assert typed.disk is not None and 0 <= typed.disk.percent <= 100

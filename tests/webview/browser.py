@@ -40,10 +40,15 @@ def log_in(page: Page, base_url: str, secret: str) -> None:
 
 def screenshot(page: Page, name: str) -> Path:
     """A full-page screenshot under artifacts/screenshots/ (git-ignored)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}-{page.viewport_size['width']}.png"  # type: ignore[index]
+    path = screenshot_path(name, page.viewport_size["width"])  # type: ignore[index]
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def screenshot_path(name: str, width: int) -> Path:
+    """Where an element's screenshot goes: beside the full-page ones, named the same way."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS / f"{name}-{width}.png"
 
 
 def horizontal_overflow(page: Page) -> int:

@@ -16,7 +16,20 @@ from taskorg.webview.jobs import job_rows
 
 TELEMETRY = {"cpu_count": 4, "cpu_percent": 12.5, "load1": 0.4, "memory_total": 8 * 2**30,
              "memory_available": 5 * 2**30, "temperatures": {"coretemp/Package id 0": 47.0}, "gpus": [],
-             "speed": 1.02}
+             "speed": 1.02, "disk": {"mount": "/", "total": 32 * 2**30, "used": 24 * 2**30, "percent": 75.0},
+             "docker_disk": {"mount": "/srv/docker", "total": 100 * 2**30, "used": 91 * 2**30, "percent": 91.0}}
+
+
+def fake_history(node: str, now: float) -> dict[str, Any]:
+    """Forty minutes of points, a hole of five minutes (a failover) and a disk filling up; node3 has none."""
+    points = []
+    if node != "node3":
+        for n in range(240):
+            if 100 <= n < 130:
+                continue
+            points.append({"time": now - 2400 + 10 * n, "cpu": 20 + (n * 7) % 60, "memory": 40 + n / 10,
+                           "disk": 50 + n / 8, "temperature": 45 + (n % 20) / 2})
+    return {"node": node, "step": 10.0, "span": 3600.0, "points": points}
 
 
 class FakeCluster:
@@ -91,7 +104,9 @@ class FakeCluster:
                     "labels": {"arch": "amd64"}, "alive": True, "last_seen_ago": 0.12, "state": "active",
                     "replica": [self.epoch, 10], "role": "master" if f"node{n}" == self.master else "standby"}
                    for n in (1, 2, 3)]
-        return {"members": members, "master": self.master, "epoch": self.epoch}
+        return {"members": members, "master": self.master, "epoch": self.epoch, "arbiter": "127.0.9.1",
+                "dns_servers": {"voters": ["127.0.9.1", "127.0.9.2", "127.0.9.3"],
+                                "reachable": ["127.0.9.1", "127.0.9.2", "127.0.9.3"], "leader": "127.0.9.1"}}
 
     def status(self) -> dict[str, Any]:
         self._need_master()
@@ -101,12 +116,15 @@ class FakeCluster:
         return {"master": self.master, "epoch": self.epoch, "active": True, "seq": 10, "counts": counts,
                 "last_event": len(self.event_log), "replicas": {"node2": 10, "node3": 8}}
 
-    def members(self) -> dict[str, Any]:
+    def members(self, history: bool = False) -> dict[str, Any]:
         self._need_master()
+        self.calls.append(("members", history))
         view = self.dns_members()
         for member in view["members"]:
             member["telemetry"] = dict(TELEMETRY, node=member["node"])
             member["running"] = 1 if member["node"] == "node2" else 0
+            if history:
+                member["history"] = fake_history(member["node"], time.time())
         return view
 
     def tasks(self, **filters: str) -> list[dict[str, Any]]:

@@ -19,7 +19,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 from taskorg.client import Client
 from taskorg.devtools.localcluster import LocalCluster
 from tests.conftest import ClusterPool
-from tests.webview.browser import LAPTOP, PHONE, horizontal_overflow, launch, log_in, screenshot
+from tests.webview.browser import (LAPTOP, PHONE, horizontal_overflow, launch, log_in, screenshot,
+                                  screenshot_path)
 
 pytestmark = pytest.mark.cluster
 
@@ -79,7 +80,8 @@ tasks:
 @pytest.fixture(scope="module")
 def cluster(cluster_pool: ClusterPool) -> Iterator[LocalCluster]:
     """This module's own cluster, with webviews: its last test kills the master node."""
-    own = cluster_pool.make(3, webview=True)
+    # A history point every 2 s (10 s by default): the sparklines have a line to show within a minute.
+    own = cluster_pool.make(3, webview=True, settings={"telemetry_history_step": 2})
     yield own
     cluster_pool.stop(own)
 
@@ -307,6 +309,52 @@ def test_job_page_draws_the_dependency_graph(cluster: LocalCluster, page: Page) 
     expect(page).to_have_url(f"{base}/tasks/{ids['audit']}")
     expect(page.locator("pre.logs")).to_contain_text("auditing")
     expect(page.locator(STATUS)).to_have_text("succeeded", timeout=30_000)
+
+
+def test_sparklines_disks_and_dns_servers(cluster: LocalCluster, page: Page) -> None:
+    """Every node's last hour drawn as four sparklines from the master's history, its disk, and the
+    DNS services' roles on the cluster picture; screenshots at laptop and phone widths."""
+    base = cluster.webview_url(1)
+    log_in(page, base, cluster.secret)
+    rows = page.locator("table.members tbody tr")
+    expect(rows).to_have_count(3)
+    for row in rows.all():
+        for figure in ("cpu", "memory", "disk", "temperature"):
+            expect(row.locator(f"svg.spark-{figure}")).to_have_count(1)
+        # A point per 2 s: wait for the live updates to bring at least ten (the step being filled is one).
+        for figure in ("cpu", "memory", "disk"):
+            expect(row.locator(f"svg.spark-{figure}")).to_have_attribute("data-points", re.compile(r"^(\d\d+)$"),
+                                                                         timeout=60_000)
+            expect(row.locator(f"svg.spark-{figure} path.spark-line")).not_to_have_count(0)
+            expect(row.locator(f"svg.spark-{figure}")).to_have_attribute("aria-label", re.compile(r" now; .* in the last \d+ min$"))
+        expect(row.locator(".disk[data-holds*=state] meter")).to_have_count(1)
+    # Each sparkline's line stays inside its box.
+    boxes = page.evaluate("""() => [...document.querySelectorAll('svg.spark')].map(svg => {
+        const box = svg.getBoundingClientRect();
+        return [...svg.querySelectorAll('path.spark-line')].every(path => {
+            const r = path.getBoundingClientRect();
+            return r.left >= box.left - 1 && r.right <= box.right + 1 && r.top >= box.top - 1 && r.bottom <= box.bottom + 1;
+        });
+    })""")
+    assert boxes and all(boxes)
+    # The same history through the API, as the master keeps it: real disks and CPU, a point per 2 s.
+    node = cluster.node_name(1)
+    kept = cluster.client().node_history(node)
+    assert (kept["node"], kept["step"], kept["span"]) == (node, 2.0, 3600.0)
+    assert len(kept["points"]) >= 10 and all(0 < p["disk"] < 100 for p in kept["points"][-5:])
+    assert [p["time"] for p in kept["points"]] == sorted(p["time"] for p in kept["points"])
+    voters = cluster.client().dns_members()["dns_servers"]["voters"]
+    picture = page.locator("#cluster-picture svg.pic-wide")
+    expect(picture.locator("g.machine[data-dns=voter]")).to_have_count(len(voters))
+    expect(page.locator("#dns-summary")).to_contain_text(f"DNS servers: {len(voters)} voters")
+    for size in (LAPTOP, PHONE):
+        page.set_viewport_size(size)
+        expect(rows.first.locator("svg.spark-cpu")).to_be_visible()
+        page.wait_for_timeout(300)
+        screenshot(page, "sparklines")
+        members = screenshot_path("sparklines-members", size["width"])
+        page.locator("table.members").screenshot(path=str(members))
+        assert horizontal_overflow(page) <= 0
 
 
 def test_kill_master_and_the_page_recovers(cluster: LocalCluster, page: Page) -> None:

@@ -160,6 +160,8 @@ def test_dashboard_draws_who_is_who(logged_in: FlaskClient) -> None:
         assert f'data-node="{node}"' in picture, node
     assert 'data-from="node1" data-to="node3"' in picture  # master streams to a standby
     assert "replica seq 8, 2 behind" in picture and "replica in sync, seq 10" in picture
+    assert 'data-node="node3" data-health="ok" data-dns="replica"' in picture and "DNS voter" in picture
+    assert "DNS servers: 3 voters (3 reachable), 1 replica; arbiter 127.0.9.1" in picture
     assert data_of(logged_in, "/api/dashboard")["fragments"]["picture"].count("<svg") == 2  # wide and phone
 
 

@@ -102,6 +102,23 @@ def test_picture_says_who_is_who_and_who_reaches_whom() -> None:
     assert next(l for l in busy.links if l.target == "node3").state == "ok"
 
 
+def test_picture_names_dns_voters_replicas_and_the_arbiter() -> None:
+    dns = {"members": _members(), "arbiter": "10.0.0.3",
+           "dns_servers": {"voters": ["10.0.0.1", "10.0.0.2", "10.0.0.3"], "reachable": ["10.0.0.1", "10.0.0.3"],
+                           "leader": "10.0.0.3"}}
+    picture = topology.build(dns, {"seq": 1, "replicas": {}}, _members(), "10.0.0.1", None, 7, "node2")
+    assert {m.key: m.dns for m in picture.machines} == {"dns": "voter", "node1": "voter", "node2": "voter",
+                                                       "node3": "replica"}
+    assert picture.machine("dns").lines == ("dnsmasq · DNS voter", "epoch 7")
+    assert picture.machine("node2").lines[-1] == "DNS voter · arbiter"
+    assert picture.machine("node1").lines[-1] == "DNS voter · unreachable"
+    assert picture.machine("node3").lines[-1] == "DNS replica"
+    assert picture.dns_summary == "DNS servers: 3 voters (2 reachable), 1 replica; arbiter 10.0.0.3"
+    # An older DNS service that does not describe its group: the witness is the arbiter, as before.
+    old = topology.build({"members": _members()}, None, _members(), "10.0.0.1", None, 7, "node2")
+    assert old.machine("dns").lines[1] == "arbiter · epoch 7" and old.dns_summary == ""
+
+
 def test_picture_without_the_dns_service_or_the_master_says_what_is_unknown() -> None:
     picture = topology.build(None, None, _members(), "10.0.0.1", None, None, None)
     assert picture.machine("dns").health == "down"
