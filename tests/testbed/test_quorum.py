@@ -11,7 +11,9 @@ log (setting `lease_log`: one line per lease renewal, in the monotonic clock the
    its address kept so the test can ask it: the rest elect a new master, and the cut-off old
    master answers a write with a refusal), the witness alone and one worker alone (`docker network
    disconnect`: nothing changes for the majority: same master, same epoch, writes acknowledged);
-3. after every step the lease logs of all machines show no two machines holding overlapping leases.
+3. the witness dead past the voter grace (a living node takes its seat), then the master host
+   killed too: the two survivors elect a master and its tasks run again there;
+4. after every step the lease logs of all machines show no two machines holding overlapping leases.
 
 Run alone: `.venv/bin/python -m pytest -m testbed tests/testbed/test_quorum.py -s`.
 """
@@ -30,7 +32,7 @@ from tests.leases import check_leases
 from .checks import assert_all_units_active, resolve
 from .hosts import SUFFIX, Host, Testbed, log, wait_for
 from .provisioned import TASK_IMAGE, provisioned_testbed, sleepers_job
-from .views import client, master_host, running_instances, wait_no_duplicates
+from .views import client, master_host, node_names, running_instances, wait_no_duplicates
 
 pytestmark = [pytest.mark.testbed, pytest.mark.timeout(1800)]
 
@@ -198,6 +200,54 @@ def test_the_witness_powered_off_stops_nothing(bed: Testbed, steady: dict[str, A
     assert max(catch_ups) <= 1.0, f"the DNS host served the current master late: {catch_ups}"
     wait_for("every unit active on every host", lambda: assert_all_units_active(bed) or True, timeout=60)
     leases_are_safe(bed, "the witness rounds")
+
+
+def test_the_witness_then_the_master_lost(bed: Testbed, steady: dict[str, Any]) -> None:
+    """With the witness dead past the voter grace, a living node takes its seat; then the master host
+    dies too, and the two survivors still have a majority: a new master, its tasks running again."""
+    dns_host, first = bed.dns_host, bed.node_hosts[0]
+    names = {host.name: node for node, host in node_names(bed).items()}
+    killed = time.monotonic()
+    bed.kill(dns_host.name)
+
+    def seat_taken() -> dict[str, Any] | None:
+        view = client(bed, first, 23333).get("/v1/consensus")
+        voters = view.get("recorded_voters") or view["voters"]
+        return view if dns_host.address not in voters and len(voters) >= 3 else None
+
+    view = wait_for("a living machine to take the witness's seat", seat_taken, timeout=120, interval=0.5)
+    log(f"voters {view['voters']} {time.monotonic() - killed:.1f} s after the witness died")
+    old_address = wait_for("a master named by the survivors", lambda: master_seen_by(bed, first), timeout=30)
+    old = bed.host_by_address(old_address)
+    survivors = [h for h in bed.node_hosts if h.name != old.name]
+    lost_at = time.monotonic()
+    bed.kill(old.name)
+    new_address = wait_for("the two survivors to elect a master",
+                           lambda: (a := master_seen_by(bed, survivors[0])) and a != old.address and a,
+                           timeout=60, interval=0.05)
+    elected = time.monotonic() - lost_at
+    new = bed.host_by_address(new_address)
+
+    def all_on_survivors() -> dict[str, str] | None:
+        running = running_instances(bed, new)
+        on_dead = [i for i, node in running.items() if node == names[old.name]]
+        return running if len(running) == REPLICAS and not on_dead else None
+
+    wait_for("every sleeper running on the two survivors", all_on_survivors, timeout=90, interval=0.2)
+    back = time.monotonic() - lost_at
+    print(f"\nWITNESS THEN MASTER LOST: {new} elected {elected:.2f} s after {old} died, its tasks running "
+          f"again after {back:.2f} s (voters then: {view['voters']})")
+    bed.timings["witness dead, then master host killed: tasks running again"] = back
+    for host in (dns_host, old):
+        bed.start(host.name)
+    for host in (dns_host, old):
+        bed.wait_booted(host.name, timeout=120)
+    wait_caught_up(bed, dns_host, survivors[0])
+    wait_for(f"{old} back as a standby", lambda: client(bed, old, 23336).get("/v1/role").get("role") == "standby",
+             timeout=90)
+    wait_no_duplicates(bed, "no instance running twice after both hosts came back", REPLICAS)
+    wait_for("every unit active on every host", lambda: assert_all_units_active(bed) or True, timeout=60)
+    leases_are_safe(bed, "the witness and then the master lost")
 
 
 @pytest.mark.parametrize("cut", ["master_alone", "witness_alone", "one_worker_alone"])
