@@ -51,7 +51,13 @@ def move_onto_full_tmpfs(cluster: LocalCluster, key: str, mounts: list[Path]) ->
     shutil.copytree(backup, folder, dirs_exist_ok=True)
     shutil.rmtree(backup)
     filler = folder / "filler"
-    with open(filler, "wb") as handle:  # until ENOSPC; bounded by the mount's size
+    try:
+        handle = open(filler, "wb")
+    except OSError as exc:
+        listing = {p.name: p.stat().st_size for p in folder.iterdir()}
+        raise AssertionError(f"{folder}: {exc}; free {shutil.disk_usage(folder).free} of {size} bytes; "
+                             f"files {listing}; {key} running: {cluster.service_running(key)}") from None
+    with handle:  # until ENOSPC; bounded by the mount's size
         try:
             for _ in range(SLACK // 4096 + 16):
                 handle.write(b"\0" * 4096)
