@@ -51,17 +51,10 @@ def move_onto_full_tmpfs(cluster: LocalCluster, key: str, mounts: list[Path]) ->
     shutil.copytree(backup, folder, dirs_exist_ok=True)
     shutil.rmtree(backup)
     filler = folder / "filler"
-    try:
-        handle = open(filler, "wb")
-    except OSError as exc:
-        listing = {p.name: p.stat().st_size for p in folder.iterdir()}
-        raise AssertionError(f"{folder}: {exc}; free {shutil.disk_usage(folder).free} of {size} bytes; "
-                             f"files {listing}; {key} running: {cluster.service_running(key)}") from None
-    with handle:  # until ENOSPC; bounded by the mount's size
+    with open(filler, "wb", buffering=0) as handle:  # until ENOSPC; bounded by the mount's size
         try:
             for _ in range(SLACK // 4096 + 16):
                 handle.write(b"\0" * 4096)
-                handle.flush()
         except OSError:
             pass
     assert shutil.disk_usage(folder).free < 4096, f"{folder} is not full"
