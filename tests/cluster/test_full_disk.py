@@ -38,8 +38,8 @@ def raft_dir(cluster: LocalCluster, key: str) -> Path:
     return cluster.workdir / machine / "dns" / "raft"
 
 
-def move_onto_full_tmpfs(cluster: LocalCluster, key: str, mounts: list[Path]) -> Path:
-    """Stop the DNS service `key`, put its journal on a tmpfs, fill the tmpfs, start it again."""
+def move_onto_tmpfs(cluster: LocalCluster, key: str, mounts: list[Path]) -> Path:
+    """Stop the DNS service `key`, put its journal on a small tmpfs, start it again."""
     folder = raft_dir(cluster, key)
     cluster.kill_service(key)
     backup = Path(tempfile.mkdtemp(prefix="taskorg-raft-", dir="/tmp"))
@@ -50,6 +50,12 @@ def move_onto_full_tmpfs(cluster: LocalCluster, key: str, mounts: list[Path]) ->
     mounts.append(folder)
     shutil.copytree(backup, folder, dirs_exist_ok=True)
     shutil.rmtree(backup)
+    cluster.start_service(key)
+    return folder
+
+
+def fill(folder: Path) -> Path:
+    """Fill the tmpfs at `folder` (the service runs on it); the filler file."""
     filler = folder / "filler"
     with open(filler, "wb", buffering=0) as handle:  # until ENOSPC; bounded by the mount's size
         try:
@@ -58,7 +64,6 @@ def move_onto_full_tmpfs(cluster: LocalCluster, key: str, mounts: list[Path]) ->
         except OSError:
             pass
     assert shutil.disk_usage(folder).free < 4096, f"{folder} is not full"
-    cluster.start_service(key)
     return filler
 
 
@@ -102,10 +107,10 @@ def test_an_election_on_full_disks_grants_no_unpersisted_epoch(cluster_factory: 
     full = [key for key in voters if key != f"node{master_index}/dns"]
     mounts: list[Path] = []
     try:
-        fillers = []
         for key in full:  # one at a time: the others keep the quorum meanwhile
-            fillers.append(move_onto_full_tmpfs(cluster, key, mounts))
+            move_onto_tmpfs(cluster, key, mounts)
             cluster.wait_master(timeout=20)
+        fillers = [fill(folder) for folder in mounts]  # the disks fill up under running services
         before = max(lease_epochs(lease_log))
         changes = use_up_the_slack(cluster, master_index, full)
 
