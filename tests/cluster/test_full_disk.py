@@ -67,26 +67,27 @@ def fill(folder: Path) -> Path:
     return filler
 
 
-def use_up_the_slack(cluster: LocalCluster, master_index: int, full: list[str]) -> int:
+def use_up_the_slack(cluster: LocalCluster, master_index: int, full: list[str]) -> tuple[int, str]:
     """Commit membership changes (drain, activate a node that is not the master) until the journals
     need space they cannot get: a full voter stops or a change is refused (bounded: 300 changes,
-    60 s). How many were committed."""
+    60 s). How many were committed, and why it stopped."""
     client = cluster.client(failover_wait=2)
     node = cluster.node_name(next(i for i in range(cluster.nodes, 0, -1) if i != master_index))
-    deadline, done = time.monotonic() + 60, 0
+    deadline, done, why = time.monotonic() + 60, 0, "300 changes"
     try:
         for done in range(300):
             if time.monotonic() > deadline or not all(cluster.service_running(key) for key in full):
+                why = "a full voter stopped" if time.monotonic() <= deadline else "60 s"
                 break
             client.drain(node) if done % 2 == 0 else client.activate(node)
-    except Exception:  # the change was refused: the voters could not persist it
-        pass
+    except Exception as exc:  # the change was refused: the voters could not persist it
+        why = f"refused: {exc}"
     finally:
         try:
             client.activate(node)
         except Exception:
             pass
-    return done
+    return done, why
 
 
 def lease_epochs(path: Path) -> set[int]:
@@ -112,13 +113,13 @@ def test_an_election_on_full_disks_grants_no_unpersisted_epoch(cluster_factory: 
             cluster.wait_master(timeout=20)
         fillers = [fill(folder) for folder in mounts]  # the disks fill up under running services
         before = max(lease_epochs(lease_log))
-        changes = use_up_the_slack(cluster, master_index, full)
+        changes, why = use_up_the_slack(cluster, master_index, full)
 
         cluster.kill_node(master_index)  # every voter left has a full disk
         time.sleep(FULL_WINDOW)
         granted = {e for e in lease_epochs(lease_log) if e > before}
         died = [key for key in full if not cluster.service_running(key)]
-        print(f"\nfull disks on {', '.join(full)} ({changes} changes committed on them): epoch before {before}, "
+        print(f"\nfull disks on {', '.join(full)} ({changes} changes committed on them, then {why}): epoch before {before}, "
               f"epochs granted while full "
               f"{sorted(granted) or 'none'}, DNS services that stopped: {died or 'none'}")
         # Whatever a node held while the disks were full must have been persisted: it survives below.
