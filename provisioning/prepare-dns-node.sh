@@ -95,4 +95,4 @@ fi
 install_units taskorg-dns.service
 enable_start taskorg-dns.service
 restart_if_needed taskorg-dns.service
-say "DNS node ready: cluster DNS at $address:$DNS_PORT, DNS service at $address:23333"
+say "DNS node ready: cluster DNS at $address:$DNS_PORT, DNS service at $address:23333 (internal 23343)"

@@ -67,4 +67,4 @@ install_units $SERVICES
 enable_start $SERVICES
 # shellcheck disable=SC2086
 restart_if_needed $SERVICES
-say "node ready: services at $address (slave 23334, master 23335, node 23336, webview 23380)"
+say "node ready: services at $address (slave 23334, master 23335 and internal 23345, node 23336, webview 23380)"

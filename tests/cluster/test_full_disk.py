@@ -38,8 +38,8 @@ def raft_dir(cluster: LocalCluster, key: str) -> Path:
     return cluster.workdir / machine / "dns" / "raft"
 
 
-def move_onto_full_tmpfs(cluster: LocalCluster, key: str, mounts: list[Path]) -> Path:
-    """Stop the DNS service `key`, put its journal on a tmpfs, fill the tmpfs, start it again."""
+def move_onto_tmpfs(cluster: LocalCluster, key: str, mounts: list[Path]) -> Path:
+    """Stop the DNS service `key`, put its journal on a small tmpfs, start it again."""
     folder = raft_dir(cluster, key)
     cluster.kill_service(key)
     backup = Path(tempfile.mkdtemp(prefix="taskorg-raft-", dir="/tmp"))
@@ -50,39 +50,44 @@ def move_onto_full_tmpfs(cluster: LocalCluster, key: str, mounts: list[Path]) ->
     mounts.append(folder)
     shutil.copytree(backup, folder, dirs_exist_ok=True)
     shutil.rmtree(backup)
+    cluster.start_service(key)
+    return folder
+
+
+def fill(folder: Path) -> Path:
+    """Fill the tmpfs at `folder` (the service runs on it); the filler file."""
     filler = folder / "filler"
-    with open(filler, "wb") as handle:  # until ENOSPC; bounded by the mount's size
+    with open(filler, "wb", buffering=0) as handle:  # until ENOSPC; bounded by the mount's size
         try:
             for _ in range(SLACK // 4096 + 16):
                 handle.write(b"\0" * 4096)
-                handle.flush()
         except OSError:
             pass
     assert shutil.disk_usage(folder).free < 4096, f"{folder} is not full"
-    cluster.start_service(key)
     return filler
 
 
-def use_up_the_slack(cluster: LocalCluster, master_index: int, full: list[str]) -> int:
+def use_up_the_slack(cluster: LocalCluster, master_index: int, full: list[str]) -> tuple[int, str]:
     """Commit membership changes (drain, activate a node that is not the master) until the journals
     need space they cannot get: a full voter stops or a change is refused (bounded: 300 changes,
-    60 s). How many were committed."""
+    60 s). How many were committed, and why it stopped."""
     client = cluster.client(failover_wait=2)
     node = cluster.node_name(next(i for i in range(cluster.nodes, 0, -1) if i != master_index))
-    deadline, done = time.monotonic() + 60, 0
+    deadline, done, why = time.monotonic() + 60, 0, "300 changes"
     try:
         for done in range(300):
             if time.monotonic() > deadline or not all(cluster.service_running(key) for key in full):
+                why = "a full voter stopped" if time.monotonic() <= deadline else "60 s"
                 break
             client.drain(node) if done % 2 == 0 else client.activate(node)
-    except Exception:  # the change was refused: the voters could not persist it
-        pass
+    except Exception as exc:  # the change was refused: the voters could not persist it
+        why = f"refused: {exc}"
     finally:
         try:
             client.activate(node)
         except Exception:
             pass
-    return done
+    return done, why
 
 
 def lease_epochs(path: Path) -> set[int]:
@@ -103,18 +108,18 @@ def test_an_election_on_full_disks_grants_no_unpersisted_epoch(cluster_factory: 
     full = [key for key in voters if key != f"node{master_index}/dns"]
     mounts: list[Path] = []
     try:
-        fillers = []
         for key in full:  # one at a time: the others keep the quorum meanwhile
-            fillers.append(move_onto_full_tmpfs(cluster, key, mounts))
+            move_onto_tmpfs(cluster, key, mounts)
             cluster.wait_master(timeout=20)
+        fillers = [fill(folder) for folder in mounts]  # the disks fill up under running services
         before = max(lease_epochs(lease_log))
-        changes = use_up_the_slack(cluster, master_index, full)
+        changes, why = use_up_the_slack(cluster, master_index, full)
 
         cluster.kill_node(master_index)  # every voter left has a full disk
         time.sleep(FULL_WINDOW)
         granted = {e for e in lease_epochs(lease_log) if e > before}
         died = [key for key in full if not cluster.service_running(key)]
-        print(f"\nfull disks on {', '.join(full)} ({changes} changes committed on them): epoch before {before}, "
+        print(f"\nfull disks on {', '.join(full)} ({changes} changes committed on them, then {why}): epoch before {before}, "
               f"epochs granted while full "
               f"{sorted(granted) or 'none'}, DNS services that stopped: {died or 'none'}")
         # Whatever a node held while the disks were full must have been persisted: it survives below.
