@@ -66,14 +66,20 @@ def document(service: str) -> dict[str, Any]:
 @functools.cache
 def query_names(service: str) -> dict[tuple[str, str], frozenset[str]]:
     """(METHOD, Flask rule) -> the query parameters the description names for that operation."""
+    whole = json.loads(_document_json(service))
     names = {}
-    for path, item in json.loads(_document_json(service))["paths"].items():
+    for path, item in whole["paths"].items():
         rule = re.sub(r"{([^}]+)}", r"<\1>", path)
         for method, operation in item.items():
-            if isinstance(operation, dict):
-                names[(method.upper(), rule)] = frozenset(
-                    p["name"] for p in operation.get("parameters", []) if p.get("in") == "query")
+            names[(method.upper(), rule)] = frozenset(
+                p["name"] for p in parameters(whole, operation) if p["in"] == "query")
     return names
+
+
+def parameters(whole: dict[str, Any], operation: dict[str, Any]) -> list[dict[str, Any]]:
+    """An operation's parameters, each `$ref` to the document's shared ones resolved."""
+    shared = whole["components"].get("parameters", {})
+    return [shared[p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p for p in operation.get("parameters", [])]
 
 
 def _rule(text: str) -> str:

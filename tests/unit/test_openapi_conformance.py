@@ -53,10 +53,9 @@ STATUSES: dict[str, collections.Counter[int]] = {}
 def breakable(operation: dict[str, Any], document: dict[str, Any]) -> bool:
     """Whether a request can break the description other than by its credential: a body, a query
     parameter, or a path parameter narrower than any string (any text is a valid name in a path)."""
-    parameters = [document["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p
-                  for p in operation.get("parameters", [])]
     return bool(operation.get("requestBody")) or any(
-        p["in"] == "query" or (p["in"] == "path" and p.get("schema") != {"type": "string"}) for p in parameters)
+        p["in"] == "query" or (p["in"] == "path" and p.get("schema") != {"type": "string"})
+        for p in openapi.parameters(document, operation))
 
 
 def operations() -> list[Any]:
