@@ -59,6 +59,10 @@ class Config:
     tls_ca_file: str = "/etc/taskorg/tls/ca.pem"
     tls_cert_file: str = "/etc/taskorg/tls/node.pem"
     tls_key_file: str = "/etc/taskorg/tls/node.key"
+    # The webview's HTTPS certificate and key when the operator supplies one (e.g. from the lab's own
+    # CA, so browsers trust it); empty: the node certificate of the cluster CA.
+    webview_cert_file: str = ""
+    webview_key_file: str = ""
     # User tokens (hashed, with roles) that services accept; empty = `<state_dir>/tokens.json`.
     tokens_file: str = ""
     # Networks (CIDR, or single addresses) whose hosts may read every service's `/metrics` without
@@ -330,6 +334,12 @@ def _validate(config: Config) -> None:
                           f"'dns_servers', got {len(config.dns_servers)}")
     if len(set(config.dns_servers)) != len(config.dns_servers):
         raise ConfigError(f"setting 'dns_servers': an address is listed twice: {', '.join(config.dns_servers)}")
+    if bool(config.webview_cert_file) != bool(config.webview_key_file):
+        raise ConfigError("settings 'webview_cert_file' and 'webview_key_file' go together: set both (the "
+                          "operator's certificate for the webview and its key) or neither")
+    if config.webview_cert_file and not config.tls:
+        raise ConfigError("setting 'webview_cert_file' needs TLS on ('tls: true'): the webview serves plain HTTP "
+                          "with 'tls: false'")
     if not 1.0 <= config.voter_grace <= 3600:
         raise ConfigError(f"setting 'voter_grace': seconds a voter may stay silent before it is replaced, "
                           f"from 1 to 3600, got {config.voter_grace}")

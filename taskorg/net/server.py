@@ -105,26 +105,27 @@ def typed_body(kind: type[T], what: str) -> T:
 
 def serve(app: Flask, host: str, port: int, threads: int = 8,
           on_ready: Callable[[], None] | None = None, internal_port: int | None = None,
-          internal_threads: int = 8) -> None:
+          internal_threads: int = 8, material: tls.TlsMaterial | None = None) -> None:
     """Serve with cheroot (never Flask's development server): TLS with this process's node
     certificate when TLS is configured (`taskorg.security.process`), plain HTTP otherwise.
 
     With `internal_port`, two listeners with worker threads of their own: client routes on `port`,
-    cluster-internal routes on `internal_port` (`taskorg.net.listeners`)."""
+    cluster-internal routes on `internal_port` (`taskorg.net.listeners`). `material`: a certificate
+    other than the node's (the webview's, when the operator supplies one)."""
     from taskorg.net.httpd import run_servers
 
     if internal_port is None:
-        run_servers([_server(app, host, port, threads)], on_ready)
+        run_servers([_server(app, host, port, threads, material)], on_ready)
         return
     run_servers([_server(listeners.tagged(app, listeners.CLIENT, internal_port), host, port, threads),
                  _server(listeners.tagged(app, listeners.INTERNAL, port), host, internal_port, internal_threads)],
                 on_ready)
 
 
-def _server(app: Any, host: str, port: int, threads: int) -> Any:
+def _server(app: Any, host: str, port: int, threads: int, material: tls.TlsMaterial | None = None) -> Any:
     from taskorg.net.httpd import make_server
 
-    material = tls.server_material()
+    material = material or tls.server_material()
     if material is None:
         log.warning("serving plain HTTP: TLS is off", extra={"address": f"{host}:{port}"})
         return make_server(app, host, port, threads, None)
