@@ -23,6 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from docker.errors import DockerException
 
 from taskorg.config import Config
+from taskorg.net import sdnotify
 from taskorg.logs import get_logger
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError, resolve_master
@@ -57,6 +58,8 @@ class Reporter:
         self._scheduler: BackgroundScheduler | None = None
         self._watcher: threading.Thread | None = None
         self._docker_down = False
+        # Marked before every report: systemd's watchdog restarts a slave whose reporting hangs.
+        self.beat = sdnotify.Beat("the slave's report loop")
 
     # ---- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -101,6 +104,7 @@ class Reporter:
                 return
 
     def _report_safely(self) -> None:
+        self.beat.mark()
         try:
             self.report_once()
         except Exception:  # never let one bad report stop the reporting
