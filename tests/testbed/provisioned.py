@@ -18,6 +18,8 @@ from .image import ensure_image
 from .wheelhouse import build_wheelhouse
 
 TASK_IMAGE = "taskorg/busybox:latest"
+# Every machine logs each lease it holds here (setting `lease_log`): tests check no two overlap.
+LEASE_LOG = "/var/lib/taskorg/lease.log"
 
 
 def sleepers_job(name: str, replicas: int) -> str:

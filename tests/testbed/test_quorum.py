@@ -31,12 +31,11 @@ from tests.leases import check_leases
 
 from .checks import assert_all_units_active, resolve
 from .hosts import SUFFIX, Host, Testbed, log, wait_for
-from .provisioned import TASK_IMAGE, provisioned_testbed, sleepers_job
-from .views import client, master_host, node_names, running_instances, wait_no_duplicates
+from .provisioned import LEASE_LOG, TASK_IMAGE, sleepers_job
+from .views import client, containers_by_instance, master_host, node_names, running_instances, wait_no_duplicates
 
 pytestmark = [pytest.mark.testbed, pytest.mark.timeout(1800)]
 
-LEASE_LOG = "/var/lib/taskorg/lease.log"
 MASTER = f"master.{SUFFIX}"
 ROUNDS = 10
 REPLICAS = 4
@@ -45,19 +44,23 @@ STEADY = sleepers_job("quorum", REPLICAS)
 PROBE = "name: {name}\nimage: " + TASK_IMAGE + "\ncommand: ['true']\nrestart: never\n"
 
 @pytest.fixture(scope="module")
-def bed(request: pytest.FixtureRequest) -> Iterator[Testbed]:
-    testbed = provisioned_testbed(request, {"taskorg_settings": {"lease_log": LEASE_LOG}})
-    yield from testbed
+def bed(shared_testbed: Testbed) -> Testbed:
+    return shared_testbed
 
 
 @pytest.fixture(scope="module")
-def steady(bed: Testbed) -> dict[str, Any]:
-    """A job of REPLICAS sleepers running on the regular hosts."""
+def steady(bed: Testbed) -> Iterator[dict[str, Any]]:
+    """A job of REPLICAS sleepers running on the regular hosts; cancelled after the module, its
+    containers gone (test_testbed counts what runs on the shared testbed)."""
     master = master_host(bed)
     answer = client(bed, master).request("POST", "/v1/jobs?source=quorum.yaml", data=STEADY,
                                          headers={"Content-Type": "application/yaml"}, timeout=10)
     wait_for(f"{REPLICAS} sleepers running", lambda: len(running_instances(bed, master)) == REPLICAS, timeout=90)
-    return answer
+    yield answer
+    master = wait_for("a master", lambda: master_host(bed), timeout=60)
+    client(bed, master).request("DELETE", f"/v1/jobs/{answer['job']}", timeout=10)
+    wait_for("the quorum job's containers gone", lambda: not containers_by_instance(bed, bed.node_hosts),
+             timeout=90, interval=0.5)
 
 
 # ---- helpers ---------------------------------------------------------------------------------

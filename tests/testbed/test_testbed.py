@@ -19,6 +19,9 @@ provisions them over SSH. Then, in order:
 Along the way: every taskorg unit runs as the taskorg user, secrets are root:taskorg 0640,
 and a container on the testbed network that is not in the inventory reaches no cluster port.
 
+The provisioned hosts are shared with test_quorum.py (tests/testbed/conftest.py), which runs first
+and leaves them as it found them.
+
 Run alone: `.venv/bin/python -m pytest -m testbed tests/testbed -s`.
 Keep the hosts afterwards: TASKORG_TESTBED_KEEP=1 (see `python -m tests.testbed`).
 """
@@ -27,7 +30,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Iterator
 
 import pytest
 
@@ -35,7 +37,7 @@ from .checks import TASKORG_UNITS, assert_all_units_active, main_pid, reach_from
 from .hosts import SUFFIX, Host, Testbed, log, wait_for
 from .views import (client, containers_by_instance, master_host, node_names, running_instances,
                     wait_no_duplicates)
-from .provisioned import provisioned_testbed, sleepers_job
+from .provisioned import sleepers_job
 
 # The module fixture (image, boot, playbook) counts toward the first test: room for a busy machine.
 pytestmark = [pytest.mark.testbed, pytest.mark.timeout(1500)]
@@ -50,8 +52,8 @@ JOB = sleepers_job("testbed", REPLICAS)
 
 
 @pytest.fixture(scope="module")
-def testbed(request: pytest.FixtureRequest) -> Iterator[Testbed]:
-    yield from provisioned_testbed(request)
+def testbed(shared_testbed: Testbed) -> Testbed:
+    return shared_testbed
 
 
 # ---- the tests, in order -----------------------------------------------------------
