@@ -117,6 +117,15 @@ def settled(cluster: LocalCluster, acked: dict[str, dict[str, Any]]) -> Verdict:
     return Verdict("ok")
 
 
+def log_tails(cluster: LocalCluster, lines: int = 15) -> str:
+    """The last lines of every service's log, for a round that did not settle."""
+    parts = []
+    for path in sorted((cluster.workdir / "logs").glob("*.log")):
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+        parts.append(f"--- {path.name}\n" + "\n".join(tail))
+    return "\n".join(parts)
+
+
 def test_chaos_rounds_lose_nothing_and_never_split_the_brain(cluster_factory: Any) -> None:
     # A name of its own: another session's chaos test (same tmp_path name) must not write into it.
     handle, name = tempfile.mkstemp(prefix="taskorg-leases-", suffix=".log", dir="/tmp")
@@ -161,8 +170,11 @@ def test_chaos_rounds_lose_nothing_and_never_split_the_brain(cluster_factory: An
                 cluster.kill_dns_node(signal.SIGCONT)
             # Submissions ran during the action; hold them while the round settles.
             with submitter.hold:
-                wait_until(lambda: settled(cluster, dict(submitter.acked)), SETTLE,
-                           f"round {round_number} ({action}) to settle", interval=0.3)
+                try:
+                    wait_until(lambda: settled(cluster, dict(submitter.acked)), SETTLE,
+                               f"round {round_number} ({action}) to settle", interval=0.3)
+                except AssertionError as stuck:
+                    raise AssertionError(f"{stuck}\n{log_tails(cluster)}") from None
                 living = {cluster.node_address(i) for i in (1, 2, 3)}
                 assert resolve_all(config, config.master_name)[0] in living
             done.append(action)
