@@ -31,6 +31,7 @@ from taskorg.net.server import create_service_app
 from taskorg.security import ca
 from taskorg.security.tls import TlsMaterial
 from taskorg.security.tokens import TokenStore
+from tests.helpers import wait_until
 
 JOB = "name: tls-probe\nimage: taskorg/busybox:latest\ncommand: ['sleep', '60']\n"
 
@@ -233,8 +234,10 @@ def test_tls_off_is_the_operators_choice_and_every_start_says_so(cluster_factory
     node = plain.node_address(1)
     session = requests.Session()
     session.trust_env = False
-    answer = session.get(f"http://{node}:{config.slave_port}/v1/containers",
-                         headers={"Authorization": f"Bearer {plain.secret}"}, timeout=5)
+    # The slave reports before its HTTP listener is bound: on a loaded machine, ask until it listens.
+    answer = wait_until(lambda: session.get(f"http://{node}:{config.slave_port}/v1/containers",
+                                            headers={"Authorization": f"Bearer {plain.secret}"}, timeout=5),
+                        20, "the slave to listen")
     assert answer.status_code == 200  # with TLS off the secret opens internal routes, as before
     for log_file in ("dns.log", "node1-master.log", "node1-slave.log", "node1-node.log"):
         assert "TLS is off" in (plain.workdir / "logs" / log_file).read_text(), log_file
