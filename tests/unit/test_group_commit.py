@@ -7,10 +7,8 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
 
 from taskorg.master.engine import NotMaster
 from taskorg.master.role import Role
@@ -18,13 +16,6 @@ from taskorg.spec import parse_spec_text
 from tickharness import TickHarness
 
 JOB = parse_spec_text("job: one\ntasks:\n  - name: x\n    image: busybox\n", source="t.yaml")
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[TickHarness]:
-    h = TickHarness(tmp_path)
-    yield h
-    h.close()
 
 
 def submit_together(harness: TickHarness, request_ids: list[str | None]) -> list[Any]:

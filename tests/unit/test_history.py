@@ -4,7 +4,6 @@ served by `GET /v1/nodes/<node>/history` and `GET /v1/members?history=1` (the re
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -71,13 +70,6 @@ def test_a_bad_step_or_span_is_refused_with_both_named() -> None:
         History(step=0, span=60)
     with pytest.raises(ValueError, match="step 10.*span 5"):
         History(step=10, span=5)
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[TickHarness]:
-    h = TickHarness(tmp_path)
-    yield h
-    h.close()
 
 
 def test_reports_feed_the_history_route(harness: TickHarness) -> None:

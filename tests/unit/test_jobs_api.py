@@ -5,7 +5,6 @@ cap is a 503 with Retry-After, a long poll answers at once marked busy) and give
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -17,13 +16,6 @@ from tickharness import TickHarness
 
 HEADERS = {"Authorization": "Bearer secret"}
 PIPELINE = "job: pipe\ntasks:\n  - name: a\n    image: busybox\n  - name: b\n    image: busybox\n    after: [a]\n"
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[TickHarness]:
-    h = TickHarness(tmp_path)
-    yield h
-    h.close()
 
 
 def client(harness: TickHarness) -> FlaskClient:

@@ -4,20 +4,10 @@ node's instances placed again, a dependency released with its results, a task th
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Iterator
 
-import pytest
 from tickharness import TickHarness
 
 from taskorg.protocol import ContainerState
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[TickHarness]:
-    harness = TickHarness(tmp_path, nodes=2)
-    yield harness
-    harness.close()
 
 
 def test_a_submission_is_placed_spread_started_and_running_after_one_tick(harness: TickHarness) -> None:
