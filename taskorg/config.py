@@ -91,6 +91,9 @@ class Config:
     # so clients on the public ports cannot starve them (taskorg.net.listeners).
     master_internal_port: int = 23345
     dns_internal_port: int = 23343
+    # Heartbeats go as sealed UDP datagrams to the arbiter's DNS service on this port, HTTPS being the
+    # fallback (taskorg.net.datagrams); 0: HTTPS only.
+    beat_port: int = 23344
     # Timing. Heartbeats renew the master's lease several times per lease.
     heartbeat_interval: float = 0.15
     lease_timeout: float = 0.6
@@ -347,6 +350,9 @@ def _validate(config: Config) -> None:
         if not 0 < getattr(config, name) < 65536:
             raise ConfigError(f"setting '{name}': not a port number: {getattr(config, name)}")
     _validate_internal_ports(config)
+    if config.beat_port and (config.beat_port not in SERVICE_PORT_RANGE or config.beat_port == config.dns_port):
+        raise ConfigError(f"setting 'beat_port': {config.beat_port} must be 0 (heartbeats over HTTPS only) or a "
+                          f"UDP port in the cluster's range {SERVICE_PORT_RANGE.start}-{SERVICE_PORT_RANGE.stop - 1}")
     if config.lease_margin <= 0 or config.lease_timeout <= 0:
         raise ConfigError("settings 'lease_timeout' and 'lease_margin' must be positive")
     if config.heartbeat_interval * 2 > config.lease_timeout:

@@ -291,6 +291,34 @@ class HeartbeatAnswer(Struct):
     arbiter: str | None = None
 
 
+# A nonce in a heartbeat datagram: random, as URL-safe base64 (taskorg.net.datagrams).
+Nonce = Annotated[str, Meta(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")]
+
+
+class BeatDatagram(Struct, kw_only=True):
+    """A heartbeat as a UDP datagram to the arbiter (sealed with the cluster's datagram key).
+
+    `ask` is fresh for every datagram and comes back in the reply, so an old reply cannot pass for a
+    new one; `proof` is the arbiter's last challenge to this node, used once, so a datagram replayed
+    later renews nothing."""
+
+    beat: Heartbeat
+    ask: Nonce
+    proof: Nonce = ""
+
+
+class BeatReply(Struct, kw_only=True):
+    """The arbiter's reply to a heartbeat datagram. `status` is the HTTP route's: 200 with `answer`;
+    401 when the proof was not the current challenge (send again with `challenge`); 404, 410 and 503
+    as on `POST /v1/heartbeat` (503: not the arbiter, ask over HTTPS)."""
+
+    ask: Nonce
+    challenge: Nonce = ""
+    status: int = 200
+    message: Annotated[str, Meta(max_length=300)] = ""
+    answer: HeartbeatAnswer | None = None
+
+
 class ServiceNames(Struct, kw_only=True):
     """`PUT /v1/services` (master -> DNS service): `<task>.<job>.<suffix>` -> the addresses of the nodes
     running a healthy instance, as the master of `epoch` sees them (the whole map, not a change)."""

@@ -61,6 +61,20 @@ def create_app(service: DnsService) -> Flask:
 
     @app.get("/v1/members")
     def members() -> Any:
+        """`?since=VERSION&wait=SECONDS`: a long poll, answered when the membership moves past
+        VERSION or after at most 1.5 s (taskorg.dns.watch); without them, at once."""
+        since_text, wait_text = request.args.get("since"), request.args.get("wait", "0")
+        since = whole_number(since_text) if since_text is not None else None
+        if since_text is not None and since is None:
+            raise ApiError(400, f"since: expected a version (a whole number), got {since_text!r:.40}")
+        try:
+            wait = float(wait_text)
+        except ValueError:
+            wait = -1.0
+        if not 0 <= wait <= 60:
+            raise ApiError(400, f"wait: expected seconds from 0 to 60, got {wait_text!r:.40}")
+        if since is not None:
+            service.wait_for_members(since, wait)
         return jsonify(service.members_view())
 
     @app.get("/v1/master")

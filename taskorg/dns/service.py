@@ -6,8 +6,8 @@ the consensus group is the arbiter: it grants the master lease and makes
 every decision; the others relay such requests to it (`taskorg.dns.relay`).
 One lock serialises every decision (registration, heartbeat, election), so
 the arbiter's state, the committed epoch and the published record always
-agree. Ticks run on apscheduler every 50 ms: election latency is a direct
-part of failover time, and a replica publishes what it applied on its next
+agree. Ticks run every 50 ms on a thread of their own (taskorg.net.loops;
+the slow jobs on apscheduler): election latency is a direct part of failover time, and a replica publishes what it applied on its next
 tick. The HTTP routes are in `taskorg.dns.api`, the publishing of records
 in `taskorg.dns.records`.
 """
@@ -25,15 +25,19 @@ from taskorg.config import Config
 from taskorg.dns.api import create_app
 from taskorg.dns.arbiter import Arbiter, Election, Liveness
 from taskorg.dns.autopilot import VOTER_CHECK_SECONDS, Autopilot
+from taskorg.dns.beat_listener import BeatListener
 from taskorg.dns.records import Records
 from taskorg.dns.replicated import NoQuorum, ReplicatedRegistry
 from taskorg.dns.service_names import check_name_map
 from taskorg.dns.store import carry_over
 from taskorg.dns.voters import voter_count
+from taskorg.dns.watch import MembershipWatch
 from taskorg.logs import get_logger
 from taskorg.metrics import dns as metrics
+from taskorg.net.datagrams import datagram_key
+from taskorg.net.loops import run_every
 from taskorg.net.server import ApiError, serve
-from taskorg.protocol import HeartbeatAnswer, Lease
+from taskorg.protocol import Heartbeat, HeartbeatAnswer, Lease, ProtocolError, checked_address
 from taskorg.secret import read_secret
 
 log = get_logger("dns")
@@ -61,7 +65,12 @@ class DnsService:
         self.records = Records(config, secret, self.registry, self.lock)
         self.autopilot = Autopilot(config, secret, self.registry)
         self.dead: set[str] = set()
+        self.watch = MembershipWatch()  # the active master's long poll on the membership
         self.scheduler = BackgroundScheduler(daemon=True)
+        self.stopping = threading.Event()
+        # Heartbeats as sealed datagrams (taskorg.dns.beat_listener); HTTPS stays the fallback.
+        self.beats = BeatListener(config.dns_address, config.beat_port, datagram_key(secret),
+                                  self.heartbeat_datagram) if config.beat_port else None
 
     def _take_over(self) -> Arbiter | None:
         """This service became the arbiter: start from the committed decision, with a lease of grace.
@@ -123,7 +132,7 @@ class DnsService:
     # ---- lifecycle ----------------------------------------------------------
     def start(self) -> None:
         self.records.start()
-        self.scheduler.add_job(self.tick, "interval", seconds=TICK_SECONDS, max_instances=1, coalesce=True)
+        run_every(TICK_SECONDS, self.tick, "dns-tick", self.stopping)
         self.scheduler.add_job(self.records.check, "interval", args=(lambda: self.arbiter,),
                                seconds=RECORD_CHECK_SECONDS, max_instances=1, coalesce=True)
         self.scheduler.add_job(self.tend_voters, "interval", seconds=VOTER_CHECK_SECONDS, max_instances=1,
@@ -131,8 +140,13 @@ class DnsService:
         self.scheduler.add_job(self.prefer_witness, "interval", seconds=WITNESS_OFFER_SECONDS, max_instances=1,
                                coalesce=True)
         self.scheduler.start()
+        if self.beats:
+            self.beats.start()
 
     def stop(self) -> None:
+        if self.beats:
+            self.beats.close()
+        self.stopping.set()
         self.scheduler.shutdown(wait=False)
         self.registry.close()
 
@@ -183,6 +197,14 @@ class DnsService:
             return HeartbeatAnswer(answer.epoch, answer.master, Lease(answer.holder, answer.epoch, answer.valid_for),
                                    arbiter=self.config.dns_address)
 
+    def heartbeat_datagram(self, beat: Heartbeat) -> HeartbeatAnswer:
+        """A heartbeat that came as a datagram: the same decision as `POST /v1/heartbeat`."""
+        try:
+            address = checked_address(beat.address, "heartbeat") if beat.address else ""
+        except ProtocolError as exc:
+            raise ApiError(400, str(exc)) from None
+        return self.heartbeat(beat.node, address, (beat.replica.epoch, beat.replica.seq))
+
     def tick(self) -> None:
         with self.lock:
             leading = self.registry.is_arbiter()
@@ -197,7 +219,24 @@ class DnsService:
                 if election:
                     self.commit(election)
                 self._note_deaths()
+                if self.watch.wanted():
+                    self.watch.observe(self._membership_key())
             self.records.catch_up()
+
+    def _membership_key(self) -> tuple[Any, ...]:
+        """What a master acts on, as one comparable value (taskorg.dns.watch)."""
+        arbiter = self.arbiter
+        assert arbiter is not None
+        return (arbiter.epoch, arbiter.master, tuple(
+            (m.node, m.state, m.address, tuple(sorted(m.labels.items())),
+             arbiter.alive(m.node, self.config.node_dead_after)) for m in self.registry.members(include_left=True)))
+
+    def wait_for_members(self, since: int, wait: float) -> None:
+        """Hold a watch until the membership differs from version `since` (taskorg.dns.watch)."""
+        with self.lock:
+            self._arbiter_or_raise()
+            self.watch.observe(self._membership_key())
+        self.watch.wait(since, wait)
 
     def tend_voters(self) -> None:
         """The voter set: followed by every replica, changed by the arbiter (taskorg.dns.autopilot).
@@ -303,7 +342,8 @@ class DnsService:
                     "role": "master" if m.node == arbiter.master else "standby",
                 })
             return {"members": rows, "master": arbiter.master, "epoch": arbiter.epoch,
-                    "arbiter": self.config.dns_address, "dns_servers": self.dns_servers_view()}
+                    "arbiter": self.config.dns_address, "dns_servers": self.dns_servers_view(),
+                    "version": self.watch.version}
 
     def master_view(self) -> dict[str, Any]:
         epoch, master = self.registry.election()

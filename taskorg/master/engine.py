@@ -252,7 +252,7 @@ class Engine:
     def tick(self) -> None:
         if not self.role.valid():
             return
-        if not self.members.refresh():
+        if not (self.members.current() or self.members.refresh()):
             return  # the DNS service is unreachable: nobody is declared dead meanwhile
         with self.lock:
             if not self.role.valid():

@@ -32,13 +32,13 @@ TICK_STALE_AFTER = 30.0  # a tick loop silent this long is hung (a tick takes mi
 
 
 def tick_loop(engine: Engine, stop: threading.Event, beat: sdnotify.Beat | None = None) -> None:
-    """Tick every 200 ms, at once when something asks (a submission, an exit), and just after a
-    silent node is due to be declared dead (its tasks are placed again without waiting a beat).
+    """Tick every 200 ms, and at once when something asks (a submission, an exit, the membership
+    moving: a node declared dead has its tasks placed again without waiting a beat).
     `beat` is marked every turn: systemd's watchdog restarts a master whose loop hangs."""
     while not stop.is_set():
         if beat:
             beat.mark()
-        engine.kick.wait(next_tick_in(engine.members.next_death_in()))
+        engine.kick.wait(TICK_SECONDS)
         engine.kick.clear()
         try:
             engine.tick()
@@ -46,11 +46,9 @@ def tick_loop(engine: Engine, stop: threading.Event, beat: sdnotify.Beat | None 
             log.exception("scheduling tick failed")
 
 
-def next_tick_in(death_in: float | None) -> float:
-    """The wait before the next tick: the beat, or 10 ms past the next possible death if sooner."""
-    if death_in is None:
-        return TICK_SECONDS
-    return min(TICK_SECONDS, max(0.01, death_in + 0.01))
+def follow_members(engine: Engine, stop: threading.Event) -> None:
+    """The membership watch (taskorg.master.members): while this master is active."""
+    engine.members.follow(lambda: engine.role.valid(), engine.kick.set, stop)  # the role object is replaced on change
 
 
 def run(config: Config) -> None:
@@ -60,6 +58,7 @@ def run(config: Config) -> None:
     beat = sdnotify.Beat("the master's tick loop")
     sdnotify.process_watchdog().watch(lambda: beat.stale(TICK_STALE_AFTER))
     threading.Thread(target=tick_loop, args=(engine, stop, beat), daemon=True, name="master-tick").start()
+    threading.Thread(target=follow_members, args=(engine, stop), daemon=True, name="member-watch").start()
     start_alerting(engine, stop)
     role_channel = open_role_channel(config, engine)
     try:

@@ -21,6 +21,12 @@ VOTER_CHANGES = Counter("taskorg_consensus_voter_changes",
                         "Voters this DNS service added to or removed from the consensus group as its leader "
                         "(a dead voter replaced: one removal, then one addition)", labelnames=["kind"])
 NODE_DEATHS = Counter("taskorg_dns_node_deaths", "Nodes this DNS service declared dead as arbiter")
+BEAT_DATAGRAMS = Counter("taskorg_dns_heartbeat_datagrams",
+                         "Heartbeat datagrams by outcome: answered; challenged (stale proof: the node's first, "
+                         "or a replay); refused (not the arbiter, unknown node); dropped (not sealed with the "
+                         "cluster key)", ["outcome"])
+for _outcome in ("answered", "challenged", "refused", "dropped"):
+    BEAT_DATAGRAMS.labels(_outcome)  # exported at zero from the start
 
 
 def read(service: "DnsService") -> Iterator[Metric]:

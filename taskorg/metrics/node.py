@@ -21,6 +21,11 @@ LEASE_RENEWAL_SECONDS = Histogram("taskorg_node_lease_renewal_seconds",
                                   buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.25, 0.4, 0.6))
 for _outcome in ("answered", "refused", "unreachable"):
     HEARTBEATS.labels(_outcome)  # exported at zero from the start
+BEATS_BY_TRANSPORT = Counter("taskorg_node_heartbeat_answers", "Answered heartbeats by how they went: a sealed "
+                             "datagram to the arbiter, or HTTPS (the fallback, relayed by any DNS service)",
+                             ["transport"])
+for _transport in ("datagram", "https"):
+    BEATS_BY_TRANSPORT.labels(_transport)
 
 
 def read(service: "NodeService") -> Iterator[Metric]:

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask, jsonify
 
 from taskorg.config import Config
@@ -24,9 +23,12 @@ from taskorg.logs import get_logger
 from taskorg.metrics import http as probes, node as metrics
 from taskorg.net import sdnotify
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
+from taskorg.net.datagrams import datagram_key
 from taskorg.net.localchannel import ChannelError, Sender, role_channel_path
+from taskorg.net.loops import run_every
 from taskorg.net.resolve import ResolveError, resolve_master
 from taskorg.net.server import create_service_app, serve
+from taskorg.node.beat_sender import BeatRefused, BeatSender
 from taskorg.node.identity import node_identity
 from taskorg.node.role_push import RolePusher
 from taskorg.protocol import (Heartbeat, HeartbeatAnswer, ProtocolError, Registration, ReplicaPosition, RoleAnswer,
@@ -34,6 +36,7 @@ from taskorg.protocol import (Heartbeat, HeartbeatAnswer, ProtocolError, Registr
 from taskorg.secret import read_secret
 
 log = get_logger("node")
+BEAT_REPLY_WAIT = 0.2  # at most, for a datagram's reply: a LAN answers in a millisecond; then HTTPS
 
 
 @dataclass
@@ -61,16 +64,28 @@ class NodeService:
                                            timeout=max(0.3, config.lease_timeout / 2))
                     for address in config.dns_server_list}
         self.arbiter: str | None = None
+        self.beats = self._beat_sender()
         self.master = ServiceClient(config.url(self.address, config.master_port), secret, timeout=0.3)
         # The replica position each heartbeat carries: the master service's answer to the last role
         # push (one heartbeat old at most), asked for directly only until the first answer.
         self.replica: ReplicaPosition | None = None
         self.pusher = RolePusher(self.master, self._on_role_answer, self._role_channel())
-        self.scheduler = BackgroundScheduler(daemon=True)
+        self.stopping = threading.Event()
         self.last_answer = 0.0  # monotonic time of the last answered heartbeat
         # Marked by every heartbeat run (answered or not): systemd's watchdog restarts a node service
         # whose heartbeat job hangs.
         self.heartbeat_beat = sdnotify.Beat("the node's heartbeat job")
+
+    def _beat_sender(self) -> BeatSender | None:
+        """Heartbeats as sealed datagrams to the arbiter (None: over HTTPS only)."""
+        if not self.config.beat_port:
+            return None
+        try:
+            return BeatSender(self.address, self.config.beat_port, datagram_key(self.secret),
+                              wait=min(BEAT_REPLY_WAIT, max(0.05, self.config.lease_timeout / 3)))
+        except OSError as exc:
+            log.warning("heartbeat datagrams unavailable: heartbeats use HTTPS", extra={"reason": str(exc)})
+            return None
 
     def _role_channel(self) -> Sender[RoleAnswer] | None:
         """The local role channel to this machine's master service (None: role pushes go by HTTP)."""
@@ -127,11 +142,8 @@ class NodeService:
     # ---- periodic work ----------------------------------------------------------
     def start(self) -> None:
         self.register()
-        self.scheduler.add_job(self.heartbeat, "interval", seconds=self.config.heartbeat_interval,
-                               max_instances=1, coalesce=True)
-        self.scheduler.add_job(self.check_role, "interval", seconds=self.config.role_check_interval,
-                               max_instances=1, coalesce=True)
-        self.scheduler.start()
+        run_every(self.config.heartbeat_interval, self.heartbeat, "heartbeat", self.stopping)
+        run_every(self.config.role_check_interval, self.check_role, "role-check", self.stopping)
 
     def heartbeat(self) -> None:
         self.heartbeat_beat.mark()
@@ -142,10 +154,9 @@ class NodeService:
                 self.replica = convert(self.master.get("/v1/replica", timeout=0.2), ReplicaPosition, "replica")
             except (ServiceUnavailable, ServiceError, ProtocolError):
                 pass  # the master service is starting: report no position yet
-        sent_at = time.monotonic()
         beat = Heartbeat(node=self.node, address=self.address, replica=self.replica or ReplicaPosition(0, 0))
         try:
-            answer = convert(self._dns_post("/v1/heartbeat", to_wire(beat)), HeartbeatAnswer, "heartbeat answer")
+            answer, sent_at, transport = self._send_beat(beat)
         except ServiceError as exc:
             metrics.HEARTBEATS.labels("refused").inc()
             if exc.status == 404:
@@ -157,6 +168,7 @@ class NodeService:
             return
         self.last_answer = time.monotonic()
         metrics.HEARTBEATS.labels("answered").inc()
+        metrics.BEATS_BY_TRANSPORT.labels(transport).inc()
         lease = answer.lease
         if lease.holder and lease.valid_for > 0:
             metrics.LEASE_RENEWALS.inc()
@@ -173,6 +185,23 @@ class NodeService:
             # The record is rewritten just before a new holder hears of it: look again.
             stale = lease.holder != (self.role.dns_master == self.address)
         self.check_role(resolve=stale, push=True)
+
+    def _send_beat(self, beat: Heartbeat) -> tuple[HeartbeatAnswer, float, str]:
+        """The answer, when the answered request was sent (the lease counts from there) and how it went:
+        a datagram to the arbiter that answered last, else HTTPS through any DNS service (it relays)."""
+        arbiter = self.arbiter
+        if self.beats is not None and arbiter:
+            try:
+                answered = self.beats.send(arbiter, beat)
+            except BeatRefused as exc:
+                raise ServiceError(exc.status, exc.message) from None
+            if answered is not None:
+                answer, sent_at = answered
+                self.arbiter = answer.arbiter or arbiter
+                return answer, sent_at, "datagram"
+        sent_at = time.monotonic()
+        answer = convert(self._dns_post("/v1/heartbeat", to_wire(beat)), HeartbeatAnswer, "heartbeat answer")
+        return answer, sent_at, "https"
 
     def _log_lease(self, received_at: float) -> None:
         """One line per lease held: from when this node heard of it (it cannot act on it before) until
