@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import requests
-from apscheduler.schedulers.background import BackgroundScheduler
+from taskorg.intervals import BackgroundScheduler  # not apscheduler: ~7 MiB less per process (issue 14)
 from docker.errors import DockerException
 
 from taskorg.config import Config
@@ -33,8 +33,8 @@ from taskorg.slave.fence import EpochFence, Fenced
 from taskorg.slave.runner import Runner
 
 log = get_logger("slave.reporter")
-# apscheduler warns whenever a tick is skipped because the previous report is
-# still waiting for a slow master; that is the intended behaviour, not news.
+# Only errors from the report tick are news (a skipped tick, while the previous
+# report still waits for a slow master, is the intended behaviour).
 _scheduler_log = get_logger("slave.reporter.scheduler")
 _scheduler_log.setLevel(logging.ERROR)
 
