@@ -43,11 +43,8 @@ def setup_logging(level: str = "warning") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Libraries are chatty at info; keep them at warning unless debugging.
-    for noisy in ("apscheduler", "cheroot", "urllib3", "docker", "werkzeug"):
+    for noisy in ("cheroot", "urllib3", "docker", "werkzeug"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-    # A periodic job skipped because the previous run is still going is by
-    # design (max_instances=1, coalesce): not worth a warning each time.
-    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
 def get_logger(name: str) -> logging.Logger:
