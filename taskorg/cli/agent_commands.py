@@ -7,6 +7,7 @@ with a warning; `taskorg node` now lists nodes, as users expect.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Callable
 
@@ -20,6 +21,10 @@ AGENTS = {"dns": "the DNS service: members, names, master lease, records (and it
           "slave": "the slave service: runs task containers through the local Docker Engine",
           "webview": "the web pages"}
 DEPRECATED = ("dns", "master", "slave", "webview")
+# Each agent's module (its `run(config)`), imported only by that agent: a service process loads no
+# other service's code (tests/unit/test_service_imports.py holds each to it).
+AGENT_MODULES = {"dns": "taskorg.dns.service", "node": "taskorg.node.service", "master": "taskorg.master.service",
+                 "slave": "taskorg.slave.service", "webview": "taskorg.webview.serve"}
 
 
 def run_agent(args: argparse.Namespace) -> int:
@@ -40,17 +45,7 @@ def run_agent(args: argparse.Namespace) -> int:
 
     # Under systemd (WatchdogSec), pings start now: a slave waiting for its identity is not hung.
     process_watchdog().start()
-    run: Callable[[Config], None]
-    if args.agent == "dns":
-        from taskorg.dns.service import run
-    elif args.agent == "node":
-        from taskorg.node.service import run
-    elif args.agent == "master":
-        from taskorg.master.service import run
-    elif args.agent == "slave":
-        from taskorg.slave.service import run
-    else:
-        from taskorg.webview.serve import run
+    run: Callable[[Config], None] = importlib.import_module(AGENT_MODULES[args.agent]).run
     run(config)
     return 0
 

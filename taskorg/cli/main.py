@@ -12,9 +12,7 @@ import os
 import sys
 
 from taskorg import __version__
-from taskorg.cli import (admin_commands, agent_commands, cluster_commands, context_commands, convert_command,
-                         event_commands, job_commands, node_commands, security_commands, task_commands,
-                         update_commands)
+from taskorg.cli import agent_commands
 from taskorg.cli.commands import Group, add_client_options, parent_parsers
 from taskorg.cli.context import UsageError
 from taskorg.config import ConfigError
@@ -29,7 +27,14 @@ EXAMPLES = """examples:
 `taskorg COMMAND --help` shows each command's options and examples."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The services' commands (`taskorg agent node`, and the deprecated `taskorg dns`...): systemd starts
+# five of these on every machine, so they parse with the agent commands alone and never import the
+# client commands (the local cluster's tools, the CA, the HTTP client: ~4 MiB a process, issue 14).
+AGENT_COMMANDS = frozenset({"agent", *agent_commands.DEPRECATED})
+
+
+def build_parser(agents_only: bool = False) -> argparse.ArgumentParser:
+    """The whole command tree; with `agents_only`, the same tree cut to the agent commands."""
     parser = argparse.ArgumentParser(prog="taskorg", description="Container tasks on a small LAN cluster.",
                                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"taskorg {__version__}")
@@ -37,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     top = Group(sub, parent_parsers(), "taskorg")
+    if agents_only:
+        agent_commands.register(top)
+        return parser
+    from taskorg.cli import (admin_commands, cluster_commands, context_commands, convert_command, event_commands,
+                             job_commands, node_commands, security_commands, task_commands, update_commands)
+
     task_commands.register(top)
     event_commands.register(top)
     job_commands.register(top)
@@ -52,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(agents_only=bool(words) and words[0] in AGENT_COMMANDS).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, UsageError) as exc:

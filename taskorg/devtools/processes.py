@@ -12,12 +12,17 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+# What the systemd units set too (systemd/taskorg-*.service). glibc gives every thread that
+# allocates an arena of its own, up to 8 per core, and a service runs 12 to 36 threads: two
+# arenas keep each process's heap smaller (docs/bench.md, Footprint). A value in `env` wins.
+SERVICE_ENV = {"MALLOC_ARENA_MAX": "2"}
+
 
 def spawn(workdir: Path, key: str, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> int:
     """Start `argv` in a session of its own, its output appended to logs/<key>.log; its pid."""
     log = open(workdir / "logs" / f"{key.replace('/', '-')}.log", "ab")
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                               env=env, cwd=cwd)
+                               env={**SERVICE_ENV, **env}, cwd=cwd)
     log.close()
     return process.pid
 

@@ -17,15 +17,32 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, SyncObjException, replicated
-from pysyncobj.monotonic import monotonic as engine_clock  # its own clock (not time.monotonic's)
 
-from taskorg.dns.members import Member
+def _load_pysyncobj_without_cryptography() -> None:
+    """pysyncobj imports cryptography's Fernet at start for its `password` option, which taskorg does
+    not set: ~1.1 MiB of every DNS service's heap for nothing (issue 14). Hidden while it loads, it
+    takes its own no-crypto path (HAS_CRYPTO false); a later `import cryptography` works as ever."""
+    if "pysyncobj" in sys.modules or "cryptography" in sys.modules:
+        return
+    sys.modules["cryptography"] = None  # type: ignore[assignment]  # makes the import raise ImportError
+    try:
+        import pysyncobj  # noqa: F401
+    finally:
+        del sys.modules["cryptography"]
+
+
+_load_pysyncobj_without_cryptography()
+
+from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, SyncObjException, replicated  # noqa: E402
+from pysyncobj.monotonic import monotonic as engine_clock  # noqa: E402  # its own clock (not time.monotonic's)
+
+from taskorg.dns.members import Member  # noqa: E402
 
 # Raft timings: a leader heartbeat every 0.1 s, a new leader 0.5-1 s after the old one fell silent.
 APPEND_ENTRIES_PERIOD = 0.1
