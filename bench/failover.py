@@ -36,7 +36,9 @@ from taskorg.devtools.localcluster import LocalCluster  # noqa: E402
 from taskorg.net.client import ServiceClient  # noqa: E402
 from taskorg.net.resolve import resolve_master  # noqa: E402
 
-TARGETS = {"master_api_back": (("p50", 1.0), ("p99", 2.0)), "tasks_running_again": (("p99", 3.0),)}
+# Issue 13: master killed -> submission acknowledged p50 <= 0.8 s, p99 <= 1 s (local and testbed);
+# issue 14 keeps them, and a killed node's tasks back p99 <= 2.5 s.
+TARGETS = {"master_api_back": (("p50", 0.8), ("p99", 1.0)), "tasks_running_again": (("p99", 2.5),)}
 DNS_NODE_TARGET = 3.0  # issue 13: DNS node killed -> submission acknowledged, p99
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -130,6 +131,36 @@ def running_instances(api: Client, reasons: list[list[Any]] | None = None,
                 reasons.append([round(time.monotonic() - since, 3), str(reason)[:200]])
     return {f"{t['id']}/{i['index']}": i["node"] for t in tasks if t["name"] == "sleeper"
             for i in t["instances"] if i["status"] == "running"}
+
+
+CONTROL_STEPS = (("elected", "taskorg-dns", "master elected"), ("role", "taskorg-node", "role changed"),
+                 ("active", "taskorg-master", "master active"))
+
+
+def control_timeline(bed: Any, killed_at: float) -> dict[str, float]:
+    """Where a master round's control-plane time went, in seconds after the kill, from the hosts'
+    journals (their logfmt `ts=`; the hosts share this machine's clock): the arbiter's election, the
+    new master's node service taking the role, and its master service active. The first line of each
+    kind after the kill, on any living host."""
+    found: dict[str, float] = {}
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(killed_at - 1))
+    for host in [bed.dns_host] + list(bed.node_hosts):
+        for step, unit, text in CONTROL_STEPS:
+            try:
+                out = bed.exec(host.name, f"journalctl --no-pager -o cat -u {unit} --since '{since}' | "
+                               f"grep -F '{text}' | head -1", check=False, timeout=15)
+            except Exception:
+                continue  # the killed host
+            stamp = next((part[3:] for part in out.split() if part.startswith("ts=")), None)
+            if not stamp:
+                continue
+            try:
+                at = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+            except ValueError:
+                continue
+            if at >= killed_at and (step not in found or at - killed_at < found[step]):
+                found[step] = round(at - killed_at, 3)
+    return found
 
 
 def timeline(bed: Any, api: Client, node: str, killed_at: float) -> dict[str, Any]:
@@ -259,12 +290,14 @@ def taskorg_master_round(bed: Any) -> dict[str, Any]:
             pass
         time.sleep(0.05)
     steps = timeline(bed, api, node, killed_at) if back is not None and on_victim else None
+    control = control_timeline(bed, killed_at)
     log(f"testbed taskorg: killed {victim.name} ({node}, master, {len(on_victim)} replicas): DNS moved "
-        f"{_r(dns_moved)} s, submission acknowledged {_r(acked)} s, replicas running again {_r(back)} s {steps}")
+        f"{_r(dns_moved)} s, submission acknowledged {_r(acked)} s, replicas running again {_r(back)} s; "
+        f"control plane {control}; {steps}")
     restart_host(bed, victim.name)
     wait_healthy(bed)
     return {"host": victim.name, "replicas_on_host": len(on_victim), "dns_moved": dns_moved, "seconds": acked,
-            "replicas_back": back, "refused_after_dns_moved": refusals, "timeline": steps,
+            "replicas_back": back, "refused_after_dns_moved": refusals, "timeline": steps, "control": control,
             "not_placed_because": reasons}
 
 

@@ -95,8 +95,8 @@ class Config:
     # fallback (taskorg.net.datagrams); 0: HTTPS only.
     beat_port: int = 23344
     # Timing. Heartbeats renew the master's lease several times per lease.
-    heartbeat_interval: float = 0.15
-    lease_timeout: float = 0.6
+    heartbeat_interval: float = 0.1
+    lease_timeout: float = 0.5
     lease_margin: float = 0.15
     # The role loop's own look at the master record. A lease change already makes the heartbeat look
     # at once, so this only catches a record that moved on its own; at 0.1 s its DNS queries were

@@ -119,7 +119,7 @@ def test_replace_keeps_everything_else_and_ignores_the_environment(monkeypatch: 
     changed = base.replace(node_port=24001)
     assert (changed.suffix, changed.master_port, changed.node_port) == ("base.lan", 24000, 24001)
     with pytest.raises(ConfigError, match="heartbeat_interval"):
-        base.replace(lease_timeout=0.2)  # replace validates too
+        base.replace(lease_timeout=0.15)  # replace validates too (heartbeat 0.1 s: at most half the lease)
 
 
 def test_a_dumped_config_loads_back_unchanged(tmp_path: Path) -> None:
