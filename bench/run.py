@@ -13,6 +13,7 @@ Benchmarks (each also runs alone: `bench/<name>.py --help`):
               --full adds the multi-host testbed)
   speedup     a job of 12 CPU-bound chunks + merge on 1, 2, 3, 4 nodes of 0.3 CPU each
   scale       10,000 tasks placed on 100 light nodes, master memory (--quick: 2,000 on 20)
+  steadiness  no false failover: 10 idle minutes, then 10 with both cores busy (--full, or --only steadiness)
   peer        Docker Swarm and taskorg on the same testbed hosts, same failure (--full, or --peer)
 
 Every figure comes with the machine's load while it was measured: on two cores
@@ -37,7 +38,7 @@ from bench import common  # noqa: E402
 from bench.common import figure, fmt, log, verdict  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
-ORDER = ("footprint", "throughput", "failover", "speedup", "scale", "failover_testbed", "peer")
+ORDER = ("footprint", "throughput", "failover", "speedup", "scale", "steadiness", "failover_testbed", "peer")
 TITLES = {
     "footprint": "Footprint (idle 3-node local cluster, default settings)",
     "throughput": "Throughput (3-node local cluster, acknowledged = durable and replicated)",
@@ -45,13 +46,14 @@ TITLES = {
     "speedup": "Speed-up (4-node local cluster, each node 0.3 CPU)",
     "scale": "Scale (3 full nodes + light nodes: real node and slave services, standby masters on the full nodes; "
              "stand-in runner by setting: no container)",
+    "steadiness": "No false failover (3-node local cluster, default timings; idle, then both cores busy)",
     "failover_testbed": "Failover (multi-host testbed, playbook defaults)",
     "peer": "Peer: Docker Swarm and taskorg on the same testbed hosts",
 }
 
 
 def benchmarks(args: argparse.Namespace) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
-    from bench import failover, footprint, scale, speedup, throughput
+    from bench import failover, footprint, scale, speedup, steadiness, throughput
 
     quick = args.quick
     chosen: list[tuple[str, Callable[[], dict[str, Any]]]] = [
@@ -62,6 +64,8 @@ def benchmarks(args: argparse.Namespace) -> list[tuple[str, Callable[[], dict[st
         ("scale", lambda: scale.run(quick)),
     ]
     only = set(args.only or ())
+    if not quick or "steadiness" in only:
+        chosen.append(("steadiness", lambda: steadiness.run(quick)))
     if not quick or args.peer or only & {"peer", "failover_testbed"}:
         # Quick mode runs the testbed failover only when asked by name (`--only failover_testbed`).
         failover_rounds = (5 if "failover_testbed" in only else 0) if quick else \
@@ -192,7 +196,7 @@ def main() -> int:
     mode.add_argument("--quick", action="store_true", help="under 5 minutes: smaller counts, no testbed")
     mode.add_argument("--full", action="store_true", help="the issue's counts, with the testbed and Swarm")
     parser.add_argument("--peer", action="store_true", help="with --quick: run the testbed and Swarm as well")
-    parser.add_argument("--only", nargs="+", choices=("footprint", "throughput", "failover", "speedup", "scale",
+    parser.add_argument("--only", nargs="+", choices=("footprint", "throughput", "failover", "speedup", "scale", "steadiness",
                                                       "peer", "failover_testbed"),
                         help="run only these (RESULTS.md then holds only them)")
     parser.add_argument("--json", type=Path, help="default: bench/results.json (--full) or bench/results-quick.json")
