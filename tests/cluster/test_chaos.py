@@ -9,7 +9,9 @@ while it lives: it is cut off from the others, then comes back). After each roun
 promised: every acknowledged task runs (or finished) exactly as many times
 as it should, none is missing, `master.<suffix>` names a living node; and at
 the end, from the nodes' lease log, that no two masters ever held a valid
-lease at the same moment.
+lease at the same moment. Partitions are rounds of the testbed's chaos test
+(tests/testbed/test_partition_chaos.py): on loopback no rule can tell one
+node's packets from another's.
 """
 
 from __future__ import annotations
