@@ -95,3 +95,14 @@ def test_the_standby_count_is_checked(settings: dict[str, Any], message: str) ->
 def test_the_default_is_two_standbys_one_ack() -> None:
     config = load_config(overrides={}, environ={})
     assert (config.standbys, config.replication_acks) == (2, 1)
+
+
+def test_the_cli_refuses_to_hand_the_master_role_to_a_spare() -> None:
+    from taskorg.cli.node_commands import spare_warning
+
+    view = {"members": [{"node": "node1", "role": "master"}, {"node": "node2", "role": "standby"},
+                        {"node": "node3", "role": "standby"}, {"node": "node4", "role": "spare"}]}
+    assert spare_warning(view, "node2") is None
+    assert spare_warning({}, "node4") is None  # no master view: the arbiter's freshest-first stands
+    warning = spare_warning(view, "node4")
+    assert warning and "node4 is a spare" in warning and "standbys: node2, node3" in warning
