@@ -106,3 +106,38 @@ def test_the_cli_refuses_to_hand_the_master_role_to_a_spare() -> None:
     assert spare_warning({}, "node4") is None  # no master view: the arbiter's freshest-first stands
     warning = spare_warning(view, "node4")
     assert warning and "node4 is a spare" in warning and "standbys: node2, node3" in warning
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_arbiter_elects_a_standby_while_one_lives_then_the_freshest_spare() -> None:
+    """The election side (taskorg.dns.arbiter, unchanged): the standbys hold the freshest replica, a spare
+    the position it last had, a node that never had a replica (0, 0)."""
+    from taskorg.dns.arbiter import Arbiter
+
+    clock = Clock()
+    arbiter = Arbiter(lease_timeout=0.5, margin=0.15, clock=clock)
+
+    def beat(standbys_alive: bool) -> None:
+        arbiter.heartbeat("node4", (2, 40))  # a spare since change 40
+        arbiter.heartbeat("node5", (0, 0))   # a spare that never had a replica
+        if standbys_alive:
+            arbiter.heartbeat("node2", (2, 100))
+            arbiter.heartbeat("node3", (2, 98))
+
+    arbiter.master, arbiter.epoch = "node1", 2
+    beat(standbys_alive=True)
+    clock.now += 1.0  # node1 silent: its lease ran out
+    beat(standbys_alive=True)
+    assert arbiter.candidates() == ["node2", "node3", "node4", "node5"]
+    assert arbiter.tick().master == "node2"  # type: ignore[union-attr]
+    clock.now += 1.0  # node2 and node3 die too: only spares live
+    beat(standbys_alive=False)
+    assert arbiter.candidates() == ["node4", "node5"]
+    assert arbiter.tick().master == "node4"  # type: ignore[union-attr]
