@@ -56,5 +56,7 @@ def choose_standbys(current: Sequence[str], candidates: Iterable[dict[str, Any]]
     candidates = list(candidates)
     living = {str(m["node"]) for m in candidates}
     kept = [node for node in dict.fromkeys(current) if node in living][:count]
+    if len(kept) == count:
+        return tuple(kept)  # the usual case, asked on every acknowledgement wait: no sort
     fresh = [node for node in fill_order(candidates) if node not in kept]
     return tuple(kept + fresh[:count - len(kept)])
