@@ -112,6 +112,11 @@ class Config:
     # elsewhere. Longer than lease + margin (a stall that long already costs a master its lease),
     # short enough that tasks run again within ~2 s of a power loss.
     node_dead_after: float = 1.0
+    # How many standby masters the active master streams every change to (a bounded, sticky set of
+    # living nodes, taskorg.master.standbys); every other node keeps its old replica and gets no
+    # stream. 2 = replication_acks + 1: one standby may die, or catch up after being chosen, while
+    # submissions are still acknowledged, and a 3-node cluster streams to both other nodes as before.
+    standbys: int = 2
     # Standbys that must hold a change before a submission is acknowledged
     # (when that many are alive), and how long to wait for them.
     replication_acks: int = 1
@@ -224,6 +229,9 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in fields(Config)}
+# Every standby costs the master a sender thread and a stream of every change: more than a few buys
+# little (an acknowledgement waits for `replication_acks` of them only) and 99 cost a master its lease.
+MAX_STANDBYS = 9
 _ADDRESS_LISTS = ("dns_servers", "metrics_open_networks")
 _URL_LISTS = ("alert_webhooks",)
 
@@ -355,6 +363,12 @@ def _validate(config: Config) -> None:
                           f"UDP port in the cluster's range {SERVICE_PORT_RANGE.start}-{SERVICE_PORT_RANGE.stop - 1}")
     if config.lease_margin <= 0 or config.lease_timeout <= 0:
         raise ConfigError("settings 'lease_timeout' and 'lease_margin' must be positive")
+    if not 1 <= config.standbys <= MAX_STANDBYS:
+        raise ConfigError(f"setting 'standbys': how many standby masters the master streams to, from 1 to "
+                          f"{MAX_STANDBYS}, got {config.standbys}")
+    if not 0 <= config.replication_acks <= config.standbys:
+        raise ConfigError(f"setting 'replication_acks': from 0 to 'standbys' ({config.standbys}): a submission "
+                          f"cannot wait for more standbys than the master streams to, got {config.replication_acks}")
     if config.heartbeat_interval * 2 > config.lease_timeout:
         raise ConfigError(
             f"setting 'heartbeat_interval' ({config.heartbeat_interval}s) must be at most half of "

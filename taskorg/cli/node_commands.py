@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from taskorg.cli.commands import Group
-from taskorg.cli.context import make_client
+from taskorg.cli.context import UsageError, make_client
 from taskorg.cli.output import emit_json, size, table
 
 
@@ -61,8 +61,29 @@ def cmd_node_action(args: argparse.Namespace) -> int:
     return 0
 
 
+def spare_warning(view: dict[str, Any], node: str) -> str | None:
+    """Why handing the master role to `node` would lose changes: it is a spare (outside the master's
+    standby set, its replica stopped when it left the set), or None."""
+    role = next((m.get("role") for m in view.get("members") or [] if m.get("node") == node), None)
+    if role != "spare":
+        return None
+    standbys = [m["node"] for m in view["members"] if m.get("role") == "standby"]
+    return (f"{node} is a spare: the master does not stream its state to it (standbys: "
+            f"{', '.join(standbys) or 'none'}), so as master it would start from its old replica and lose "
+            "every change since; hand over to a standby, or pass --force")
+
+
 def cmd_handover(args: argparse.Namespace) -> int:
-    answer = make_client(args).handover(args.node)
+    client = make_client(args)
+    if not args.force:
+        try:
+            view = dict(client.members())
+        except Exception:  # no master answers: nothing fresher to lose than what the arbiter knows
+            view = {}
+        warning = spare_warning(view, args.node)
+        if warning:
+            raise UsageError(warning)
+    answer = client.handover(args.node)
     emit_json(answer) if args.json else print(f"master role moving from {answer['master']} to {answer['handover_to']}")
     return 0
 
@@ -82,3 +103,5 @@ def register(top: Group) -> None:
             ["taskorg members", "taskorg members --json"], cmd_members)
     p = top.add("handover", "hand the master role to a node (planned)", ["taskorg handover node3"], cmd_handover)
     p.add_argument("node", metavar="NODE")
+    p.add_argument("--force", action="store_true",
+                   help="hand over even to a spare (a node outside the standby set: its replica is old)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
@@ -37,6 +38,22 @@ MAX_JOBS_LISTED = 10_000
 # listener's worker threads (taskorg.master.service.CLIENT_THREADS), so submissions and reads always
 # find one free; the cluster's own traffic has a listener of its own (taskorg/net/listeners.py).
 MAX_FOLLOWERS = 8
+# A standby that got a replication batch this recently is in the master's standby set (it is sent
+# one at least every change, and snapshot parts while it catches up); one that got none is a spare.
+STREAMED_WITHIN = 10.0
+
+
+class ReplicaContact:
+    """When this master service last received a replication batch (monotonic; 0: never)."""
+
+    def __init__(self) -> None:
+        self.at = 0.0
+
+    def seen(self) -> None:
+        self.at = time.monotonic()
+
+    def recent(self) -> bool:
+        return self.at > 0 and time.monotonic() - self.at <= STREAMED_WITHIN
 
 
 def create_app(engine: Engine) -> Flask:
@@ -69,21 +86,25 @@ def create_app(engine: Engine) -> Flask:
     streams = StreamSlots(MAX_FOLLOWERS, "streams on this master (log follows, event streams and long polls)")
     app.register_blueprint(client_routes(engine, streams))
     app.register_blueprint(log_routes(engine, streams))
-    app.register_blueprint(cluster_routes(engine))
-    probes.install(app, "master", lambda: readiness(engine), {"master": lambda: master_metrics.read(engine)})
+    contact = ReplicaContact()
+    app.register_blueprint(cluster_routes(engine, contact))
+    probes.install(app, "master", lambda: readiness(engine, contact),
+                   {"master": lambda: master_metrics.read(engine)})
     return app
 
 
-def readiness(engine: Engine) -> str | None:
-    """Ready: the active master, or a standby that follows the current epoch (it applied the active
-    master's first change, so its replica is that master's and catches up from there)."""
+def readiness(engine: Engine, contact: ReplicaContact | None = None) -> str | None:
+    """Ready: the active master, a standby that follows the current epoch (it applied the active
+    master's first change, so its replica is that master's and catches up from there), or a spare
+    (the master streams to a bounded set of standbys, taskorg.master.standbys, and sent this one
+    nothing lately: it has nothing to catch up with until it is chosen)."""
     role = engine.role
     if role.valid():
         return None
     if role.epoch == 0:
         return "no role yet: the node service has not told this master service who is master"
     epoch = engine.store.position()[0]
-    if epoch < role.epoch:
+    if epoch < role.epoch and (contact is None or contact.recent()):
         return f"standby behind: its replica ends in epoch {epoch}, the current epoch is {role.epoch}"
     return None
 
@@ -217,7 +238,8 @@ def client_routes(engine: Engine, streams: StreamSlots) -> Blueprint:
         epoch, seq = engine.store.position()
         return jsonify(active=engine.role.valid(), master=engine.role.master, epoch=engine.role.epoch,
                        node=engine.role.node, seq=seq, counts=state.status_counts(engine.store),
-                       last_event=state.last_history_id(engine.store), replicas=engine.replicator.positions())
+                       last_event=state.last_history_id(engine.store), replicas=engine.replicator.positions(),
+                       standbys=engine.replicator.standby_set())
 
     return routes
 
@@ -248,8 +270,9 @@ def parse_submission(policy: SpecPolicy) -> JobSpec:
 
 
 # ---- cluster-internal routes ---------------------------------------------------------------------
-def cluster_routes(engine: Engine) -> Blueprint:
+def cluster_routes(engine: Engine, contact: ReplicaContact | None = None) -> Blueprint:
     routes = Blueprint("cluster", __name__)
+    contact = contact or ReplicaContact()
 
     @routes.post("/v1/reports")
     def reports() -> Any:
@@ -271,6 +294,7 @@ def cluster_routes(engine: Engine) -> Blueprint:
     @routes.post("/v1/replica/apply")
     def replica_apply() -> Any:
         batch = typed_body(ReplicationBatch, "replication batch")
+        contact.seen()
         try:
             admit_epoch(batch.epoch, engine.store.fence_epoch(), engine.role, engine.members.granted_epoch)
             check_batch(batch)

@@ -1,6 +1,8 @@
-"""Streaming master-state changes to every standby master service.
+"""Streaming master-state changes to the standby master services.
 
-One sender thread per living standby pushes the change log in order. On
+The standbys are a bounded, sticky set of `standbys` living nodes (`taskorg.master.standbys`); every
+other node keeps whatever replica it last had and gets no stream. One sender thread per standby
+pushes the change log in order. On
 first contact it checks the standby's position: if that position is a prefix
 of our log it streams the tail, otherwise (a deposed master with an unacked
 tail, a new node, a pruned log) it sends a snapshot first. `wait_for` lets a
@@ -18,10 +20,10 @@ from typing import Callable
 import msgspec
 
 from taskorg.config import Config
-from taskorg.labels import NO_MASTER_SERVICE
 from taskorg.logs import get_logger
 from taskorg.master.members import MemberCache
 from taskorg.master.role import Role
+from taskorg.master.standbys import choose_standbys, eligible
 from taskorg.master.store import Store, check_entries, check_row
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.protocol import ChangeEntry, ProtocolError, ReplicaPosition, ReplicationBatch, Snapshot, convert, encode
@@ -42,11 +44,14 @@ class Replicator:
         self.acked: dict[str, int] = {}
         self.senders: dict[str, threading.Thread] = {}
         self.generation = 0
+        self.chosen: tuple[str, ...] = ()  # the standby set, kept while its members live (`standbys`)
         self.commit_times: deque[tuple[int, float]] = deque(maxlen=COMMIT_TIMES_KEPT)
 
     # ---- control ----------------------------------------------------------------------
     def start(self, epoch: int) -> None:
         with self.cond:
+            if epoch != self.epoch:
+                self.chosen = ()  # a new tenure: chosen afresh, freshest replicas first
             self.running = True
             self.epoch = epoch
             self.generation += 1
@@ -85,10 +90,21 @@ class Replicator:
         return found
 
     def standbys(self) -> dict[str, str]:
-        """Living members other than this node that run a master service: node -> address."""
-        return {m["node"]: m["address"] for m in self.members.members()
-                if m["alive"] and m["address"] != self.config.node_address and m["state"] != "left"
-                and (m.get("labels") or {}).get(NO_MASTER_SERVICE) != "true"}
+        """The standby set (node -> address): at most `standbys` living, active members other than this
+        node that run a master service, kept while they stay so (`taskorg.master.standbys`)."""
+        candidates = eligible(self.members.members(), self.config.node_address)
+        with self.cond:
+            chosen = choose_standbys(self.chosen, candidates, self.config.standbys)
+            if chosen != self.chosen:
+                log.info("standby set", extra={"standbys": list(chosen), "was": list(self.chosen)})
+                self.chosen = chosen
+        addresses = {str(m["node"]): str(m["address"]) for m in candidates}
+        return {node: addresses[node] for node in chosen}
+
+    def standby_set(self) -> list[str]:
+        """The standbys as last chosen (empty while this master does not stream)."""
+        with self.cond:
+            return list(self.chosen) if self.running else []
 
     def wait_for(self, seq: int, timeout: float) -> bool:
         """True once enough living standbys hold change `seq` (or none is alive)."""
@@ -110,6 +126,7 @@ class Replicator:
 
     # ---- senders ------------------------------------------------------------------------
     def _manage(self, generation: int) -> None:
+        self.members.refresh()  # a standby's view may be old: choose the set from a current one
         while self._current(generation):
             for node, address in self.standbys().items():
                 thread = self.senders.get(node)

@@ -68,15 +68,21 @@ def task_detail(store: Store, task_id: str) -> dict[str, Any]:
 
 
 def member_rows(engine: "Engine", with_history: bool = False) -> list[dict[str, Any]]:
-    """The DNS service's members with their running count and telemetry (and the last hour of it)."""
+    """The DNS service's members with their running count and telemetry (and the last hour of it), and
+    each one's role as this master streams: `master`, `standby` (in the standby set) or `spare` (no
+    stream: it keeps the replica it last had; see taskorg.master.standbys)."""
     counts = state.live_counts_by_node(engine.store)
     now = time.monotonic()
+    streaming = engine.replicator.running
+    standbys = set(engine.replicator.standby_set())
     rows = []
     for member in engine.members.members():
         tele = dict(engine.telemetry.get(member["node"]) or {})
         received = tele.pop("received", None)
         row = {**member, "running": counts.get(member["node"], 0), "telemetry": tele or None,
                "telemetry_age": round(now - received, 3) if received else None}
+        if streaming and row.get("role") != "master":
+            row["role"] = "standby" if member["node"] in standbys else "spare"
         if with_history:
             row["history"] = node_history(engine, member["node"])
         rows.append(row)

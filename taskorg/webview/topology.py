@@ -1,4 +1,4 @@
-"""The cluster picture: who is witness, master and standby, which DNS services vote, and who reaches whom.
+"""The cluster picture: who is witness, master, standby and spare, which DNS services vote, and who reaches whom.
 
 Pure: built from what the webview already asked for (the DNS service's
 members view with its `dns_servers` part, the master's `/v1/status` with its
@@ -29,7 +29,7 @@ class Machine:
 
     key: str
     title: str
-    kind: str              # witness | master | standby
+    kind: str              # witness | master | standby | spare (no replica stream)
     health: str            # ok | down | unknown
     address: str
     lines: tuple[str, ...]  # what the box says, in words (state is never colour alone)
@@ -86,6 +86,13 @@ def _replication(member: dict[str, Any], status: dict[str, Any] | None) -> tuple
     return ("late" if behind > LATE_CHANGES else "ok"), f"replica seq {acked}, {behind} behind"
 
 
+def _spare(node: str, status: dict[str, Any] | None) -> bool:
+    """A node outside the master's standby set (`/v1/status` `standbys`): it gets no stream. Unknown
+    (no answer, or a master that does not list its set) counts as a standby, as before."""
+    standbys = (status or {}).get("standbys")
+    return bool(standbys) and node not in standbys
+
+
 def _dns_role(address: str, dns: dict[str, Any] | None) -> tuple[str, str]:
     """(voter | replica | "", words) for the DNS service at `address`, from the members view's `dns_servers`."""
     servers = (dns or {}).get("dns_servers") or {}
@@ -125,6 +132,8 @@ def build(dns: dict[str, Any] | None, status: dict[str, Any] | None, members: li
         if is_master:
             seq = (status or {}).get("seq")
             lines.append(f"master · seq {seq}" if seq is not None else "master (no answer)")
+        elif _spare(node, status):
+            lines.append("spare: no replica stream")
         else:
             rep_state, rep_label = _replication(member, status)
             lines.append(rep_label)
@@ -135,7 +144,8 @@ def build(dns: dict[str, Any] | None, status: dict[str, Any] | None, members: li
             lines.append(dns_words)
         # Health is the witness's word; without it, a stale "alive" from elsewhere would mislead.
         health = ("ok" if member.get("alive") else "down") if witness_ok else "unknown"
-        machines.append(Machine(node, node, "master" if is_master else "standby", health,
+        kind = "master" if is_master else "spare" if _spare(node, status) else "standby"
+        machines.append(Machine(node, node, kind, health,
                                 str(member.get("address") or ""), tuple(lines),
                                 here=bool(here_address) and member.get("address") == here_address,
                                 draining=member.get("state") == "draining", dns=dns_kind))

@@ -103,6 +103,9 @@ def merge_members(dns: dict[str, Any] | None, master: dict[str, Any] | None) -> 
         row = {**extra.get(member.get("node"), {}), **member}
         if dns:
             row["role"] = "master" if member.get("node") == dns.get("master") else "standby"
+            # The master says which of the others it streams to (its standby set) and which are spares.
+            if row["role"] == "standby" and extra.get(member.get("node"), {}).get("role") == "spare":
+                row["role"] = "spare"
         rows.append(row)
     return rows
 

@@ -94,6 +94,10 @@ def test_readiness_names_why_a_standby_is_not_ready(harness: TickHarness) -> Non
     app = create_app(harness.engine).test_client()
     assert app.get("/readyz").get_json() == {"ready": True, "service": "master"}
     harness.engine.role = Role(active=False, epoch=3, node="node2")
+    # No replication batch lately: a spare outside the master's standby set, nothing to catch up with.
+    assert app.get("/readyz").get_json() == {"ready": True, "service": "master"}
+    auth = {"Authorization": f"Bearer {harness.engine.secret}"}
+    app.post("/v1/replica/apply", json={"epoch": 10 ** 18, "entries": []}, headers=auth)  # streamed to (refused)
     answer = app.get("/readyz")
     assert answer.status_code == 503
     assert "standby behind: its replica ends in epoch 0, the current epoch is 3" in answer.get_json()["reason"]

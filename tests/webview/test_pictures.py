@@ -102,6 +102,15 @@ def test_picture_says_who_is_who_and_who_reaches_whom() -> None:
     assert next(l for l in busy.links if l.target == "node3").state == "ok"
 
 
+def test_a_node_outside_the_standby_set_is_a_spare_without_a_stream() -> None:
+    status = {"seq": 40, "replicas": {"node3": 40}, "standbys": ["node3"]}
+    picture = topology.build({"members": _members()}, status, _members(), "10.0.0.1", None, 5, "node2")
+    assert [(m.key, m.kind) for m in picture.machines[1:]] == [("node2", "master"), ("node1", "spare"),
+                                                               ("node3", "standby")]
+    assert "spare: no replica stream" in picture.machine("node1").lines
+    assert {(l.source, l.target) for l in picture.links if l.kind == "replication"} == {("node2", "node3")}
+
+
 def test_picture_names_dns_voters_replicas_and_the_arbiter() -> None:
     dns = {"members": _members(), "arbiter": "10.0.0.3",
            "dns_servers": {"voters": ["10.0.0.1", "10.0.0.2", "10.0.0.3"], "reachable": ["10.0.0.1", "10.0.0.3"],
