@@ -54,6 +54,10 @@ class Arbiter:
     # Planned handover: stop renewing the current holder, prefer this node.
     handover_to: str | None = None
     renewed_at: float = 0.0
+    # How long a node with a fresher replica than every living candidate is waited for when its
+    # heartbeat is late (up to `node_dead_after`): with a bounded standby set, the freshest standby
+    # may be the only one holding the last acknowledged change. 0: elect among the living at once.
+    wait_for_fresher: float = 0.0
 
     def __post_init__(self) -> None:
         now = self.clock()
@@ -90,6 +94,16 @@ class Arbiter:
         living = [n for n in self.members if n not in self.ineligible and self.alive(n, self.lease_timeout)]
         return sorted(living, key=lambda n: (tuple(-x for x in self.members[n].replica), node_number(n)))
 
+    def fresher_late(self, best: str) -> bool:
+        """Whether an eligible node other than the holder, heard from within `wait_for_fresher` but not
+        within the lease, holds a fresher replica than `best` (the freshest living candidate)."""
+        if self.wait_for_fresher <= 0:
+            return False
+        mine = self.members[best].replica
+        return any(node != self.master and node not in self.ineligible and seen.replica > mine
+                   and not self.alive(node, self.lease_timeout) and self.alive(node, self.wait_for_fresher)
+                   for node, seen in self.members.items())
+
     # ---- decisions ----------------------------------------------------------
     def tick(self) -> Election | None:
         """Elect a master when there is none or the holder's lease has run out."""
@@ -101,6 +115,8 @@ class Arbiter:
         choice = choices[0]
         if self.handover_to in choices:
             choice = self.handover_to
+        elif self.fresher_late(choice):
+            return None  # a standby with the last changes is late, not yet dead: wait for it
         reason = ("first master" if self.master is None
                   else f"handover from {self.master}" if self.handover_to
                   else f"lease of {self.master} expired")

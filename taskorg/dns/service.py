@@ -91,7 +91,7 @@ class DnsService:
             return None
         epoch, master = self.registry.election()
         arbiter = Arbiter(self.config.lease_timeout, self.config.lease_margin, time.monotonic,
-                          epoch=epoch, master=master)
+                          epoch=epoch, master=master, wait_for_fresher=self.config.node_dead_after)
         members = self.registry.members(include_left=True)
         arbiter.ineligible = {m.node for m in members if m.state != "active"}
         for member in members:

@@ -376,3 +376,30 @@ def test_epochs_strictly_increase_over_many_elections(clock: FakeClock) -> None:
     assert len(epochs) >= 10
     assert epochs[0] == 42
     assert all(b == a + 1 for a, b in zip(epochs, epochs[1:]))
+
+
+def test_a_late_standby_with_the_last_changes_is_waited_for_not_passed_over(clock: FakeClock) -> None:
+    """With a bounded standby set, node2 may be the only one holding the last acknowledged change:
+    when its heartbeat is late as the master's lease runs out, the arbiter waits for it (up to
+    `wait_for_fresher`) rather than electing node3, a spare with an older replica."""
+    arbiter = make_arbiter(clock, wait_for_fresher=2 * LEASE)
+    beat_all(arbiter, {"node1": (1, 10), "node2": (1, 10), "node3": (1, 2)})
+    arbiter.first_master("node1")
+    clock.advance(LEASE * 0.9)
+    arbiter.heartbeat("node3", (1, 2))  # node2 (standby) goes quiet with node1 (the master)
+    clock.advance(LEASE * 0.3 + MARGIN)
+    arbiter.heartbeat("node3", (1, 2))
+    assert arbiter.lease_expired()
+    assert arbiter.tick() is None  # node2 is late, not dead: wait
+    arbiter.heartbeat("node2", (1, 10))
+    assert arbiter.tick().master == "node2"
+
+
+def test_a_fresher_node_silent_past_the_wait_is_given_up(clock: FakeClock) -> None:
+    arbiter = make_arbiter(clock, wait_for_fresher=2 * LEASE)
+    beat_all(arbiter, {"node1": (1, 10), "node2": (1, 10), "node3": (1, 2)})
+    arbiter.first_master("node1")
+    for _ in range(10):  # node3 alone keeps beating, past the wait
+        clock.advance(LEASE / 4)
+        arbiter.heartbeat("node3", (1, 2))
+    assert arbiter.tick().master == "node3"  # the freshest that lives: nothing fresher can come back
