@@ -91,6 +91,7 @@ class Reporter:
         the coalescing window, or right after the report in flight."""
         with self._lock:
             self.cadence.changed(self.clock())
+        log.debug("report asked for", extra={"why": why})
         self._wake.set()
 
     def _loop(self) -> None:
@@ -109,10 +110,6 @@ class Reporter:
                 self.cadence.done(self.clock(), delivered)
 
     # ---- reporting ---------------------------------------------------------
-    def report_now(self) -> None:
-        """Ask for a report at once (after the coalescing window)."""
-        self.changed()
-
     def _report_safely(self, reason: str) -> bool:
         try:
             delivered = self.report_once()
@@ -198,8 +195,7 @@ class Reporter:
                 for container_id in self._events:
                     if self._stopped.is_set():
                         return
-                    log.debug("container changed", extra={"container": container_id[:12]})
-                    self.changed()
+                    self.changed(f"container {container_id[:12]}")
             except Exception as exc:  # dockerd restarted or unreachable: retry
                 if self._stopped.is_set():
                     return
