@@ -34,12 +34,20 @@ def reports(cluster: LocalCluster, index: int) -> dict[tuple[str, str], float]:
     return {(reason, outcome): float(value) for outcome, reason, value in found}
 
 
+def scraped(cluster: LocalCluster, index: int) -> dict[tuple[str, str], float] | None:
+    try:
+        return reports(cluster, index)
+    except requests.ConnectionError:
+        return None
+
+
 def test_an_idle_slave_reports_once_per_resync(cluster: LocalCluster) -> None:
     resync = cluster.config.report_resync_interval
     assert resync >= 2  # the default (5 s): what this test is about
     index = cluster.nodes  # any node: with no task of this test on it
     window = 3 * resync
-    before = reports(cluster, index)
+    # A slave's first report goes before its HTTP server listens: right after the cluster starts, wait for it.
+    before = wait_until(lambda: scraped(cluster, index), 20, "the slave's /metrics")
     time.sleep(window)
     after = reports(cluster, index)
     sent = {key: after.get(key, 0) - before.get(key, 0) for key in after}
