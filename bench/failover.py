@@ -225,7 +225,8 @@ def measure(cluster: LocalCluster, rounds: int, tasks: int) -> dict[str, Any]:
                                                  or [0.0]),
         },
         "settings": {k: getattr(cluster.config, k) for k in
-                     ("heartbeat_interval", "lease_timeout", "lease_margin", "node_dead_after", "report_interval")},
+                     ("heartbeat_interval", "lease_timeout", "lease_margin", "node_dead_after",
+                      "report_resync_interval", "report_interval")},
         "raw": {"master": master_rounds, "tasks": task_rounds, "dns_node": dns_rounds},
         "rounds_without_answer": failed,
         "task_rounds_skipped": skipped,

@@ -64,7 +64,7 @@ MiB = 2**20
 # cores shared with the master doing the work being measured: the default timings (0.15 s heartbeats,
 # 0.6 s lease) would be 670 heartbeats a second. Slowed as below; printed with the figures.
 SETTINGS = {"heartbeat_interval": 2.0, "role_check_interval": 2.0, "lease_timeout": 8.0, "lease_margin": 2.0,
-            "node_dead_after": 30.0, "report_interval": 10.0}
+            "node_dead_after": 30.0, "report_resync_interval": 10.0, "telemetry_history_step": 20.0}
 RUNNER = {"runner": "standin"}  # every slave: no container (10,000 containers cannot run on 2 cores)
 LIGHT = {"master_service": False}  # light nodes: the master streams its state to the full nodes only
 FULL_NODES = 3  # node1: the first master; node2, node3: standby master services

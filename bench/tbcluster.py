@@ -348,5 +348,6 @@ def playbook_timings(bed: Any) -> dict[str, Any]:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError:
         return {}
-    keys = ("heartbeat_interval", "lease_timeout", "lease_margin", "node_dead_after", "report_interval")
+    keys = ("heartbeat_interval", "lease_timeout", "lease_margin", "node_dead_after", "report_resync_interval",
+            "report_interval")
     return {k: data.get(k) for k in keys if k in data}

@@ -102,8 +102,13 @@ class Config:
     # at once, so this only catches a record that moved on its own; at 0.1 s its DNS queries were
     # an eighth of the node service's idle CPU (py-spy).
     role_check_interval: float = 0.5
-    # Slave reports: telemetry and a full container list. A container that dies is reported at
-    # once (docker events) and a new master asks every slave itself, so this is a safety net.
+    # Slave reports: telemetry and a full container list. The slave follows docker's event stream and
+    # reports at once when one of its containers starts, dies, stops, is removed or changes health,
+    # and when a new master raises its epoch; otherwise it resyncs every `report_resync_interval`
+    # (a safety net: a missed event or a lost report is corrected within it). A report that was not
+    # delivered (no master, the master unreachable, dockerd down) is tried again after
+    # `report_interval`, so a failover costs no more than that.
+    report_resync_interval: float = 5.0
     report_interval: float = 1.0
     # The master's telemetry history (the webview's sparklines): one point per this many seconds,
     # the last hour of them, in memory.
@@ -379,6 +384,7 @@ def _validate(config: Config) -> None:
     if not 1 <= config.telemetry_history_step <= 600:
         raise ConfigError(f"setting 'telemetry_history_step': seconds from 1 to 600, "
                           f"got {config.telemetry_history_step}")
+    _validate_reports(config)
     if config.runner not in RUNNERS:
         raise ConfigError(f"setting 'runner': one of {', '.join(RUNNERS)}; got {config.runner!r}")
     reserved = sorted(key for key in config.labels if key.startswith(RESERVED_LABEL_PREFIX))
@@ -397,6 +403,18 @@ def _validate(config: Config) -> None:
     _validate_alerts(config)
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"setting 'log_level': one of debug, info, warning, error; got {config.log_level!r}")
+
+
+def _validate_reports(config: Config) -> None:
+    """Every step of the telemetry history (the mean of the reports within it) gets a report or two: the
+    sparklines would otherwise have holes."""
+    if not 0.05 <= config.report_interval <= 60:
+        raise ConfigError(f"setting 'report_interval': seconds before an undelivered report is tried again, "
+                          f"from 0.05 to 60, got {config.report_interval:g}")
+    if not 0.05 <= config.report_resync_interval <= min(600.0, config.telemetry_history_step / 2):
+        raise ConfigError(f"setting 'report_resync_interval': seconds between full reports, from 0.05 to half of "
+                          f"'telemetry_history_step' ({config.telemetry_history_step:g}: each history point is "
+                          f"the mean of the reports within its step), got {config.report_resync_interval:g}")
 
 
 def _validate_alerts(config: Config) -> None:

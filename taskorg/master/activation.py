@@ -25,8 +25,9 @@ def recover(engine: "Engine", epoch: int) -> None:
     living = engine.members.alive_nodes()
     for node in living:
         engine.pool.submit(quietly, engine.slaves.fence, node, epoch)
-    # Each node's containers (to reconcile) and telemetry (placement needs it; reports bring it only
-    # every report_interval), used as each answers.
+    # Each node's containers (to reconcile) and telemetry (placement needs it; the fence makes each slave
+    # report at once too, but that report goes to whoever the cluster DNS names, which may lag), used as
+    # each answers.
     calls: dict[tuple[str, str], Future[Any]] = {}
     for node in living:
         calls[(node, "telemetry")] = engine.pool.submit(engine.slaves.telemetry, node)

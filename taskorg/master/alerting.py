@@ -30,7 +30,16 @@ log = get_logger("master.alerts")
 
 INTERVAL = 0.25
 FRESH_VIEW = 3.0  # seconds: an older members view (the DNS service unreachable) says nothing
-FRESH_TELEMETRY = 10.0  # seconds: an older sample (a dead node's last) no longer counts
+# An older sample (a dead node's last) no longer counts: three resyncs missed, and never under 10 s (the
+# window of the 1 s reports before the slaves followed docker's events).
+FRESH_TELEMETRY_REPORTS = 3
+FRESH_TELEMETRY_MIN = 10.0
+
+
+def fresh_telemetry(config: Config) -> float:
+    """Seconds a node's telemetry sample counts for alerts: it comes with every report, so at least one
+    resync (`report_resync_interval`) apart."""
+    return max(FRESH_TELEMETRY_MIN, FRESH_TELEMETRY_REPORTS * config.report_resync_interval)
 
 
 def webhook_secret(config: Config, cluster_secret: str) -> bytes:
@@ -53,6 +62,7 @@ class Alerting:
         self.engine = engine
         self.sender = sender
         self.thresholds = Thresholds.from_config(engine.config)
+        self.fresh_telemetry = fresh_telemetry(engine.config)
         self.book: AlertBook | None = None
         self.epoch = 0
         self.since = 0
@@ -95,7 +105,7 @@ class Alerting:
             self.since = events[-1]["id"]
         now = time.monotonic()
         telemetry = {node: sample for node, sample in list(engine.telemetry_book.by_node.items())
-                     if now - sample.get("received", 0.0) <= FRESH_TELEMETRY}
+                     if now - sample.get("received", 0.0) <= self.fresh_telemetry}
         lags = {node: seconds for node, (_, seconds) in engine.replicator.lag(engine.store.position()[1]).items()}
         seen = Observation(engine.clock(), events, telemetry, lags)
         members = engine.members

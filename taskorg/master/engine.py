@@ -32,9 +32,10 @@ from taskorg.master.names import NamePusher
 from taskorg.master.plan import Membership, membership_events, node_views, plan, reserve
 from taskorg.master.quiet import QuietTicks, TickInputs, capacity_key, next_due
 from taskorg.master.reconcile import RUNNING_GRACE, START_GRACE, Listing, reconcile
+from taskorg.master.relist import SLACK, Relister
 from taskorg.master.replication import Replicator
 from taskorg.master.role import NotMaster, Role, current_master, named_master_by_dns, not_master_message, wait_valid
-from taskorg.master.slaves import SlaveClient
+from taskorg.master.slaves import SlaveClient, quietly
 from taskorg.master.specs import SpecCache
 from taskorg.master.telemetry import TelemetryBook
 from taskorg.master.state import HistoryEvent, Instance, NoSuchTask, Record, StartKey
@@ -95,6 +96,8 @@ class Engine:
         self.names = NamePusher(config, secret, self.pool)  # service names in the cluster DNS
         # The running instances the names were last read from, and the state they were read at.
         self.served: tuple[tuple[tuple[int, int], frozenset[str]], list[Any]] | None = None
+        # A slave's containers asked for at a chosen moment (a grace's end, a node back), not at its next report.
+        self.relister = Relister(self.relist)
 
     # ---- role --------------------------------------------------------------------------
     def take_role(self, push: RolePush) -> RoleAnswer:
@@ -246,7 +249,18 @@ class Engine:
             # An exit frees room and may release dependants; a loss needs a new place. The tick is
             # asked now, not at its next 200 ms beat (a chunk job waited 0.1 s per chunk for that).
             self.kick.set()
+        if result.recheck is not None:
+            self.relister.at(node, result.recheck + SLACK)  # its next report may be a resync away
         return result.stop
+
+    def relist(self, node: str) -> None:
+        """Fold the node's containers in now, as a report without telemetry, and stop what it must."""
+        if not self.role.valid():
+            return
+        listing = self.slaves.containers(node)
+        stop = self.on_report(node, listing.containers, None)
+        if stop:
+            quietly(self.slaves.stop, node, self.role.epoch, stop)
 
     # ---- the scheduling tick ---------------------------------------------------------------------
     def tick(self) -> None:
@@ -260,6 +274,7 @@ class Engine:
             now = self.clock()
             membership = Membership(frozenset(self.members.alive_nodes()), frozenset(self.members.draining_nodes()))
             records = membership_events(self.membership, membership, now)
+            back = membership.alive - self.membership.alive if self.membership is not None else frozenset()
             self.membership = membership
             starts: list[tuple[str, str, StartOrder]] = []
             if records or not self.quiet.may_skip(self._tick_inputs(membership), now):
@@ -268,6 +283,10 @@ class Engine:
             served = self._served_instances(membership)
         self.names.update(self.role.epoch, served, {m["node"]: m["address"] for m in self.members.members()
                                                     if m["node"] in membership.alive})
+        for node in back:
+            # A node alive again (after a false death its tasks run elsewhere too): its duplicates are
+            # stopped now, not at its next resync.
+            self.relister.at(node, 0.0)
         for node, address, order in starts:
             self.starts_in_flight.add((order.task_id, order.index, order.attempt))
             self.pool.submit(self._start, str(node), address, order)
@@ -362,6 +381,7 @@ class Engine:
                 pass
 
     def close(self) -> None:
+        self.relister.cancel()
         self.replicator.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.slaves.close()

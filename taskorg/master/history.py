@@ -5,7 +5,8 @@ has been at 100 % CPU for 40 minutes, a disk filling since noon). Why in
 memory: an hour of four figures is 360 points per node, and a history lost
 at a failover costs a picture, never a decision. It is not replicated: a
 new master starts with none and rebuilds it from the reports that reach it
-(one a second from every slave), so a failover leaves a gap, not wrong data.
+(every slave's resync, `report_resync_interval`, at most half a step apart, and
+its reports on change), so a failover leaves a gap, not wrong data.
 
 Pure apart from a lock: the clock is the caller's (wall time, the report's
 arrival), so tests drive it.

@@ -7,6 +7,9 @@ from a healed partition, an older attempt. A complete report also shows what
 is missing: a placed instance whose container is gone for a few seconds is
 lost and placed again, unless the report was listed before its start was
 answered (both carry the slave's own clock; under load a report arrives late).
+A missing container still within its grace is looked at again when the grace
+ends (`recheck`): slaves report on change and resync only every few seconds,
+so the next report could come long after.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Reconciliation:
     stop: list[str] = field(default_factory=list)  # container ids
     # Start answers a report listed after them made moot (the grace is enough from now on).
     settled: list[StartKey] = field(default_factory=list)
+    # Seconds until the first grace of a missing container ends (None: none waits): list the node again then.
+    recheck: float | None = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,9 @@ def lost(listing: Listing, instances: Iterable[Instance], seen: set[StartKey], s
         if key in seen or key in starts_in_flight:
             continue
         grace = START_GRACE if inst.status == "starting" else RUNNING_GRACE
-        if now - (inst.updated_at or 0) < grace:
+        left = (inst.updated_at or 0) + grace - now
+        if left > 0:
+            result.recheck = left if result.recheck is None else min(result.recheck, left)
             continue
         result.records += [inst.but(status="pending", node=None, container_id=None, updated_at=now),
                            HistoryEvent(inst.task_id, inst.idx, "lost", listing.node,

@@ -35,7 +35,7 @@ class TelemetryBook:
         self.history.add(node, telemetry, self.clock())
 
     def ask(self, node: str) -> None:
-        """Fetch a node's telemetry now rather than wait for its next report (up to report_interval):
+        """Fetch a node's telemetry now rather than wait for its next report (up to report_resync_interval):
         a new master whose activation missed a node (its members view or the call failed) left that
         node out of placement for 0.8 s in 2 of 20 testbed rounds."""
         now = time.monotonic()

@@ -11,3 +11,9 @@ START_SECONDS = Histogram("taskorg_slave_container_start_seconds",
                           buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30))
 for _outcome in ("started", "error", "refused"):
     STARTS.labels(_outcome)  # exported at zero from the start
+REPORTS = Counter("taskorg_slave_reports", "Reports sent to the master, by reason (change: docker's events or a new "
+                  "master; resync: the periodic full report) and outcome (delivered; failed: tried again after "
+                  "report_interval)", ["reason", "outcome"])
+for _reason in ("change", "resync"):
+    for _outcome in ("delivered", "failed"):
+        REPORTS.labels(_reason, _outcome)

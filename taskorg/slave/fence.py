@@ -2,7 +2,8 @@
 
 Every master command carries the master's epoch. The highest epoch seen is
 kept on disk (written to a temp file, fsynced, renamed, directory fsynced), so
-a restarted slave still refuses a cut-off old master that comes back.
+a restarted slave still refuses a cut-off old master that comes back. A raised
+epoch means a new master: those who asked (`on_raise`, the reporter) hear of it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Callable
 
 from taskorg.logs import get_logger
 
@@ -30,6 +32,11 @@ class EpochFence:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._highest = self._load()
+        self._listeners: list[Callable[[int], None]] = []
+
+    def on_raise(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(epoch)` after each raise (on the raising thread, outside the fence's lock)."""
+        self._listeners.append(listener)
 
     @property
     def highest(self) -> int:
@@ -44,11 +51,19 @@ class EpochFence:
         with self._lock:
             if epoch < self._highest:
                 raise Fenced(epoch, self._highest)
-            if epoch > self._highest:
+            raised = epoch > self._highest
+            if raised:
                 self._store(epoch)
                 log.info("epoch raised", extra={"epoch": epoch})
                 self._highest = epoch
-            return self._highest
+            highest = self._highest
+        if raised:
+            for listener in list(self._listeners):
+                try:
+                    listener(epoch)
+                except Exception:  # a listener's failure must not refuse the command
+                    log.exception("epoch listener failed")
+        return highest
 
     def _load(self) -> int:
         try:

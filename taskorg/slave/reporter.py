@@ -1,10 +1,16 @@
-"""Push this node's containers and telemetry to the active master.
+"""Push this node's containers and telemetry to the active master, on change and on a slow resync.
 
-Every `report_interval`, and at once when the runner says one of this node's
-containers died or its health changed (docker's events), the slave posts a `Report` (taskorg/protocol.py) to
-whoever `master.<suffix>` names right now (resolved on every report, no
-cache). The master answers a `ReportAnswer` (epoch, stop); the stop list is obeyed only when
-that epoch passes the fence.
+The slave follows docker's event stream for its own containers (the runner's
+`changes()`, on a thread that reconnects when dockerd goes away) and reports at
+once when one starts, dies, stops, is removed or changes health, and when a
+command raises the epoch fence (a new master: it hears from us at once, not at
+the next resync). A burst of events is one report; otherwise a full report goes
+every `report_resync_interval`, and an undelivered one is tried again after
+`report_interval` (taskorg/slave/cadence.py decides when, purely). Every report
+is a `Report` (taskorg/protocol.py): the full container list and a telemetry
+sample, posted to whoever `master.<suffix>` names right now (resolved on every
+report, no cache). The master answers a `ReportAnswer` (epoch, stop); the stop
+list is obeyed only when that epoch passes the fence.
 
 When the master cannot be reached the slave does nothing: a network blip or a
 failover must never kill running tasks. Only a master removes containers.
@@ -12,37 +18,36 @@ failover must never kill running tasks. Only a master removes containers.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 import requests
-from apscheduler.schedulers.background import BackgroundScheduler
 from docker.errors import DockerException
 
 from taskorg.config import Config
 from taskorg.net import sdnotify
 from taskorg.logs import get_logger
+from taskorg.metrics import slave as metrics
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.resolve import ResolveError, resolve_master
 from taskorg.protocol import ContainerState, ProtocolError, Report, ReportAnswer, Telemetry, convert, encode
 from taskorg.slave import telemetry
+from taskorg.slave.cadence import Cadence
 from taskorg.slave.fence import EpochFence, Fenced
 from taskorg.slave.runner import Runner
 
 log = get_logger("slave.reporter")
-# apscheduler warns whenever a tick is skipped because the previous report is
-# still waiting for a slow master; that is the intended behaviour, not news.
-_scheduler_log = get_logger("slave.reporter.scheduler")
-_scheduler_log.setLevel(logging.ERROR)
+# The report loop goes round at least this often, waiting or not: its beat is the watchdog's sign of life
+# (stale after 120 s), whatever the resync interval.
+MAX_WAIT = 30.0
 
 
 class Reporter:
     def __init__(self, config: Config, secret: str, runner: Runner, fence: EpochFence,
                  collect: Callable[[str], dict[str, Any]] | None = None,
-                 resolve: Callable[[Config], str] = resolve_master) -> None:
+                 resolve: Callable[[Config], str] = resolve_master,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.secret = secret
         self.runner = runner
@@ -50,31 +55,29 @@ class Reporter:
         self.collect = collect or telemetry.collector(config.advertise_cpus, config.state_dir,
                                                       telemetry.docker_root_of(runner))
         self.resolve = resolve
+        self.clock = clock
+        self.cadence = Cadence(resync=config.report_resync_interval, retry=config.report_interval)
         self._clients: dict[str, ServiceClient] = {}
-        self._send_lock = threading.Lock()
-        self._pending = threading.Event()
+        self._lock = threading.Lock()  # the cadence
+        self._wake = threading.Event()
         self._stopped = threading.Event()
         self._events: Any = None
-        self._scheduler: BackgroundScheduler | None = None
-        self._watcher: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._docker_down = False
-        # Marked before every report: systemd's watchdog restarts a slave whose reporting hangs.
+        # Marked on every turn of the report loop: systemd's watchdog restarts a slave whose reporting hangs.
         self.beat = sdnotify.Beat("the slave's report loop")
+        fence.on_raise(lambda epoch: self.changed("new master"))
 
     # ---- lifecycle ---------------------------------------------------------
     def start(self) -> None:
-        self._scheduler = BackgroundScheduler(daemon=True, timezone=timezone.utc, logger=_scheduler_log)
-        self._scheduler.add_job(self.report_now, "interval", seconds=self.config.report_interval,
-                                id="report", max_instances=1, coalesce=True, misfire_grace_time=None,
-                                next_run_time=datetime.now(timezone.utc))
-        self._scheduler.start()
-        self._watcher = threading.Thread(target=self._watch_changes, name="slave-changes", daemon=True)
-        self._watcher.start()
+        for target, name in ((self._loop, "slave-reports"), (self._watch_changes, "slave-changes")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stopped.set()
-        if self._scheduler:
-            self._scheduler.shutdown(wait=False)
+        self._wake.set()
         if self._events is not None:
             try:
                 self._events.close()
@@ -83,35 +86,41 @@ class Reporter:
         for client in self._clients.values():
             client.close()
 
+    def changed(self, why: str = "change") -> None:
+        """Something this node's master should hear about soon (see cadence.py): a report follows within
+        the coalescing window, or right after the report in flight."""
+        with self._lock:
+            self.cadence.changed(self.clock())
+        log.debug("report asked for", extra={"why": why})
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopped.is_set():
+            self.beat.mark()
+            self._wake.clear()
+            with self._lock:
+                now = self.clock()
+                wait = self.cadence.due() - now
+                reason = self.cadence.start(now) if wait <= 0 else ""
+            if wait > 0:
+                self._wake.wait(min(wait, MAX_WAIT))
+                continue
+            delivered = self._report_safely(reason)
+            with self._lock:
+                self.cadence.done(self.clock(), delivered)
+
     # ---- reporting ---------------------------------------------------------
-    def report_now(self) -> None:
-        """Send a report now; if one is in flight, send another right after it.
-
-        The tick and the docker-event thread both call this; reports never
-        overlap and a request made during a report is never lost.
-        """
-        self._pending.set()
-        while self._pending.is_set():
-            if not self._send_lock.acquire(blocking=False):
-                return  # the sender holding the lock will see _pending
-            try:
-                while self._pending.is_set() and not self._stopped.is_set():
-                    self._pending.clear()
-                    self._report_safely()
-            finally:
-                self._send_lock.release()
-            if self._stopped.is_set():
-                return
-
-    def _report_safely(self) -> None:
-        self.beat.mark()
+    def _report_safely(self, reason: str) -> bool:
         try:
-            self.report_once()
+            delivered = self.report_once()
         except Exception:  # never let one bad report stop the reporting
             log.exception("report failed")
+            delivered = False
+        metrics.REPORTS.labels(reason, "delivered" if delivered else "failed").inc()
+        return delivered
 
     def report_once(self) -> bool:
-        """One report; True when the master answered."""
+        """One report; True when a current master answered."""
         try:
             address = self.resolve(self.config)
         except ResolveError as exc:
@@ -138,8 +147,7 @@ class Reporter:
         except (ServiceUnavailable, ServiceError) as exc:
             log.debug("report not delivered", extra={"master": address, "error": str(exc)})
             return False
-        self._obey(answer, address)
-        return True
+        return self._obey(answer, address)
 
     def _telemetry(self) -> Telemetry | None:
         """This node's sample; a malformed one is left out (and said), never the whole report."""
@@ -149,20 +157,23 @@ class Reporter:
             log.warning("telemetry left out of the report", extra={"error": str(exc)})
             return None
 
-    def _obey(self, answer: Any, address: str) -> None:
+    def _obey(self, answer: Any, address: str) -> bool:
+        """Carry out a current master's answer; False when it is not one (the report is tried again after
+        `report_interval`: the master that counts has not heard it)."""
         try:
             decided = convert(answer, ReportAnswer, "report answer")
             self.fence.check(decided.epoch)
         except Fenced as exc:
             log.warning("ignoring a stale master", extra={"master": address, "epoch": exc.epoch,
                                                           "highest": exc.highest})
-            return
+            return False
         except ValueError as exc:  # ProtocolError too: no valid epoch, no obedience
             log.warning("master answer without a valid epoch", extra={"master": address, "error": str(exc)})
-            return
+            return False
         if decided.stop:
             removed = self.runner.stop(decided.stop)
             log.info("stopped on master's request", extra={"epoch": decided.epoch, "removed": len(removed)})
+        return True
 
     def _client(self, address: str) -> ServiceClient:
         url = self.config.url(address, self.config.master_port)
@@ -173,18 +184,18 @@ class Reporter:
 
     # ---- changes -----------------------------------------------------------
     def _watch_changes(self) -> None:
-        """Report as soon as one of our containers dies or changes health (reconnects if dockerd
-        restarts): a death or an unhealthy instance is news the master acts on."""
+        """Follow docker's events for this node's containers; each asks for a report. After every
+        (re)subscription too: what happened while nobody listened is in that report."""
         backoff = 0.5
         while not self._stopped.is_set():
             try:
                 self._events = self.runner.changes()
                 backoff = 0.5
+                self.changed("subscribed")
                 for container_id in self._events:
                     if self._stopped.is_set():
                         return
-                    log.debug("container changed", extra={"container": container_id[:12]})
-                    self.report_now()
+                    self.changed(f"container {container_id[:12]}")
             except Exception as exc:  # dockerd restarted or unreachable: retry
                 if self._stopped.is_set():
                     return

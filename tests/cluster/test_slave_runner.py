@@ -431,8 +431,11 @@ def master(address: str) -> Iterator[FakeMaster]:
 def reporter_for(runner: DockerRunner, master: FakeMaster, tmp_path: Path, address: str,
                  interval: float, resolve: Callable[[Config], str] | None = None) -> Reporter:
     # The fake master is a plain HTTP server: this reporter talks plain HTTP to it.
+    # `interval`: the resync (and the retry of an undelivered report, at most 1 s).
     config = load_config(environ={}, overrides={"address": address, "state_dir": str(tmp_path), "tls": False,
-                                                "master_port": master.port, "report_interval": interval})
+                                                "master_port": master.port, "report_resync_interval": interval,
+                                                "report_interval": min(interval, 1.0),
+                                                "telemetry_history_step": max(10.0, 2 * interval)})
     return Reporter(config, SECRET, runner, EpochFence(tmp_path / "epoch"), resolve=resolve or (lambda c: address))
 
 
@@ -483,7 +486,7 @@ def test_reporter_never_removes_anything_without_a_master(runner: DockerRunner, 
 def test_reporter_reports_at_once_when_a_container_dies(runner: DockerRunner, master: FakeMaster,
                                                        tmp_path: Path, address: str) -> None:
     state = runner.start(order(command=["sh", "-c", "sleep 1; exit 5"]))
-    reporter = reporter_for(runner, master, tmp_path, address, interval=60)  # only the first tick runs
+    reporter = reporter_for(runner, master, tmp_path, address, interval=60)  # only the first resync runs
     reporter.start()
     try:
         wait_for(lambda: master.reports, what="the first report")
@@ -491,6 +494,54 @@ def test_reporter_reports_at_once_when_a_container_dies(runner: DockerRunner, ma
                                       if c["container_id"] == state["container_id"] and c["status"] == "exited"),
                                      None), timeout=8, what="a report after the container died")
         assert died["exit_code"] == 5
+    finally:
+        reporter.stop()
+
+
+def test_the_change_feed_carries_starts_deaths_and_removals(runner: DockerRunner,
+                                                            docker_client: docker.DockerClient) -> None:
+    """docker's own event stream, filtered by docker on this cluster's and node's labels: a kill from
+    outside taskorg is in it, and so is the removal that follows."""
+    feed = runner.changes()
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(feed), daemon=True)
+    reader.start()
+    try:
+        state = runner.start(order())
+        cid = state["container_id"]
+        wait_for(lambda: cid in seen, what="the start in the feed")
+        count = seen.count(cid)
+        docker_client.containers.get(cid).kill()  # outside taskorg
+        wait_for(lambda: seen.count(cid) > count, what="the death in the feed")
+        assert state_of(runner, cid)["status"] == "exited"  # not a cached "running"
+        count = seen.count(cid)
+        assert runner.stop([cid]) == [cid]
+        wait_for(lambda: seen.count(cid) > count, what="the removal in the feed")
+        other = DockerRunner(docker_client, runner.cluster, "node2", address=runner.address)
+        other.start(order(task_id="t-0000dddd"))  # another node's container: not in this feed
+        time.sleep(0.5)
+        assert all(found == cid for found in seen)
+    finally:
+        feed.close()
+
+
+def test_the_reporter_reports_a_kill_at_once_and_otherwise_once_per_resync(runner: DockerRunner, master: FakeMaster,
+                                                                           tmp_path: Path, address: str,
+                                                                           docker_client: docker.DockerClient) -> None:
+    state = runner.start(order())
+    reporter = reporter_for(runner, master, tmp_path, address, interval=1.0)
+    reporter.start()
+    try:
+        wait_for(lambda: len(master.reports) >= 2, what="the first reports")
+        time.sleep(0.5)
+        count = len(master.reports)
+        time.sleep(3.2)
+        assert len(master.reports) - count in (3, 4)  # idle: one a second, the resync
+        killed = time.monotonic()
+        docker_client.containers.get(state["container_id"]).kill()
+        wait_for(lambda: any(c["status"] == "exited" for c in master.reports[-1]["containers"]), timeout=2,
+                 what="a report of the killed container")
+        assert time.monotonic() - killed < 0.8  # the event, not the next resync
     finally:
         reporter.stop()
 

@@ -182,7 +182,7 @@ def test_the_reporter_sends_a_health_change_at_once(site_runner: DockerRunner, m
         command=["sh", "-c", "sleep 2; touch /tmp/ok; sleep 300"],
         healthcheck={"test": ["CMD-SHELL", "test -f /tmp/ok"], "interval": 0.3, "timeout": 1.0, "retries": 100,
                      "start_period": 0.0, "start_interval": 5.0}))
-    reporter = reporter_for(site_runner, master, tmp_path, address, interval=60)  # only the first tick runs
+    reporter = reporter_for(site_runner, master, tmp_path, address, interval=60)  # only the first resync runs
     reporter.start()
     try:
         wait_for(lambda: master.reports, what="the first report")

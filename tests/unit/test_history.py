@@ -105,8 +105,12 @@ def test_bad_history_requests_get_errors_that_name_the_problem(harness: TickHarn
 def test_the_step_is_a_setting_from_one_to_six_hundred_seconds(tmp_path: Path) -> None:
     from taskorg.config import ConfigError, load_config
 
-    config = load_config(overrides={"state_dir": str(tmp_path), "telemetry_history_step": 2}, environ={})
+    config = load_config(overrides={"state_dir": str(tmp_path), "telemetry_history_step": 2,
+                                    "report_resync_interval": 1}, environ={})
     assert config.telemetry_history_step == 2
+    # Each point is the mean of the reports within its step: a resync longer than half a step is refused.
+    with pytest.raises(ConfigError, match=r"'report_resync_interval': .* half of 'telemetry_history_step' \(2"):
+        load_config(overrides={"state_dir": str(tmp_path), "telemetry_history_step": 2}, environ={})
     for bad in (0.5, 601):
         with pytest.raises(ConfigError, match=rf"'telemetry_history_step': seconds from 1 to 600, got {bad}"):
             load_config(overrides={"state_dir": str(tmp_path), "telemetry_history_step": bad}, environ={})

@@ -132,6 +132,7 @@ def test_a_new_engine_on_the_same_state_carries_the_update_on(harness: TickHarne
     harness.engine.telemetry = old.telemetry
     harness.engine.role, harness.engine.activated_epoch = old.role, 1
     harness.engine.members = old.members
+    harness.engine.relister = harness.relists  # type: ignore[assignment]
     old.close()
     run_until_done(harness, first["job"])
     assert revisions(harness, task_id) == [(0, "running", 2), (1, "running", 2), (2, "running", 2)]

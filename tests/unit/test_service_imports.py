@@ -30,8 +30,9 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 # In no service: cryptography (only certificate issuance, in the CLI, needs it), and the client
-# commands and local-cluster tools. apscheduler runs the slow jobs of the DNS service and the slave's
-# reports; the frequent loops are plain threads (taskorg.net.loops), so the others do without it.
+# commands and local-cluster tools. apscheduler runs the slow jobs of the DNS service; the frequent
+# loops are plain threads (taskorg.net.loops), and so is the slave's report loop (taskorg.slave.cadence
+# decides when), so the others do without it.
 EVERYWHERE = ("cryptography", "taskorg.devtools", "taskorg.security.ca", "taskorg.cli.task_commands",
               "taskorg.cli.cluster_commands", "taskorg.cli.admin_commands")
 NOT_IN = {
@@ -40,7 +41,7 @@ NOT_IN = {
     "webview": ("apscheduler", "docker", "pysyncobj", "taskorg.spec.parse", "taskorg.spec.compose", "taskorg.slave",
                 "taskorg.dns.service", "taskorg.master.service"),
     "master": ("apscheduler", "docker", "pysyncobj", "flask_wtf", "taskorg.slave", "taskorg.webview", "taskorg.dns.service"),
-    "slave": ("pysyncobj", "flask_wtf", "taskorg.spec.compose", "taskorg.master", "taskorg.webview", "taskorg.dns"),
+    "slave": ("apscheduler", "pysyncobj", "flask_wtf", "taskorg.spec.compose", "taskorg.master", "taskorg.webview", "taskorg.dns"),
     "dns": ("docker", "flask_wtf", "taskorg.spec.parse", "taskorg.spec.compose", "taskorg.master", "taskorg.slave",
             "taskorg.webview"),
 }

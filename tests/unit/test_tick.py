@@ -91,3 +91,32 @@ def test_a_service_healthy_dependant_starts_only_once_its_dependency_is_healthy(
     harness.tick()  # placed
     assert harness.task(web).status in ("starting", "running")
     assert "health" in harness.instances(db)[0].row()
+
+
+def test_a_container_missing_within_its_grace_is_listed_again_when_the_grace_ends(harness: TickHarness) -> None:
+    """Slaves report on change and resync every few seconds: the master does not wait for the next report
+    to call a vanished container lost."""
+    from taskorg.master.reconcile import RUNNING_GRACE
+    from taskorg.master.relist import SLACK
+
+    task_id = harness.submit("name: web\nimage: busybox\nconstraints: {nodes: [node1]}\n")["tasks"][0]["id"]
+    harness.tick()
+    harness.now += 1.0
+    harness.report("node1", [], listed=1e9)  # `docker rm -f` a second after it started: a report without it
+    assert harness.instances(task_id)[0].status == "running"  # within its grace
+    [(node, delay)] = harness.relists.asked
+    assert node == "node1" and abs(delay - (RUNNING_GRACE - 1.0 + SLACK)) < 1e-6
+    harness.now += RUNNING_GRACE  # the grace is over: the relister's listing (the fake slave runs nothing)
+    harness.engine.relist("node1")
+    assert harness.instances(task_id)[0].status == "pending" and "lost" in harness.events()
+
+
+def test_a_node_alive_again_is_listed_at_once(harness: TickHarness) -> None:
+    """After a false death its tasks run elsewhere too: its duplicates are stopped now, not at its resync."""
+    harness.tick()
+    harness.set_members({"node1": "active", "node2": "active"}, dead=("node2",))
+    harness.tick()
+    assert harness.relists.asked == []
+    harness.set_members({"node1": "active", "node2": "active"})
+    harness.tick()
+    assert harness.relists.asked == [("node2", 0.0)]

@@ -70,6 +70,19 @@ class FakeSlaves:
         pass
 
 
+class Relists:
+    """The engine's relister without timers: the (node, delay) it was asked for, in order."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, float]] = []
+
+    def at(self, node: str, delay: float) -> None:
+        self.asked.append((node, delay))
+
+    def cancel(self) -> None:
+        pass
+
+
 class TickHarness:
     def __init__(self, tmp_path: Path, nodes: int = 2, settings: dict[str, Any] | None = None) -> None:
         self.now = 1_000_000.0
@@ -85,6 +98,8 @@ class TickHarness:
         self.engine.role = Role(active=True, epoch=1, lease_until=time.monotonic() + 600, node="node1")
         self.engine.activated_epoch = 1
         self.engine.members.refresh = lambda: True  # type: ignore[method-assign]
+        self.relists = Relists()
+        self.engine.relister = self.relists  # type: ignore[assignment]
         self.set_members({f"node{n}": "active" for n in range(1, nodes + 1)})
 
     def set_members(self, states: dict[str, str], dead: tuple[str, ...] = ()) -> None:

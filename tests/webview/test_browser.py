@@ -81,7 +81,7 @@ tasks:
 def cluster(cluster_pool: ClusterPool) -> Iterator[LocalCluster]:
     """This module's own cluster, with webviews: its last test kills the master node."""
     # A history point every 2 s (10 s by default): the sparklines have a line to show within a minute.
-    own = cluster_pool.make(3, webview=True, settings={"telemetry_history_step": 2})
+    own = cluster_pool.make(3, webview=True, settings={"telemetry_history_step": 2, "report_resync_interval": 1})
     yield own
     cluster_pool.stop(own)
 

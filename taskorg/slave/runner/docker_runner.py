@@ -160,7 +160,7 @@ class DockerRunner:
     def list(self) -> list[dict[str, Any]]:
         """Every container of this cluster and node, any state.
 
-        Reports run every `report_interval`, so this must be cheap: one sparse
+        Reports run on every change and every `report_resync_interval`, so this must be cheap: one sparse
         listing, and a full inspect only for a container whose docker status
         (or health) changed since the last call. (An inspect per container per
         report kept dockerd so busy with a few dozen containers that starts took 30 s.)
@@ -238,7 +238,7 @@ class DockerRunner:
         return max(containers, key=lambda c: int_label(c, labels.ATTEMPT))
 
     def changes(self) -> "DockerChanges":
-        """Docker's `die` and `health_status` events for this cluster's and node's containers."""
+        """Docker's events (CHANGE_EVENTS) for this cluster's and node's containers."""
         return DockerChanges(self)
 
     def close(self) -> None:
@@ -302,8 +302,14 @@ def stop_timeout(container: Container) -> int:
     return DEFAULT_STOP_TIMEOUT if found is None else found
 
 
+# Docker's container events that change what a report says. `kill` and `oom` are followed by `die`;
+# docker matches "health_status" against "health_status: healthy" and the others.
+CHANGE_EVENTS = ("start", "die", "stop", "destroy", "health_status")
+
+
 class DockerChanges:
-    """The ids of this node's containers as docker reports them dead or their health changed.
+    """The ids of this node's containers as docker reports them started, dead, stopped, removed or their
+    health changed (docker's event stream, filtered by docker on this cluster's and node's labels).
 
     Each change first drops the runner's cached state of that container:
     docker's listing may still say "running" for a moment, so the next
@@ -311,8 +317,7 @@ class DockerChanges:
     """
 
     def __init__(self, runner: DockerRunner) -> None:
-        # Docker matches "health_status" against "health_status: healthy" and the others.
-        filters = {"type": "container", "event": ["die", "health_status"],
+        filters = {"type": "container", "event": list(CHANGE_EVENTS),
                    "label": [f"{labels.CLUSTER}={runner.cluster}", f"{labels.NODE}={runner.node}"]}
         self.runner = runner
         self.stream = runner.client.events(decode=True, filters=filters)

@@ -16,8 +16,8 @@ ContainerState = dict[str, Any]
 
 
 class ChangeFeed(Protocol):
-    """Ids of this node's containers as they die or their health changes; blocks between changes
-    until closed."""
+    """Ids of this node's containers as they start, die, stop, are removed or their health changes;
+    blocks between changes until closed."""
 
     def __iter__(self) -> Iterator[str]: ...
 
@@ -58,8 +58,8 @@ class Runner(Protocol):
         ...
 
     def changes(self) -> ChangeFeed:
-        """A feed of dying containers and health changes, so the reporter reports at once rather
-        than on its next tick."""
+        """A feed of this node's container changes, so the reporter reports at once rather than at
+        its next resync."""
         ...
 
     def close(self) -> None:
