@@ -93,10 +93,14 @@ def swarm_leave(bed: Any) -> None:
     sh(bed, names[0], f"docker service rm {SERVICE}", check=False, timeout=60)
     for name in names:
         sh(bed, name, "docker swarm leave --force", check=False, timeout=120)
-    _attempt("leaving the swarm", lambda: tbcluster.wait("every host out of the swarm, no swarm container left", lambda: all(
-        sh(bed, n, "docker info --format '{{.Swarm.LocalNodeState}}'", check=False).strip() == "inactive"
-        and not sh(bed, n, "docker ps -q --filter label=com.docker.swarm.service.name", check=False).strip()
-        for n in names), 120, 1.0))
+
+    def left() -> bool:
+        return all(sh(bed, n, "docker info --format '{{.Swarm.LocalNodeState}}'", check=False).strip() == "inactive"
+                   and not sh(bed, n, "docker ps -q --filter label=com.docker.swarm.service.name",
+                              check=False).strip() for n in names)
+
+    _attempt("leaving the swarm", lambda: tbcluster.wait("every host out of the swarm, no swarm container left",
+                                                         left, 120, 1.0))
 
 
 def swarm_running(bed: Any, via: str) -> list[str]:
