@@ -207,6 +207,15 @@ def taskorg_total(groups: dict[str, Any], key: str) -> float:
     return round(sum(g[key] for name, g in groups.items() if name != "dockerd"), 3)
 
 
+def wait_master(bed: Any, timeout: float = 120) -> dict[str, Any]:
+    """An active master answering, and which host it is: the cluster may have elected during a window
+    (seen once on the loaded shared machine, with the playbook's 0.5 s lease), and the next step needs one."""
+    started = time.monotonic()
+    tbcluster.wait("an active taskorg master", lambda: tbcluster.client(bed, failover_wait=0).tasks() is not None,
+                   timeout, 0.5)
+    return {"waited_s": round(time.monotonic() - started, 2), "master": tbcluster.master_host(bed).name}
+
+
 def swarm_create_rate(bed: Any, via: str, count: int) -> dict[str, Any]:
     result = _script(bed, via, SWARM_CREATE, f"{count} {BUSYBOX} {RATE_PREFIX}", 300)
     latencies = sorted(result.pop("latencies"))

@@ -176,6 +176,10 @@ def measure(bed: Any, rounds: int, quick: bool = False) -> dict[str, Any]:
     master = tbcluster.master_host(bed).name
     # taskorg idle first (an empty cluster; no swarm yet: dockerd's baseline too), then its creation rate.
     before = peer_ratios.timed("idle window, taskorg", lambda: peer_ratios.idle_window(bed, window))
+    after_idle = peer_ratios.wait_master(bed)
+    if after_idle["waited_s"] > 1 or after_idle["master"] != master:
+        log(f"peer: after the idle window the master answered after {after_idle['waited_s']} s, on "
+            f"{after_idle['master']} (it was on {master}): an election during the window is in its figures")
     ours_rate = _attempt("taskorg creation rate", lambda: peer_ratios.taskorg_submit_rate(bed, count))
     tbcluster.submit_replicas(bed)
     taskorg_rounds = [tbcluster.taskorg_master_round(bed) for _ in range(rounds)]
@@ -217,7 +221,7 @@ def measure(bed: Any, rounds: int, quick: bool = False) -> dict[str, Any]:
     return {"figures": figures, "taskorg": taskorg_rounds, "swarm": swarm_rounds, "rounds": rounds,
             "playbook_timings": timings,
             "creation_rate": {"swarm": swarm_rate, "taskorg": ours_rate, "count": count},
-            "idle": {"host": master, "swarm_leader": leader, "window_s": window,
+            "idle": {"host": master, "swarm_leader": leader, "window_s": window, "after_taskorg_window": after_idle,
                      "taskorg_no_swarm": peer_ratios.per_host(before), "swarm_active": peer_ratios.per_host(active),
                      "swarm_inactive": peer_ratios.per_host(inactive)},
             "notes": ["testbed: 1 DNS host + 3 regular hosts (systemd + dockerd in containers, docker network of "
