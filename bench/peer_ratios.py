@@ -316,13 +316,22 @@ def idle_figures(host: str, before: dict[str, Any], active: dict[str, Any], inac
                                for n, g in sorted(ours.items()) if n != "dockerd")),
             figure(f"peer: idle {what}, Swarm / taskorg", ratio, "x", TARGET, _met(ratio),
                    "Swarm's control plane beside taskorg's services on the same host"
-                   + ("" if swarm is None or swarm > 0 else "; Swarm's difference is not positive: ratio 0")),
+                   + ("" if swarm is None or swarm > 0 else "; Swarm's difference is not positive: ratio 0")
+                   + _other_baseline(on, dockerd(before, key), mine)),
             figure(f"peer: taskorg DNS host idle {what} ({dns_host})", taskorg_total(dns, key) if dns else None,
                    unit, None, None,
                    ", ".join(f"{n.replace('.service', '')} {g[key]}" for n, g in sorted(dns.items())
                              if n != "dockerd") + "; Swarm has no such host (its raft runs in the managers)"),
         ]
     return rows
+
+
+def _other_baseline(active: float | None, before: float | None, ours: float | None) -> str:
+    """The same ratio with dockerd before the swarm existed as the baseline (an upper bound for Swarm's
+    cost: leaving the swarm need not give memory back, and may take more)."""
+    if active is None or before is None or not ours:
+        return ""
+    return f"; against dockerd before the swarm: {active - before:.3g}, ratio {(active - before) / ours:.2g}"
 
 
 def per_host(run: dict[str, Any]) -> dict[str, Any]:
