@@ -17,12 +17,18 @@ testbed creates; taskorg installed by the real playbook with its defaults):
            until `docker service ps` shows 6 replicas running on the
            survivors.
 
+In the same run (bench/peer_ratios.py, issue 14): services created one at a
+time (Swarm's Engine API timed inside a manager host, taskorg's client from
+the runner), and the control plane's idle CPU and PSS (dockerd with the swarm
+active minus inactive, against taskorg's services on the same host); each
+with its ratio, target > 1 (taskorg ahead).
+
 Both at their defaults: taskorg's playbook timings, Swarm's (dispatcher
 heartbeat 5 s, raft election). The ratio is Swarm / taskorg (higher =
 taskorg faster). After each round the killed host is started again and the
 system must be healthy (3 managers / 3 alive nodes) before the next round.
 
-    .venv/bin/python bench/peer_swarm.py [--rounds N] [--json PATH]
+    .venv/bin/python bench/peer_swarm.py [--rounds N] [--quick] [--json PATH]
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import tbcluster  # noqa: E402
+from bench import peer_ratios, tbcluster  # noqa: E402
 from bench.common import BUSYBOX, figure, log, print_figures  # noqa: E402
 
 SERVICE = "bench-peer"
@@ -51,21 +57,50 @@ def sh(bed: Any, host: str, command: str, check: bool = True, timeout: float = 6
     return bed.exec(host, command, check=check, timeout=timeout)
 
 
-def swarm_setup(bed: Any) -> str:
-    """A 3-manager swarm over the regular hosts' dockerds and a 6-replica service; the first leader."""
-    first, *others = bed.node_hosts
+def swarm_form(bed: Any, first_name: str | None = None) -> str:
+    """A 3-manager swarm over the regular hosts' dockerds, initialised on `first_name` (it leads first)."""
+    first = next((h for h in bed.node_hosts if h.name == first_name), bed.node_hosts[0])
+    others = [h for h in bed.node_hosts if h.name != first.name]
     sh(bed, first.name, f"docker swarm init --advertise-addr {first.address} --listen-addr {first.address}:2377")
     token = sh(bed, first.name, "docker swarm join-token -q manager").strip()
     for host in others:
         sh(bed, host.name, f"docker swarm join --token {token} --advertise-addr {host.address} "
                            f"--listen-addr {host.address}:2377 {first.address}:2377", timeout=120)
-    # The image exists only in each host's dockerd (no registry): --no-resolve-image.
-    sh(bed, first.name, f"docker service create --detach --name {SERVICE} --replicas {REPLICAS} "
-                        f"--reserve-cpu {tbcluster.REPLICA_CPUS} --reserve-memory 8M "
-                        f"--no-resolve-image --stop-grace-period 1s {BUSYBOX} sleep 3600", timeout=120)
-    tbcluster.wait(f"{REPLICAS} swarm replicas running", lambda: len(swarm_running(bed, first.name)) == REPLICAS,
-                   180, 1.0)
+    tbcluster.wait("3 swarm managers ready", lambda: swarm_healthy(bed, first.name), 120, 1.0)
     return first.name
+
+
+def swarm_service(bed: Any, via: str) -> None:
+    """The 6-replica service of the failover rounds, running."""
+    # The image exists only in each host's dockerd (no registry): --no-resolve-image.
+    sh(bed, via, f"docker service create --detach --name {SERVICE} --replicas {REPLICAS} "
+                 f"--reserve-cpu {tbcluster.REPLICA_CPUS} --reserve-memory 8M "
+                 f"--no-resolve-image --stop-grace-period 1s {BUSYBOX} sleep 3600", timeout=120)
+    tbcluster.wait(f"{REPLICAS} swarm replicas running", lambda: len(swarm_running(bed, via)) == REPLICAS,
+                   180, 1.0)
+
+
+def swarm_setup(bed: Any, first_name: str | None = None) -> str:
+    """A 3-manager swarm and a 6-replica service; the first leader."""
+    first = swarm_form(bed, first_name)
+    swarm_service(bed, first)
+    return first
+
+
+def swarm_leave(bed: Any) -> None:
+    """Every node leaves the swarm (the service first), and no swarm container is left."""
+    names = [h.name for h in bed.node_hosts]
+    sh(bed, names[0], f"docker service rm {SERVICE}", check=False, timeout=60)
+    for name in names:
+        sh(bed, name, "docker swarm leave --force", check=False, timeout=120)
+
+    def left() -> bool:
+        return all(sh(bed, n, "docker info --format '{{.Swarm.LocalNodeState}}'", check=False).strip() == "inactive"
+                   and not sh(bed, n, "docker ps -q --filter label=com.docker.swarm.service.name",
+                              check=False).strip() for n in names)
+
+    _attempt("leaving the swarm", lambda: tbcluster.wait("every host out of the swarm, no swarm container left",
+                                                         left, 120, 1.0))
 
 
 def swarm_running(bed: Any, via: str) -> list[str]:
@@ -135,13 +170,34 @@ def _median(rows: list[dict[str, Any]], key: str) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
-def measure(bed: Any, rounds: int) -> dict[str, Any]:
+def measure(bed: Any, rounds: int, quick: bool = False) -> dict[str, Any]:
+    count, window = (20, 10.0) if quick else (50, 30.0)
     tbcluster.wait_healthy(bed)
+    master = tbcluster.master_host(bed).name
+    # taskorg idle first (an empty cluster; no swarm yet: dockerd's baseline too), then its creation rate.
+    before = peer_ratios.timed("idle window, taskorg", lambda: peer_ratios.idle_window(bed, window))
+    after_idle = peer_ratios.wait_master(bed)
+    if after_idle["waited_s"] > 1 or after_idle["master"] != master:
+        log(f"peer: after the idle window the master answered after {after_idle['waited_s']} s, on "
+            f"{after_idle['master']} (it was on {master}): an election during the window is in its figures")
+    ours_rate = _attempt("taskorg creation rate", lambda: peer_ratios.taskorg_submit_rate(bed, count))
     tbcluster.submit_replicas(bed)
     taskorg_rounds = [tbcluster.taskorg_master_round(bed) for _ in range(rounds)]
-    # Swarm next, on the same hosts: taskorg's replicas stop so both never compete.
+    # Swarm next, on the same hosts: taskorg's replicas stop so both never compete. The swarm starts on
+    # taskorg's master host, so the idle comparison puts leader beside master.
     tbcluster.cancel_replicas(bed)
-    swarm_setup(bed)
+    swarm_form(bed, master)
+    time.sleep(5)
+    leader = _attempt("swarm leader", lambda: swarm_leader(bed, [master]))
+    leader = leader if isinstance(leader, str) else None
+    active = peer_ratios.timed("idle window, swarm active", lambda: peer_ratios.idle_window(bed, window))
+    swarm_rate = _attempt("swarm creation rate", lambda: peer_ratios.swarm_create_rate(bed, master, count))
+    # Inactive right after, in the same dockerd processes (a failover round restarts the killed host's).
+    swarm_leave(bed)
+    time.sleep(5)
+    inactive = peer_ratios.timed("idle window, swarm inactive", lambda: peer_ratios.idle_window(bed, window))
+    swarm_form(bed, master)
+    swarm_service(bed, master)
     swarm_rounds = [swarm_round(bed) for _ in range(rounds)]
     t_api, t_back = _median(taskorg_rounds, "seconds"), _median(taskorg_rounds, "replicas_back")
     s_api, s_back = _median(swarm_rounds, "api_back"), _median(swarm_rounds, "replicas_back")
@@ -160,11 +216,31 @@ def measure(bed: Any, rounds: int) -> dict[str, Any]:
         figure("peer: replicas back, Swarm / taskorg", round(s_back / t_back, 1) if s_back and t_back else None,
                "x", "> 1 (taskorg faster)", bool(s_back and t_back and s_back > t_back)),
     ]
+    figures += peer_ratios.rate_figures(swarm_rate, ours_rate, count)
+    figures += peer_ratios.idle_figures(master, before, active, inactive, bed.dns_host.name, leader, window)
     return {"figures": figures, "taskorg": taskorg_rounds, "swarm": swarm_rounds, "rounds": rounds,
             "playbook_timings": timings,
+            "creation_rate": {"swarm": swarm_rate, "taskorg": ours_rate, "count": count},
+            "idle": {"host": master, "swarm_leader": leader, "window_s": window, "after_taskorg_window": after_idle,
+                     "taskorg_no_swarm": peer_ratios.per_host(before), "swarm_active": peer_ratios.per_host(active),
+                     "swarm_inactive": peer_ratios.per_host(inactive)},
             "notes": ["testbed: 1 DNS host + 3 regular hosts (systemd + dockerd in containers, docker network of "
                       "their own); taskorg as the playbook installs it; Swarm with 3 managers on the same 3 hosts",
-                      "failure: `docker kill` of the host container (power loss), leader/master host running replicas"]}
+                      "failure: `docker kill` of the host container (power loss), leader/master host running replicas",
+                      f"creation rate: {count} one at a time; Swarm timed inside {master} on dockerd's unix socket "
+                      "(no network hop), taskorg from the runner over the testbed network (the network hop is "
+                      "taskorg's); both create pending work that starts no container",
+                      f"idle cost: {window:g} s windows on {master}; Swarm = dockerd with the swarm active minus "
+                      "after every node left; taskorg = all its services there on an idle, empty cluster"]}
+
+
+def _attempt(what: str, fn: Any) -> Any:
+    """A measurement that must not cost the others: its failure becomes empty figures and a log line."""
+    try:
+        return fn()
+    except Exception as exc:
+        log(f"peer: {what} failed: {type(exc).__name__}: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
 def unavailable(error: str) -> dict[str, Any]:
@@ -179,10 +255,10 @@ def unavailable(error: str) -> dict[str, Any]:
 def run(quick: bool = False, rounds: int | None = None, bed: Any = None) -> dict[str, Any]:
     rounds = rounds or (1 if quick else 3)
     if bed is not None:
-        return measure(bed, rounds)
+        return measure(bed, rounds, quick)
     try:
         with tbcluster.provisioned_testbed() as fresh:
-            return measure(fresh, rounds)
+            return measure(fresh, rounds, quick)
     except tbcluster.TestbedUnavailable as exc:
         log(f"peer: testbed unavailable: {exc}")
         return unavailable(f"the testbed could not be brought up: {exc}")
@@ -191,11 +267,12 @@ def run(quick: bool = False, rounds: int | None = None, bed: Any = None) -> dict
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="20 creations and 10 s idle windows (default 50, 30 s)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
     if not 1 <= args.rounds <= 20:
         parser.error("--rounds must be between 1 and 20")
-    result = run(rounds=args.rounds)
+    result = run(quick=args.quick, rounds=args.rounds)
     print_figures("peer: Docker Swarm and taskorg on the testbed", result["figures"])
     for note in result.get("notes", []):
         print(f"  note: {note}")

@@ -14,7 +14,8 @@ Benchmarks (each also runs alone: `bench/<name>.py --help`):
   speedup     a job of 12 CPU-bound chunks + merge on 1, 2, 3, 4 nodes of 0.3 CPU each
   scale       10,000 tasks placed on 100 light nodes, master memory (--quick: 2,000 on 20)
   steadiness  no false failover: 10 idle minutes, then 10 with both cores busy (--full, or --only steadiness)
-  peer        Docker Swarm and taskorg on the same testbed hosts, same failure (--full, or --peer)
+  peer        Docker Swarm and taskorg on the same testbed hosts: same failure, creation rate one at a time,
+              control-plane idle CPU and PSS, each with its ratio (--full, or --peer)
 
 Every figure comes with the machine's load while it was measured: on two cores
 our own clusters are most of it, and anything else running shows there too. Exit code 0 when every benchmark ran (whether or
@@ -113,8 +114,8 @@ def _guarded(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def skipped_testbed(quick: bool) -> dict[str, Any]:
-    why = ("not run in quick mode: the testbed alone takes about 3 minutes (4 hosts boot, the playbook "
-           "provisions them, then Swarm is set up and fails over); `bench/run.py --full`, `--quick --peer`, "
+    why = ("not run in quick mode: the testbed alone takes several minutes (4 hosts boot, the playbook "
+           "provisions them, then Swarm is set up, measured idle and fails over); `bench/run.py --full`, `--quick --peer`, "
            "or `bench/peer_swarm.py`")
     return {"figures": [figure("peer: Docker Swarm side by side", None, "", "runs in --full", None, why)],
             "skipped": why}
