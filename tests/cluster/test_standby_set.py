@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from taskorg.devtools.localcluster import LocalCluster
-from taskorg.net.client import ServiceClient
+from taskorg.net.client import ServiceClient, ServiceUnavailable
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.cluster
@@ -33,6 +33,14 @@ def replica(cluster: LocalCluster, index: int) -> tuple[int, int]:
     finally:
         client.close()
     return int(answer["epoch"]), int(answer["seq"])
+
+
+def answered(call: Any) -> Any:
+    """`call()`, or None while the service refuses connections."""
+    try:
+        return call()
+    except ServiceUnavailable:
+        return None
 
 
 def settled_set(cluster: LocalCluster, size: int = 2) -> dict[str, Any] | None:
@@ -67,8 +75,10 @@ def test_two_standbys_of_four_nodes_replace_a_dead_one_and_take_over(cluster_fac
     assert members == {cluster.node_name(master): "master", cluster.node_name(first): "standby",
                        cluster.node_name(second): "standby", cluster.node_name(spare): "spare"}
 
-    # Only the two standbys follow the master's changes.
-    spare_before = replica(cluster, spare)
+    # Only the two standbys follow the master's changes. (The spare's master service may still be
+    # binding its listeners: the cluster is up once every node reports, not every service listens.)
+    spare_before = wait_until(lambda: answered(lambda: replica(cluster, spare)), 20,
+                              "the spare's master service to answer")
     acked: dict[str, str] = {}
     for n in range(5):
         submit(cluster, acked, f"sb-a{n}")
