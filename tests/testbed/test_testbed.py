@@ -80,7 +80,10 @@ def test_playbook_provisions_a_cluster(testbed: Testbed) -> None:
 def test_firewall_opens_the_cluster_ports_to_members_only(testbed: Testbed) -> None:
     """A container on the testbed network that is not in the inventory reaches none of the cluster
     ports nor the cluster DNS, while a member (the DNS host) reaches them all."""
-    target = testbed.node_hosts[0]  # a consensus voter: it listens on the Raft port too
+    # A consensus voter, so it listens on the Raft port too (the voters are not always the same
+    # hosts: the quorum tests replace a dead voter with a living node).
+    voters = set(client(testbed, testbed.dns_host, 23333).get("/v1/members")["dns_servers"]["voters"])
+    target = next(h for h in testbed.node_hosts if h.address in voters)
     ports = [23333, 23334, 23335, 23336, 23337, 23380]
     name = f"master.{SUFFIX}"
     member = reach_from_host(testbed, testbed.dns_host, target, ports, name)
