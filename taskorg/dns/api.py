@@ -54,10 +54,8 @@ def create_app(service: DnsService) -> Flask:
 
     @app.post("/v1/heartbeat")
     def heartbeat() -> Any:
-        beat = typed_body(Heartbeat, "heartbeat")
-        address = _address(beat.address, "heartbeat") if beat.address else ""
-        answer = service.heartbeat(beat.node, address, (beat.replica.epoch, beat.replica.seq))
-        return Response(encode(answer), mimetype="application/json")
+        return Response(encode(service.heartbeat_message(typed_body(Heartbeat, "heartbeat"))),
+                        mimetype="application/json")
 
     @app.get("/v1/members")
     def members() -> Any:

@@ -90,8 +90,7 @@ class BeatListener:
         self.where = (address, port)
         self.key = key
         self.answer = answer
-        self.challenges = Challenges()
-        self.lock = threading.Lock()
+        self.challenges = Challenges()  # touched by the one serving thread only
         self.thread = threading.Thread(target=self._serve, name="beat-listener", daemon=True)
 
     def start(self) -> None:
@@ -109,8 +108,7 @@ class BeatListener:
             except OSError:
                 return  # closed
             try:
-                with self.lock:
-                    reply = answer_datagram(data, self.key, self.challenges, self.answer)
+                reply = answer_datagram(data, self.key, self.challenges, self.answer)
                 if reply is not None:
                     self.sock.sendto(reply, source)
             except OSError as exc:

@@ -70,7 +70,7 @@ class DnsService:
         self.stopping = threading.Event()
         # Heartbeats as sealed datagrams (taskorg.dns.beat_listener); HTTPS stays the fallback.
         self.beats = BeatListener(config.dns_address, config.beat_port, datagram_key(secret),
-                                  self.heartbeat_datagram) if config.beat_port else None
+                                  self.heartbeat_message) if config.beat_port else None
 
     def _take_over(self) -> Arbiter | None:
         """This service became the arbiter: start from the committed decision, with a lease of grace.
@@ -197,8 +197,8 @@ class DnsService:
             return HeartbeatAnswer(answer.epoch, answer.master, Lease(answer.holder, answer.epoch, answer.valid_for),
                                    arbiter=self.config.dns_address)
 
-    def heartbeat_datagram(self, beat: Heartbeat) -> HeartbeatAnswer:
-        """A heartbeat that came as a datagram: the same decision as `POST /v1/heartbeat`."""
+    def heartbeat_message(self, beat: Heartbeat) -> HeartbeatAnswer:
+        """A heartbeat as it came, by `POST /v1/heartbeat` or as a datagram: its address checked first."""
         try:
             address = checked_address(beat.address, "heartbeat") if beat.address else ""
         except ProtocolError as exc:

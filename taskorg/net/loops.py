@@ -21,8 +21,9 @@ log = get_logger("net")
 def run_every(interval: float, job: Callable[[], None], name: str, stop: threading.Event) -> threading.Thread:
     """Start a daemon thread that calls `job` every `interval` seconds until `stop` is set.
 
-    Runs never overlap, and a late run is not made up for (it starts the next
-    beat from now), as apscheduler's `max_instances=1, coalesce=True`. A run
+    Runs never overlap, and missed beats are not made up for (a late loop runs
+    once at once and goes on from there), as apscheduler's `max_instances=1,
+    coalesce=True`. A run
     that raises is logged and the loop goes on."""
 
     def loop() -> None:
@@ -32,10 +33,7 @@ def run_every(interval: float, job: Callable[[], None], name: str, stop: threadi
                 job()
             except Exception:
                 log.exception("periodic job failed", extra={"job": name})
-            due += interval
-            now = time.monotonic()
-            if due < now:
-                due = now + interval if now - due > interval else due + interval
+            due = max(due + interval, time.monotonic())  # late: once at once, then on from now
             if stop.wait(max(0.0, due - time.monotonic())):
                 return
 

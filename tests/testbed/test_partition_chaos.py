@@ -31,9 +31,9 @@ import pytest
 
 from .checks import assert_all_units_active
 from .hosts import Host, Testbed, log, wait_for
-from .provisioned import TASK_IMAGE, sleepers_job
+from .provisioned import TASK_IMAGE
 from .test_quorum import leases_are_safe, wait_voting_again
-from .views import client, containers_by_instance, master_host, running_instances, wait_no_duplicates
+from .views import client, master_host, sleepers_running, wait_no_duplicates
 
 pytestmark = [pytest.mark.testbed, pytest.mark.timeout(1200)]
 
@@ -42,7 +42,6 @@ ROUNDS = 6
 TIME_CAP = 600.0
 CUT_SECONDS = 3.0  # longer than lease + margin (0.65 s) and node dead (1 s): the majority acts on it
 REPLICAS = 3
-STEADY = sleepers_job("partition-chaos", REPLICAS)
 PROBE = "name: {name}\nimage: " + TASK_IMAGE + "\ncommand: ['true']\nrestart: never\n"
 
 
@@ -53,19 +52,8 @@ def bed(shared_testbed: Testbed) -> Testbed:
 
 @pytest.fixture(scope="module")
 def steady(bed: Testbed) -> Iterator[dict[str, Any]]:
-    master = master_host(bed)
-    assert master is not None
-    answer = client(bed, master).request("POST", "/v1/jobs?source=partition-chaos.yaml", data=STEADY,
-                                         headers={"Content-Type": "application/yaml"}, timeout=10)
-    wait_for(f"{REPLICAS} sleepers running", lambda: len(running_instances(bed, master)) == REPLICAS, timeout=90)
-    yield answer
-    master = wait_for("a master", lambda: master_host(bed), timeout=60)
-    api = client(bed, master)
-    for job in api.get("/v1/jobs", params={"limit": "1000"})["jobs"]:
-        if job["name"] == "partition-chaos" or job["name"].startswith("pc-"):
-            api.request("DELETE", f"/v1/jobs/{job['id']}", timeout=10)
-    wait_for("the partition job's containers gone", lambda: not containers_by_instance(bed, bed.node_hosts),
-             timeout=90, interval=0.5)
+    """A job of REPLICAS sleepers running for the whole module; then it and every probe job removed."""
+    yield from sleepers_running(bed, "partition-chaos", REPLICAS, probes_prefix="pc-")
 
 
 class Submitter(threading.Thread):

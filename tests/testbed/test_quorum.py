@@ -31,8 +31,8 @@ from tests.leases import check_leases
 
 from .checks import assert_all_units_active, resolve
 from .hosts import SUFFIX, Host, Testbed, log, wait_for
-from .provisioned import LEASE_LOG, TASK_IMAGE, sleepers_job
-from .views import client, containers_by_instance, master_host, node_names, running_instances, wait_no_duplicates
+from .provisioned import LEASE_LOG, TASK_IMAGE
+from .views import client, master_host, node_names, running_instances, sleepers_running, wait_no_duplicates
 
 pytestmark = [pytest.mark.testbed, pytest.mark.timeout(1800)]
 
@@ -40,7 +40,6 @@ MASTER = f"master.{SUFFIX}"
 ROUNDS = 10
 REPLICAS = 4
 ACK_BUDGET = 10.0  # a round gives up after this; the target is 3 s
-STEADY = sleepers_job("quorum", REPLICAS)
 PROBE = "name: {name}\nimage: " + TASK_IMAGE + "\ncommand: ['true']\nrestart: never\n"
 
 @pytest.fixture(scope="module")
@@ -50,17 +49,8 @@ def bed(shared_testbed: Testbed) -> Testbed:
 
 @pytest.fixture(scope="module")
 def steady(bed: Testbed) -> Iterator[dict[str, Any]]:
-    """A job of REPLICAS sleepers running on the regular hosts; cancelled after the module, its
-    containers gone (test_testbed counts what runs on the shared testbed)."""
-    master = master_host(bed)
-    answer = client(bed, master).request("POST", "/v1/jobs?source=quorum.yaml", data=STEADY,
-                                         headers={"Content-Type": "application/yaml"}, timeout=10)
-    wait_for(f"{REPLICAS} sleepers running", lambda: len(running_instances(bed, master)) == REPLICAS, timeout=90)
-    yield answer
-    master = wait_for("a master", lambda: master_host(bed), timeout=60)
-    client(bed, master).request("DELETE", f"/v1/jobs/{answer['job']}", timeout=10)
-    wait_for("the quorum job's containers gone", lambda: not containers_by_instance(bed, bed.node_hosts),
-             timeout=90, interval=0.5)
+    """A job of REPLICAS sleepers running on the regular hosts, for the whole module."""
+    yield from sleepers_running(bed, "quorum", REPLICAS)
 
 
 # ---- helpers ---------------------------------------------------------------------------------

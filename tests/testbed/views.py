@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Iterator
+
 from .checks import resolve
 from .hosts import SUFFIX, Host, Testbed, wait_for
 
@@ -54,3 +56,27 @@ def wait_no_duplicates(bed: Testbed, what: str, replicas: int, timeout: float = 
         return containers if streak["n"] >= 3 else None
 
     return wait_for(what, settled, timeout=timeout, interval=1.0)
+
+
+def sleepers_running(bed: Testbed, name: str, replicas: int, probes_prefix: str | None = None) -> Iterator[dict]:
+    """A module's steady job: `replicas` sleepers submitted and running, yielded (the submit answer);
+    then the job cancelled, with every job named `probes_prefix...` when given, and their containers
+    gone (test_testbed counts what runs on the shared testbed)."""
+    from .provisioned import sleepers_job
+
+    master = master_host(bed)
+    assert master is not None
+    answer = client(bed, master).request("POST", f"/v1/jobs?source={name}.yaml", data=sleepers_job(name, replicas),
+                                         headers={"Content-Type": "application/yaml"}, timeout=10)
+    wait_for(f"{replicas} sleepers running", lambda: len(running_instances(bed, master)) == replicas, timeout=90)
+    yield answer
+    master = wait_for("a master", lambda: master_host(bed), timeout=60)
+    api = client(bed, master)
+    doomed = [answer["job"]]
+    if probes_prefix:
+        doomed += [job["id"] for job in api.get("/v1/jobs", params={"limit": "1000"})["jobs"]
+                   if job["name"].startswith(probes_prefix)]
+    for job_id in doomed:
+        api.request("DELETE", f"/v1/jobs/{job_id}", timeout=10)
+    wait_for(f"the {name} job's containers gone", lambda: not containers_by_instance(bed, bed.node_hosts),
+             timeout=90, interval=0.5)
