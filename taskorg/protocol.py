@@ -145,6 +145,7 @@ class ContainerList(Struct):
 class Gpu(Struct):
     name: str
     memory_total: int | None = None
+    memory_used: int | None = None
     utilization: float | None = None
 
 

@@ -90,14 +90,19 @@ def _gpus() -> Iterator[Metric]:
                                     labels=["gpu", "name"])
     memory = GaugeMetricFamily("taskorg_node_gpu_memory_total_bytes", "GPU memory (nvidia-smi)",
                                labels=["gpu", "name"])
+    used = GaugeMetricFamily("taskorg_node_gpu_memory_used_bytes", "GPU memory in use (nvidia-smi)",
+                             labels=["gpu", "name"])
     for number, gpu in enumerate(telemetry.gpus()):
         labels = [str(number), str(gpu.get("name") or "")]
         if gpu.get("utilization") is not None:
             utilisation.add_metric(labels, float(gpu["utilization"]) / 100)
         if gpu.get("memory_total") is not None:
             memory.add_metric(labels, float(gpu["memory_total"]))
+        if gpu.get("memory_used") is not None:
+            used.add_metric(labels, float(gpu["memory_used"]))
     yield utilisation
     yield memory
+    yield used
 
 
 def fpgas(root: Path = FPGA_ROOT) -> Iterator[Metric]:

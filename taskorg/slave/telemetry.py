@@ -32,7 +32,7 @@ log = get_logger("slave.telemetry")
 # Chained sha256 rounds per second on the reference (development) machine.
 REFERENCE_RATE = 4.8e6
 GPU_CACHE_SECONDS = 5.0
-_GPU_QUERY = ["--query-gpu=name,memory.total,utilization.gpu", "--format=csv,noheader,nounits"]
+_GPU_QUERY = ["--query-gpu=name,memory.total,memory.used,utilization.gpu", "--format=csv,noheader,nounits"]
 _gpu_cache: tuple[float, list[dict[str, Any]]] | None = None
 _gpu_lock = threading.Lock()
 
@@ -151,23 +151,24 @@ def gpus() -> list[dict[str, Any]]:
 
 
 def parse_nvidia_smi(text: str) -> list[dict[str, Any]]:
-    """Parse `name, memory.total [MiB], utilization.gpu [%]` CSV lines.
+    """Parse `name, memory.total [MiB], memory.used [MiB], utilization.gpu [%]` CSV lines.
 
-    memory_total is in bytes (like the node's memory_total); "[N/A]" is None.
+    Memory is in bytes (like the node's memory_total); "[N/A]" is None.
     """
     found = []
     for line in text.splitlines():
-        parts = [part.strip() for part in line.rsplit(",", 2)]
-        if len(parts) != 3 or not parts[0]:
+        parts = [part.strip() for part in line.rsplit(",", 3)]  # a name may hold a comma
+        if len(parts) != 4 or not parts[0]:
             continue
-        name, memory, utilization = parts
-        mib = _number(memory)
-        found.append({
-            "name": name,
-            "memory_total": int(mib * 1024 * 1024) if mib is not None else None,
-            "utilization": _number(utilization),
-        })
+        name, total, used, utilization = parts
+        found.append({"name": name, "memory_total": _mib(total), "memory_used": _mib(used),
+                      "utilization": _number(utilization)})
     return found
+
+
+def _mib(text: str) -> int | None:
+    mib = _number(text)
+    return int(mib * 1024 * 1024) if mib is not None else None
 
 
 def _number(text: str) -> float | None:

@@ -1,5 +1,5 @@
 """Metrics and probes (issue 17): who may read `/metrics`, what the master's scrape shows after real
-submissions and ticks, how replication lag is aged, and the node's FPGA and disk readings."""
+submissions and ticks, how replication lag is aged, and the node's FPGA, GPU and disk readings."""
 
 from __future__ import annotations
 
@@ -143,6 +143,20 @@ def test_the_state_directory_disk_is_always_reported(tmp_path: Path) -> None:
     mounts = {s.labels["mount"]: s.labels["state_dir"] for s in families["taskorg_node_disk_used_ratio"].samples}
     assert mounts[telemetry.mount_of(str(tmp_path))] == "true"
     assert {s.labels["mode"] for s in families["taskorg_node_cpu_seconds"].samples} >= {"user", "system", "idle"}
+
+
+def test_gpus_export_utilisation_and_memory_total_and_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu = {"name": "Tesla T4", "memory_total": 16 << 30, "memory_used": 3 << 30, "utilization": 42.0}
+    monkeypatch.setattr(telemetry.telemetry, "gpus", lambda: [gpu, {"name": "old", "memory_total": None,
+                                                                   "memory_used": None, "utilization": None}])
+    families = {f.name: f for f in telemetry._gpus()}
+    labels = {"gpu": "0", "name": "Tesla T4"}
+
+    def only(name: str) -> list[tuple[dict[str, str], float]]:
+        return [(s.labels, s.value) for s in families[name].samples]
+    assert only("taskorg_node_gpu_utilization_ratio") == [(labels, 0.42)]  # a GPU that answers [N/A]: no sample
+    assert only("taskorg_node_gpu_memory_total_bytes") == [(labels, 16 << 30)]
+    assert only("taskorg_node_gpu_memory_used_bytes") == [(labels, 3 << 30)]
 
 
 def test_the_webview_probes_need_no_login_and_its_metrics_a_credential(tmp_path: Path) -> None:

@@ -59,10 +59,12 @@ def test_machine_without_sensors_gives_an_empty_dict() -> None:
 
 
 def test_nvidia_smi_output_is_parsed_to_bytes_and_percent() -> None:
-    text = "NVIDIA GeForce RTX 3060, 12288, 17\nTesla T4, 15360, [N/A]\n\n"
+    text = "NVIDIA GeForce RTX 3060, 12288, 1024, 17\nTesla T4, 15360, [N/A], [N/A]\nA, comma name, 8, 2, 0\n\n"
     assert telemetry.parse_nvidia_smi(text) == [
-        {"name": "NVIDIA GeForce RTX 3060", "memory_total": 12288 * 1024 * 1024, "utilization": 17.0},
-        {"name": "Tesla T4", "memory_total": 15360 * 1024 * 1024, "utilization": None},
+        {"name": "NVIDIA GeForce RTX 3060", "memory_total": 12288 << 20, "memory_used": 1024 << 20,
+         "utilization": 17.0},
+        {"name": "Tesla T4", "memory_total": 15360 << 20, "memory_used": None, "utilization": None},
+        {"name": "A, comma name", "memory_total": 8 << 20, "memory_used": 2 << 20, "utilization": 0.0},
     ]
 
 
