@@ -1,8 +1,10 @@
 """Metrics and probes (issue 17): who may read `/metrics`, what the master's scrape shows after real
-submissions and ticks, how replication lag is aged, and the node's FPGA, GPU and disk readings."""
+submissions and ticks, how replication lag is aged, the node's FPGA, GPU and disk readings, and that
+docs/metrics.md lists every metric the code defines."""
 
 from __future__ import annotations
 
+import re
 import time
 from contextlib import closing
 from pathlib import Path
@@ -35,6 +37,19 @@ def harness(tmp_path: Path) -> Iterator[TickHarness]:
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFINED = re.compile(r"\b(Counter|CounterMetricFamily|Histogram|GaugeMetricFamily|_?gauge)\(\s*\"(taskorg_\w+)\"")
+
+
+def test_docs_list_every_metric_the_code_defines() -> None:
+    """The dashboard and alert rules are written from docs/metrics.md: a metric missing there is unseen."""
+    documented = set(re.findall(r"`(taskorg_\w+)`", (ROOT / "docs" / "metrics.md").read_text()))
+    defined = {name + ("_total" if kind.startswith("Counter") else "")
+               for path in (ROOT / "taskorg").rglob("*.py") for kind, name in DEFINED.findall(path.read_text())}
+    assert len(defined) > 50
+    assert not defined - documented, f"defined but not in docs/metrics.md: {sorted(defined - documented)}"
 
 
 def test_every_service_lists_its_probes_in_the_route_table() -> None:
