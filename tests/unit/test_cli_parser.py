@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -82,3 +84,12 @@ def test_contexts_are_saved_listed_used_and_removed(tmp_path: object, monkeypatc
         "lab.internal"
     assert main(["context", "rm", "lab"]) == 0
     assert main(["context", "ls", "--json"]) == 0
+
+
+def test_cluster_up_refuses_a_node_count_its_state_does_not_hold(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Resuming a 3-node cluster's state with --nodes 2 would wait for a node3 never started: refused at once."""
+    (tmp_path / "cluster.json").write_text(json.dumps({"name": "lab", "nodes": 3}))
+    assert main(["cluster", "up", "--nodes", "2", "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "3-node cluster (lab)" in err and "--nodes 2 does not match" in err and "cluster down --purge" in err
