@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 from pathlib import Path
 from typing import Iterator
 
@@ -93,3 +94,14 @@ def test_cluster_up_refuses_a_node_count_its_state_does_not_hold(tmp_path: Path,
     assert main(["cluster", "up", "--nodes", "2", "--dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "3-node cluster (lab)" in err and "--nodes 2 does not match" in err and "cluster down --purge" in err
+
+
+def test_bash_completion_completes_subcommands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["completion", "bash"]) == 0
+    script = tmp_path / "taskorg.bash"
+    script.write_text(capsys.readouterr().out)
+    line = "taskorg node l"
+    words = subprocess.run(["bash", "-c", f'source {script}; COMP_WORDS=(taskorg node l); COMP_CWORD=2; '
+                            f'COMP_LINE="{line}"; COMP_POINT={len(line)}; _shtab_taskorg; echo "${{COMPREPLY[@]}}"'],
+                           capture_output=True, text=True, timeout=30, check=True).stdout.split()
+    assert words == ["ls", "leave"]
