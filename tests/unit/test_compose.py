@@ -162,6 +162,23 @@ def test_a_compose_job_round_trips_through_its_canonical_form() -> None:
         ("127.0.0.1", 8000, 80, "udp"), ("127.0.0.1", 8001, 81, "udp")]
 
 
+def test_long_port_syntax() -> None:
+    """Compose's long form: target, published (a string too, or a range over as many ports), host_ip."""
+    job = parse_spec_text(dedent("""\
+        services:
+          a:
+            image: x
+            ports:
+              - {target: 443, published: "8443", protocol: tcp, host_ip: 127.0.0.2, mode: host}
+              - {target: 80}
+              - {target: 53, published: 5353, protocol: udp}
+              - {target: 90-91, published: "9000-9001"}
+        """), "c.yml")
+    assert [(p.host_ip, p.host, p.container, p.protocol) for p in job.task("a").ports] == [
+        ("127.0.0.2", 8443, 443, "tcp"), (None, None, 80, "tcp"), (None, 5353, 53, "udp"),
+        (None, 9000, 90, "tcp"), (None, 9001, 91, "tcp")]
+
+
 def test_a_bad_env_file_beside_the_compose_file_is_named(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("this is not a variable\n")
     (tmp_path / "compose.yaml").write_text("services:\n  web: {image: x}\n")
