@@ -194,3 +194,28 @@ def test_a_task_with_a_stray_services_key_stays_a_task() -> None:
     assert [(p.path, p.message) for p in info.value.problems] == [
         ("services", "unknown field 'services' (a compose file has only services and its other keys at "
                      "the top, no image)")]
+
+
+def test_convert_prints_the_taskorg_form_that_submits_as_the_compose_file_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import yaml
+
+    from taskorg.cli.main import main
+    (tmp_path / ".env").write_text("TAG=2\n")
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("name: shop\nservices:\n  web:\n    image: 'img:${TAG}'\n    container_name: web1\n"
+                       "    deploy: {replicas: 2}\n")
+    assert main(["convert", str(compose)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"# taskorg form of {compose}\n")
+    assert "container_name" in err and err.startswith("warning: ")  # warnings apart from the output
+    converted = parse_spec_text(out, "converted.yaml")
+    assert converted == load_spec_file(compose) and converted.task("web").image == "img:2"
+    assert main(["convert", "--json", str(compose)]) == 0
+    assert json.loads(capsys.readouterr().out) == yaml.safe_load(out)
+    compose.write_text("services:\n  web:\n    build: .\n")
+    assert main(["convert", str(compose)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "services.web.build: not supported" in err
