@@ -164,9 +164,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if task.get("result") is not None:
         print(f"result   {task['result']}")
     print("\ninstances:")
-    print(table(["INDEX", "NODE", "STATUS", "ATTEMPT", "RESTARTS", "EXIT", "CONTAINER", "ERROR"],
-                [[i["index"], i["node"], i["status"], i["attempt"], i["restarts"], i["exit_code"],
-                  (i["container_id"] or "")[:12], i["error"] or ""] for i in task["instances"]]))
+    print(table(["INDEX", "NODE", "STATUS", "HEALTH", "ATTEMPT", "RESTARTS", "EXIT", "CONTAINER", "ERROR"],
+                [[i["index"], i["node"], i["status"], i.get("health"), i["attempt"], i["restarts"],
+                  i["exit_code"], (i["container_id"] or "")[:12], i["error"] or ""] for i in task["instances"]]))
     print("\nhistory:")
     print(table(["WHEN", "INDEX", "EVENT", "NODE", "DETAIL"],
                 [[ago(h["time"]), h["index"], h["event"], h["node"], h["detail"]] for h in task["history"]]))

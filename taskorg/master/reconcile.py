@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Collection, Iterable, Mapping
 
 from taskorg.master.state import HistoryEvent, Instance, InstanceKey, Record, StartKey
-from taskorg.master.states import TERMINAL, restart_decision
+from taskorg.master.states import TERMINAL, counted_restarts, restart_decision
 from taskorg.protocol import ContainerState
 from taskorg.spec import TaskSpec
 
@@ -105,14 +105,15 @@ def judge(node: str, container: ContainerState, inst: Instance | None, spec_of: 
 
 def finished(node: str, container: ContainerState, inst: Instance, spec: TaskSpec, now: float) -> list[Record]:
     """An instance's container ended: its restart policy decides what comes next."""
-    decision = restart_decision(spec, container.exit_code, container.error, inst.restarts)
+    restarts = counted_restarts(spec, inst.restarts, ran_for(inst, now))
+    decision = restart_decision(spec, container.exit_code, container.error, restarts)
     if container.result_error and not container.error:
         decision = decision.with_detail(f"{decision.detail}; {container.result_error}")
     row = inst.but(container_id=container.container_id, exit_code=container.exit_code, error=container.error,
                    finished_at=now, updated_at=now,
                    result=None if container.result is None else json.dumps(container.result))
     if decision.restart:
-        row = row.but(status="pending", node=None, restarts=inst.restarts + 1, not_before=now + decision.delay)
+        row = row.but(status="pending", node=None, restarts=restarts + 1, not_before=now + decision.delay)
     else:
         row = row.but(status=decision.final_status)
     return [row, HistoryEvent(inst.task_id, inst.idx, decision.event, node, decision.detail, now)]
@@ -121,15 +122,22 @@ def finished(node: str, container: ContainerState, inst: Instance, spec: TaskSpe
 def unhealthy(node: str, container: ContainerState, inst: Instance, spec: TaskSpec, now: float) -> list[Record]:
     """A running container whose health check fails: restarted under the task's restart policy, as if it
     had failed (its container is stopped: see `reconcile`), with an `unhealthy` history event."""
-    decision = restart_decision(spec, None, "its health check failed", inst.restarts)
+    restarts = counted_restarts(spec, inst.restarts, ran_for(inst, now))
+    decision = restart_decision(spec, None, "its health check failed", restarts)
     row = inst.but(container_id=container.container_id, health="unhealthy", error="unhealthy", finished_at=now,
                    updated_at=now)
     if decision.restart:
-        row = row.but(status="pending", node=None, restarts=inst.restarts + 1, not_before=now + decision.delay)
+        row = row.but(status="pending", node=None, restarts=restarts + 1, not_before=now + decision.delay)
     else:
         row = row.but(status=decision.final_status)
     policy = decision.detail.partition("; ")[2]
     return [row, HistoryEvent(inst.task_id, inst.idx, "unhealthy", node, f"its health check failed; {policy}", now)]
+
+
+def ran_for(inst: Instance, now: float) -> float | None:
+    """How long the instance's current attempt has run, for the restart window: None unless it was seen
+    running (started_at stays from an earlier attempt until the new one is seen running)."""
+    return now - inst.started_at if inst.status == "running" and inst.started_at is not None else None
 
 
 def lost(listing: Listing, instances: Iterable[Instance], seen: set[StartKey], starts_in_flight: Collection[StartKey],

@@ -23,17 +23,29 @@ class RestartDecision:
         return RestartDecision(self.restart, self.delay, self.final_status, self.event, detail)
 
 
+def counted_restarts(spec: TaskSpec, restarts: int, ran: float | None) -> int:
+    """The restarts that still count against `max_attempts` and the back-off: none once the instance ran
+    for the policy's `window` before it stopped (as Swarm's window: a restart that lasted that long
+    succeeded), so a service that fails once a day is not failed for good on the fourth day."""
+    window = spec.restart.window
+    return 0 if window is not None and ran is not None and ran >= window else restarts
+
+
 def restart_decision(spec: TaskSpec, exit_code: int | None, error: str | None,
                      restarts: int) -> RestartDecision:
     """What the restart policy says after an instance stopped.
 
     `max_attempts` counts restarts after the first run (docker's on-failure:N).
-    Crash loops back off exponentially, up to ten seconds.
+    The policy's `delay`, when set, is waited before every restart; without
+    one, crash loops back off exponentially, up to ten seconds.
     """
     policy = spec.restart.policy
     succeeded = error is None and exit_code == 0
     how = f"failed to start: {error}" if error else f"exited with code {exit_code}"
-    delay = min(MAX_BACKOFF, 0.25 * 2 ** min(restarts, 6)) if restarts else 0.0
+    if spec.restart.delay is not None:
+        delay = spec.restart.delay
+    else:
+        delay = min(MAX_BACKOFF, 0.25 * 2 ** min(restarts, 6)) if restarts else 0.0
     if policy == "always":
         return RestartDecision(True, delay, "", "restarting", f"{how}; restart policy always")
     if policy == "on-failure" and not succeeded:

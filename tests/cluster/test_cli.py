@@ -10,6 +10,7 @@ import pytest
 
 from taskorg.cli.main import main
 from taskorg.devtools.localcluster import LocalCluster
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -104,3 +105,35 @@ def test_a_compose_file_goes_in_as_it_is_with_its_env_file(cluster: LocalCluster
     code, shown, _ = run(cluster, capsys, "show", "--json", "cli-compose/web")
     assert shown["spec"]["env"]["GREETING"] == "hello"
     run(cluster, capsys, "job", "cancel", "cli-compose")
+
+
+def rolling_compose(version: str) -> str:
+    return ("name: cli-roll\nservices:\n  web:\n    image: taskorg/busybox:latest\n    command: sleep 600\n"
+            f"    environment: {{VERSION: '{version}'}}\n    stop_grace_period: 1s\n"
+            "    deploy:\n      replicas: 2\n      update_config: {parallelism: 1, delay: 0s, monitor: 0s}\n")
+
+
+def test_update_and_rollback_from_the_cli(cluster: LocalCluster, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`taskorg update FILE` rolls a running compose job to the new spec, `taskorg rollback JOB` takes it back."""
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(rolling_compose("1"))
+    code, _, err = run(cluster, capsys, "submit", "--wait", "--timeout", "60", str(compose))
+    assert code == 0, err
+
+    def settled(state: str, revision: int, version: str) -> bool:
+        _, job, _ = run(cluster, capsys, "job", "show", "--json", "cli-roll")
+        _, task, _ = run(cluster, capsys, "show", "--json", "cli-roll/web")
+        live = [i for i in task["instances"] if i["status"] != "cancelled"]
+        return ((job.get("update") or {}).get("state") == state and task["spec"]["env"] == {"VERSION": version}
+                and len(live) == 2 and all(i["status"] == "running" and i["revision"] == revision for i in live))
+    try:
+        compose.write_text(rolling_compose("2"))
+        code, answers, err = run(cluster, capsys, "update", "--json", str(compose))
+        assert code == 0 and answers[0]["update"] == "rolling", (answers, err)
+        wait_until(lambda: settled("completed", 2, "2"), 90, "the update to complete", interval=0.5)
+        code, answer, err = run(cluster, capsys, "rollback", "--json", "cli-roll")
+        assert code == 0 and [(t["from"], t["to"]) for t in answer["tasks"]] == [(2, 1)], (answer, err)
+        wait_until(lambda: settled("rolled_back", 1, "1"), 90, "the rollback to complete", interval=0.5)
+    finally:
+        run(cluster, capsys, "job", "cancel", "cli-roll")

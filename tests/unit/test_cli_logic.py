@@ -82,3 +82,28 @@ def test_node_ls_shows_the_state_disk_and_a_separate_docker_disk() -> None:
     assert disk_cell({"disk": state}) == "75% 24.0 GiB"
     assert disk_cell({"disk": state, "docker_disk": docker}) == "75% 24.0 GiB +docker 91%"
     assert disk_cell({"disk": None}) == "-" and disk_cell({}) == "-"
+
+
+def test_task_show_prints_each_instances_health(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from taskorg.cli import task_commands
+    instance = {"node": "node1", "attempt": 1, "restarts": 0, "exit_code": None, "container_id": "c0ffee",
+                "error": None}
+    task = {"id": "t-12ab0000", "name": "web", "job": "j-aa000001", "job_name": "site", "status": "running",
+            "spec": {"image": "img", "restart": {"policy": "always"}}, "history": [],
+            "instances": [{**instance, "index": 0, "status": "running", "health": "unhealthy"},
+                          {**instance, "index": 1, "status": "running", "health": "healthy"},
+                          {**instance, "index": 2, "status": "pending", "health": None}]}
+
+    class Client:
+        def task(self, task_id: str) -> dict[str, object]:
+            return task
+    monkeypatch.setattr(task_commands, "make_client", lambda args: Client())
+    assert task_commands.cmd_show(argparse.Namespace(task="t-12ab0000", json=False)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("INDEX"))
+    rows = lines[lines.index(header) + 1:lines.index(header) + 4]
+    assert header.split()[:4] == ["INDEX", "NODE", "STATUS", "HEALTH"]
+    assert [row.split()[3] for row in rows] == ["unhealthy", "healthy", "-"]

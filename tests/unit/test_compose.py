@@ -162,6 +162,23 @@ def test_a_compose_job_round_trips_through_its_canonical_form() -> None:
         ("127.0.0.1", 8000, 80, "udp"), ("127.0.0.1", 8001, 81, "udp")]
 
 
+def test_long_port_syntax() -> None:
+    """Compose's long form: target, published (a string too, or a range over as many ports), host_ip."""
+    job = parse_spec_text(dedent("""\
+        services:
+          a:
+            image: x
+            ports:
+              - {target: 443, published: "8443", protocol: tcp, host_ip: 127.0.0.2, mode: host}
+              - {target: 80}
+              - {target: 53, published: 5353, protocol: udp}
+              - {target: 90-91, published: "9000-9001"}
+        """), "c.yml")
+    assert [(p.host_ip, p.host, p.container, p.protocol) for p in job.task("a").ports] == [
+        ("127.0.0.2", 8443, 443, "tcp"), (None, None, 80, "tcp"), (None, 5353, 53, "udp"),
+        (None, 9000, 90, "tcp"), (None, 9001, 91, "tcp")]
+
+
 def test_a_bad_env_file_beside_the_compose_file_is_named(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("this is not a variable\n")
     (tmp_path / "compose.yaml").write_text("services:\n  web: {image: x}\n")
@@ -177,3 +194,28 @@ def test_a_task_with_a_stray_services_key_stays_a_task() -> None:
     assert [(p.path, p.message) for p in info.value.problems] == [
         ("services", "unknown field 'services' (a compose file has only services and its other keys at "
                      "the top, no image)")]
+
+
+def test_convert_prints_the_taskorg_form_that_submits_as_the_compose_file_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import yaml
+
+    from taskorg.cli.main import main
+    (tmp_path / ".env").write_text("TAG=2\n")
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("name: shop\nservices:\n  web:\n    image: 'img:${TAG}'\n    container_name: web1\n"
+                       "    deploy: {replicas: 2}\n")
+    assert main(["convert", str(compose)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"# taskorg form of {compose}\n")
+    assert "container_name" in err and err.startswith("warning: ")  # warnings apart from the output
+    converted = parse_spec_text(out, "converted.yaml")
+    assert converted == load_spec_file(compose) and converted.task("web").image == "img:2"
+    assert main(["convert", "--json", str(compose)]) == 0
+    assert json.loads(capsys.readouterr().out) == yaml.safe_load(out)
+    compose.write_text("services:\n  web:\n    build: .\n")
+    assert main(["convert", str(compose)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "services.web.build: not supported" in err

@@ -106,3 +106,21 @@ def test_an_unhealthy_container_of_a_task_that_never_restarts_fails_it() -> None
 def test_the_unhealthy_container_being_replaced_is_stopped_again_if_a_report_still_lists_it() -> None:
     replaced = inst(status="pending", node=None).but(health="unhealthy")
     assert run([replaced], [state(health="unhealthy")]).stop == ["c1"]
+
+
+def test_the_restart_window_counts_from_when_the_attempt_was_seen_running() -> None:
+    windowed = TaskSpec.from_dict({"name": "t", "image": "busybox",
+                                   "restart": {"policy": "on-failure", "max_attempts": 2, "window": 60}})
+    long_run = inst(restarts=2).but(started_at=NOW - 61)
+    result = reconcile(Listing("node1", [state("exited", exit_code=1)]), {long_run.key: long_run},
+                       lambda i: windowed, set(), {}, NOW)
+    row = result.records[0]
+    assert isinstance(row, Instance) and (row.status, row.restarts) == ("pending", 1)  # counted afresh
+    short_run = inst(restarts=2).but(started_at=NOW - 5)
+    result = reconcile(Listing("node1", [state("exited", exit_code=1)]), {short_run.key: short_run},
+                       lambda i: windowed, set(), {}, NOW)
+    assert result.records[0].status == "failed"  # type: ignore[union-attr]
+    never_seen_running = inst("starting", restarts=2).but(started_at=NOW - 600)  # an earlier attempt's start
+    result = reconcile(Listing("node1", [state("exited", exit_code=1)]), {never_seen_running.key: never_seen_running},
+                       lambda i: windowed, set(), {}, NOW)
+    assert result.records[0].status == "failed"  # type: ignore[union-attr]

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from taskorg.master.states import MAX_BACKOFF, TERMINAL, RestartDecision, restart_decision, task_status
+from taskorg.master.states import (MAX_BACKOFF, TERMINAL, RestartDecision, counted_restarts, restart_decision,
+                                   task_status)
 from taskorg.spec import TaskSpec, parse_spec_text
 
 
@@ -131,6 +132,21 @@ def test_a_task_that_restarts_for_ever_keeps_a_ten_second_backoff() -> None:
     task = spec("always")
     for restarts in (1023, 1024, 5000):
         assert restart_decision(task, 0, None, restarts).delay == MAX_BACKOFF
+
+
+def test_the_policys_delay_is_waited_before_every_restart_instead_of_the_back_off() -> None:
+    task = spec("{policy: on-failure, max_attempts: 5, delay: 2s}")
+    assert [restart_decision(task, 1, None, n).delay for n in range(5)] == [2.0] * 5
+    assert restart_decision(spec("{policy: always, delay: 0s}"), 1, None, 4).delay == 0.0
+
+
+def test_a_run_as_long_as_the_window_wipes_the_restarts_that_counted() -> None:
+    task = spec("{policy: on-failure, max_attempts: 3, window: 2m}")
+    assert counted_restarts(task, 3, 120.0) == 0  # it ran the window through: the earlier restarts succeeded
+    assert counted_restarts(task, 3, 119.0) == 3 and counted_restarts(task, 3, None) == 3
+    assert restart_decision(task, 1, None, counted_restarts(task, 3, 600.0)).restart
+    assert not restart_decision(task, 1, None, counted_restarts(task, 3, 5.0)).restart
+    assert counted_restarts(spec("{policy: on-failure, max_attempts: 3}"), 3, 1e6) == 3  # no window: all count
 
 
 # ---- task status -----------------------------------------------------------------------------

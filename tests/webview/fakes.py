@@ -88,7 +88,8 @@ class FakeCluster:
                 "replicas": 1, "created_at": now - 60, "updated_at": now - 5,
                 "spec": {"name": name, "image": "taskorg/busybox:latest", "command": ["sleep", "60"]},
                 "instances": [{"index": 0, "node": "node2", "status": status, "attempt": 1, "exit_code": None,
-                               "container_id": "c0ffee", "started_at": now - 50, "finished_at": None, "error": None}],
+                               "container_id": "c0ffee", "started_at": now - 50, "finished_at": None, "error": None,
+                               "health": "healthy"}],
                 "history": [{"id": 1, "task_id": task_id, "idx": 0, "time": now - 55, "event": "placed",
                              "node": "node2", "detail": "spread"}],
                 "result": None}

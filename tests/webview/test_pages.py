@@ -31,6 +31,7 @@ def test_task_page_shows_spec_placements_history_and_escaped_logs(logged_in: Fla
     for text in ("taskorg/busybox:latest", "node2", "placed", "spread"):
         assert text in html, text
     assert "hello &lt;b&gt;world&lt;/b&gt;" in html and "<b>world</b>" not in html
+    assert '<span class="badge badge-healthy">healthy</span>' in html  # the instance's Docker health
 
 
 def test_unknown_task_is_a_404_page(logged_in: FlaskClient) -> None:
