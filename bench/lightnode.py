@@ -51,12 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     from taskorg.config import load_config
     from taskorg.logs import setup_logging
     from taskorg.node import service as node_service
+    from taskorg.security.process import configure_process
     from taskorg.slave import service as slave_service
 
     config = load_config(args.config)
     if config.master_service:
         parser.error(f"{args.config}: a light node runs no master service: set 'master_service: false'")
     setup_logging(config.log_level)
+    configure_process(config, service=True)  # TLS material and tokens, as `taskorg agent` does
     # The node service registers first; the slave waits for its identity file, as on a full node.
     threading.Thread(target=_or_exit, args=(node_service.run, config), daemon=True, name="node-service").start()
     slave_service.run(config)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taskorg.labels import NO_MASTER_SERVICE
+
 
 @dataclass(frozen=True)
 class Member:
@@ -23,3 +25,10 @@ class Member:
     @property
     def node(self) -> str:
         return f"node{self.number}"
+
+
+def may_be_master(member: Member) -> bool:
+    """Whether the arbiter may elect this member: active, and running a master service (a node with
+    the setting `master_service: false` labels itself so; electing it would leave the cluster with
+    a master nobody can reach)."""
+    return member.state == "active" and member.labels.get(NO_MASTER_SERVICE) != "true"

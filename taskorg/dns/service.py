@@ -26,6 +26,7 @@ from taskorg.dns.api import create_app
 from taskorg.dns.arbiter import Arbiter, Election, Liveness
 from taskorg.dns.autopilot import VOTER_CHECK_SECONDS, Autopilot
 from taskorg.dns.beat_listener import BeatListener
+from taskorg.dns.members import may_be_master
 from taskorg.dns.records import Records
 from taskorg.dns.replicated import NoQuorum, ReplicatedRegistry
 from taskorg.dns.service_names import check_name_map
@@ -93,7 +94,7 @@ class DnsService:
         arbiter = Arbiter(self.config.lease_timeout, self.config.lease_margin, time.monotonic,
                           epoch=epoch, master=master, wait_for_fresher=self.config.node_dead_after)
         members = self.registry.members(include_left=True)
-        arbiter.ineligible = {m.node for m in members if m.state != "active"}
+        arbiter.ineligible = {m.node for m in members if not may_be_master(m)}
         for member in members:
             if member.state != "left":
                 arbiter.members[member.node] = Liveness(time.monotonic(), (0, 0), member.address)
@@ -160,7 +161,11 @@ class DnsService:
                 log.info("node joined", extra={"node": member.node, "address": address})
             if member.state != "left" and member.node not in arbiter.members:
                 arbiter.heartbeat(member.node, (0, 0), address)  # registering is a sign of life
-            election = arbiter.first_master(member.node) if member.state == "active" else None
+            if may_be_master(member):
+                arbiter.ineligible.discard(member.node)
+            else:
+                arbiter.ineligible.add(member.node)
+            election = arbiter.first_master(member.node) if may_be_master(member) else None
             if election:
                 self.commit(election)
             else:
@@ -285,7 +290,7 @@ class DnsService:
                 raise ApiError(404, f"unknown node {node}")
             self._committed(self.registry.set_state, node, state)
             self._event(f"node_{'drained' if state == 'draining' else state}", node=node)
-            if state == "active":
+            if state == "active" and may_be_master(member):
                 arbiter.ineligible.discard(node)
             else:
                 arbiter.ineligible.add(node)

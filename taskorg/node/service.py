@@ -69,7 +69,10 @@ class NodeService:
         # The replica position each heartbeat carries: the master service's answer to the last role
         # push (one heartbeat old at most), asked for directly only until the first answer.
         self.replica: ReplicaPosition | None = None
-        self.pusher = RolePusher(self.master, self._on_role_answer, self._role_channel())
+        self.replica_asked_after = 0.0  # monotonic time before which the master service is not asked again
+        # A node without a master service (setting master_service: false) has nobody to tell its role.
+        self.pusher = (RolePusher(self.master, self._on_role_answer, self._role_channel())
+                       if config.master_service else None)
         self.stopping = threading.Event()
         self.last_answer = 0.0  # monotonic time of the last answered heartbeat
         # Marked by every heartbeat run (answered or not): systemd's watchdog restarts a node service
@@ -149,7 +152,9 @@ class NodeService:
         self.heartbeat_beat.mark()
         if self.node is None:
             return  # not registered yet (a wake-up can come first)
-        if self.replica is None:
+        if self.replica is None and self.config.master_service and time.monotonic() >= self.replica_asked_after:
+            # At most once a second: a master service that is not up yet costs no request per beat.
+            self.replica_asked_after = time.monotonic() + 1.0
             try:
                 self.replica = convert(self.master.get("/v1/replica", timeout=0.2), ReplicaPosition, "replica")
             except (ServiceUnavailable, ServiceError, ProtocolError):
@@ -227,7 +232,7 @@ class NodeService:
                                master=self.role.arbiter_master, master_address=self.role.dns_master, node=self.node)
         if changed:
             log.warning("role changed", extra={"role": "master" if active else "standby", "epoch": message.epoch})
-        if changed or push:
+        if (changed or push) and self.pusher is not None:
             self.pusher.push(message)
 
     def _on_role_answer(self, answer: RoleAnswer) -> None:

@@ -403,3 +403,13 @@ def test_a_fresher_node_silent_past_the_wait_is_given_up(clock: FakeClock) -> No
         clock.advance(LEASE / 4)
         arbiter.heartbeat("node3", (1, 2))
     assert arbiter.tick().master == "node3"  # the freshest that lives: nothing fresher can come back
+
+
+def test_a_node_without_a_master_service_may_not_be_master() -> None:
+    """A node with `master_service: false` labels itself so; the DNS service keeps it off the ballot."""
+    from taskorg.dns.members import Member, may_be_master
+    from taskorg.labels import NO_MASTER_SERVICE
+
+    assert may_be_master(Member(1, "id1", "127.0.0.2", {}, "active"))
+    assert not may_be_master(Member(2, "id2", "127.0.0.3", {NO_MASTER_SERVICE: "true"}, "active"))
+    assert not may_be_master(Member(3, "id3", "127.0.0.4", {}, "draining"))
