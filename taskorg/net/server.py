@@ -84,9 +84,18 @@ def whole_number(text: str) -> int | None:
     return value if value <= MAX_WHOLE else None
 
 
+def request_json() -> Any:
+    """The request's body as JSON, None when it is not JSON. A body nested deeper than the decoder can
+    recurse (a few KiB of `[`) is a 400 saying so, not a RecursionError answered 500."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        raise ApiError(400, "the JSON body nests too deeply") from None
+
+
 def json_body(required: tuple[str, ...] = ()) -> dict[str, Any]:
     """The request's JSON object; a 400 that names what is missing otherwise."""
-    data = request.get_json(silent=True)
+    data = request_json()
     if not isinstance(data, dict):
         raise ApiError(400, "expected a JSON object in the request body")
     missing = [key for key in required if key not in data]
