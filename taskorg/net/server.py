@@ -65,8 +65,9 @@ def create_service_app(name: str, secret: str) -> Flask:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
+        # The text stays in the log: it may quote rows, paths or settings the caller should not see.
         log.exception("unhandled error", extra={"service": name, "path": request.path})
-        return jsonify(error=f"internal error in {name} service: {type(exc).__name__}: {exc}"), 500
+        return jsonify(error=f"internal error in {name} service ({type(exc).__name__}); its log has the details"), 500
 
     return app
 
