@@ -39,6 +39,8 @@ def decode(data: bytes | str, kind: type[T], what: str | None = None) -> T:
         raise ProtocolError(_explain(what or kind.__name__, str(exc))) from None
     except msgspec.DecodeError as exc:
         raise ProtocolError(f"{what or kind.__name__}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ProtocolError(f"{what or kind.__name__}: the JSON nests too deeply") from None
 
 
 def convert(data: Any, kind: type[T], what: str | None = None) -> T:
@@ -47,6 +49,8 @@ def convert(data: Any, kind: type[T], what: str | None = None) -> T:
         return msgspec.convert(data, type=kind)
     except msgspec.ValidationError as exc:
         raise ProtocolError(_explain(what or kind.__name__, str(exc))) from None
+    except RecursionError:
+        raise ProtocolError(f"{what or kind.__name__}: the data nests too deeply") from None
 
 
 def encode(message: Any) -> bytes:

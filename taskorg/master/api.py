@@ -27,7 +27,7 @@ from taskorg.master.store import BadChange, GapError
 from taskorg.master.updates import NoPreviousSpec, NoRunningJob, UpdateRefused
 from taskorg.master.views import job_detail, job_summaries, member_rows, node_history, task_detail, task_summaries
 from taskorg.metrics import http as probes, master as master_metrics
-from taskorg.net.server import ApiError, create_service_app, typed_body, whole_number
+from taskorg.net.server import ApiError, create_service_app, request_json, typed_body, whole_number
 from taskorg.net.streams import StreamSlots, stream_response
 from taskorg.protocol import ReplicationBatch, Report, RolePush, to_wire
 from taskorg.spec import JobSpec, SpecError, SpecPolicy, job_from_dict, parse_spec_text
@@ -259,7 +259,7 @@ def parse_submission(policy: SpecPolicy) -> JobSpec:
     """The submitted job: a JSON object (a task or a job) or YAML text; SpecError says what is wrong."""
     source = request.args.get("source") or "<request>"
     if request.is_json:
-        data = request.get_json(silent=True)
+        data = request_json()
         if not isinstance(data, dict):
             raise ApiError(400, f"{source}: expected a JSON object (a task or a job)")
         return job_from_dict(data, source=source, policy=policy)

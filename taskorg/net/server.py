@@ -65,8 +65,9 @@ def create_service_app(name: str, secret: str) -> Flask:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
+        # The text stays in the log: it may quote rows, paths or settings the caller should not see.
         log.exception("unhandled error", extra={"service": name, "path": request.path})
-        return jsonify(error=f"internal error in {name} service: {type(exc).__name__}: {exc}"), 500
+        return jsonify(error=f"internal error in {name} service ({type(exc).__name__}); its log has the details"), 500
 
     return app
 
@@ -84,9 +85,18 @@ def whole_number(text: str) -> int | None:
     return value if value <= MAX_WHOLE else None
 
 
+def request_json() -> Any:
+    """The request's body as JSON, None when it is not JSON. A body nested deeper than the decoder can
+    recurse (a few KiB of `[`) is a 400 saying so, not a RecursionError answered 500."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        raise ApiError(400, "the JSON body nests too deeply") from None
+
+
 def json_body(required: tuple[str, ...] = ()) -> dict[str, Any]:
     """The request's JSON object; a 400 that names what is missing otherwise."""
-    data = request.get_json(silent=True)
+    data = request_json()
     if not isinstance(data, dict):
         raise ApiError(400, "expected a JSON object in the request body")
     missing = [key for key in required if key not in data]

@@ -10,7 +10,6 @@ fences itself when it passes, even if this process dies.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from taskorg.node.role_push import RolePusher
 from taskorg.protocol import (Heartbeat, HeartbeatAnswer, ProtocolError, Registration, ReplicaPosition, RoleAnswer,
                               RolePush, convert, to_wire)
 from taskorg.secret import read_secret
+from taskorg.security.files import write_private
 
 log = get_logger("node")
 BEAT_REPLY_WAIT = 0.2  # at most, for a datagram's reply: a LAN answers in a millisecond; then HTTPS
@@ -58,6 +58,7 @@ class NodeService:
         self.fqdn: str | None = None
         self.role = RoleState()
         self.lock = threading.Lock()
+        self.identity_lock = threading.Lock()
         # The arbiter that answered last first (no relay), then this machine's own DNS service, then every
         # other: any of them answers (it relays to the arbiter).
         self.dns = {address: ServiceClient(config.url(address, config.dns_api_port), secret,
@@ -116,10 +117,10 @@ class NodeService:
         self.node, self.fqdn = answer["node"], answer["fqdn"]
         identity = {"node": self.node, "number": answer["number"], "fqdn": self.fqdn,
                     "address": self.address, "identity": self.identity}
-        path = self.config.state_path("node.json")
-        tmp = path.with_name(f".node.json.{threading.get_ident()}")
-        tmp.write_text(json.dumps(identity))
-        os.replace(tmp, path)
+        # Written whole and fsynced (the slave reads it), one writer at a time: the start and the heartbeat
+        # loop both register.
+        with self.identity_lock:
+            write_private(self.config.state_path("node.json"), json.dumps(identity).encode())
         log.info("registered", extra=identity)
 
     def _dns_post(self, path: str, body: dict[str, Any]) -> Any:

@@ -201,6 +201,7 @@ RESULTS = [
     ("ln -s /etc/passwd $R", "is a symlink, not one regular file: not read"),
     ("mkfifo $R", "is a fifo, not one regular file: not read"),
     ("head -c 70000 /dev/zero > $R", "is larger than 65536 bytes"),
+    ("yes '[' | tr -d '\\n' | head -c 40000 > $R", "nests deeper than 64 levels: not read"),
 ]
 
 

@@ -234,3 +234,17 @@ def test_a_source_gets_its_share_and_loopback_only_the_total() -> None:
     assert slots.take("10.0.0.5")
     assert slots.take("127.0.0.1") and slots.take("127.0.0.1")  # past the share: this machine's own
     assert not slots.take("127.0.0.1") and not slots.take("10.0.0.7")  # the total holds for everyone
+
+
+def test_a_500_names_the_error_kind_not_its_text() -> None:
+    from taskorg.net.server import create_service_app
+
+    app = create_service_app("master", "s3cret-for-the-500-test")
+
+    @app.get("/healthz-broken")  # unlisted, so internal: with TLS off (in process) the secret opens it
+    def broken() -> None:
+        raise RuntimeError("UNIQUE constraint failed: rows of /var/lib/taskorg/master.db")
+
+    answer = app.test_client().get("/healthz-broken", headers={"Authorization": "Bearer s3cret-for-the-500-test"})
+    assert answer.status_code == 500
+    assert answer.json == {"error": "internal error in master service (RuntimeError); its log has the details"}

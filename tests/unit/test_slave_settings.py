@@ -5,17 +5,20 @@ default_pids_limit, image_pull_timeout) have their documented defaults, a bad
 value is an error naming the setting, and they become the runner's site (the
 memory limit in bytes, secret files under the state dir); health is read from
 docker's inspect data and from a listing's status text; a result path's stat
-names what is not one small regular file.
+names what is not one small regular file, and a result's text nested too deeply is named, not
+decoded into a RecursionError on every report.
 """
 
 from __future__ import annotations
 
+import io
+import tarfile
 from typing import Any
 
 import pytest
 
 from taskorg.config import ConfigError, load_config
-from taskorg.slave.runner.docker_results import _not_a_small_file
+from taskorg.slave.runner.docker_results import MAX_RESULT_DEPTH, _not_a_small_file, _parse
 from taskorg.slave.runner.docker_state import health, listed_health
 from taskorg.slave.service import runner_site
 
@@ -61,3 +64,25 @@ def test_health_from_inspect_data_and_from_a_listing() -> None:
 def test_a_result_stat_names_what_is_not_one_small_regular_file(mode: int, size: int, named: str | None) -> None:
     problem = _not_a_small_file({"mode": mode, "size": size}, "/tmp/r.json", 65536)
     assert problem == (None if named is None else f"result file /tmp/r.json {named}")
+
+
+def archived(text: str) -> bytes:
+    """One regular file holding `text`, as docker's get_archive streams it."""
+    buffer = io.BytesIO()
+    data = text.encode()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        member = tarfile.TarInfo("r.json")
+        member.size = len(data)
+        archive.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("text", ["[" * 40_000 + "]" * 40_000, "[" * 40_000, '{"a":' * 65 + "1" + "}" * 65])
+def test_a_result_nested_too_deeply_is_named_not_read(text: str) -> None:
+    assert _parse(archived(text), "/tmp/r.json", 65536 * 2) == (
+        None, f"result file /tmp/r.json nests deeper than {MAX_RESULT_DEPTH} levels: not read")
+
+
+def test_a_result_within_the_depth_is_read() -> None:
+    assert _parse(archived("[" * 64 + "]" * 64), "/tmp/r.json", 65536)[1] is None
+    assert _parse(archived('{"rows": [1, 2]}'), "/tmp/r.json", 65536) == ({"rows": [1, 2]}, None)

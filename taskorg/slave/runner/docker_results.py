@@ -19,6 +19,9 @@ from docker.errors import NotFound
 from docker.models.containers import Container
 
 MAX_RESULT_BYTES = 64 * 1024  # results are small summaries; data goes to /shared
+# Nesting a result may have: deeper, the decoders of every later hop (the slave's own, the master's
+# report, its task views) would need the stack 64 KiB of `[` takes (a RecursionError on each report).
+MAX_RESULT_DEPTH = 64
 TAR_OVERHEAD = 16 * 1024  # headers (a PAX one included) and end blocks around one file
 CHUNK = 8 * 1024
 # Go's os.FileMode type bits, as Docker's stat of a path reports them.
@@ -68,6 +71,7 @@ def _capped(stream: Any, limit: int) -> bytes | None:
 
 
 def _parse(data: bytes, path: str, cap: int) -> Result:
+    too_deep = f"result file {path} nests deeper than {MAX_RESULT_DEPTH} levels: not read"
     try:
         with tarfile.open(fileobj=io.BytesIO(data)) as archive:
             member = archive.next()
@@ -79,6 +83,21 @@ def _parse(data: bytes, path: str, cap: int) -> Result:
                 return None, f"result file {path} is larger than {cap} bytes"
             handle = archive.extractfile(member)
             text = handle.read().decode() if handle else ""
-        return (json.loads(text), None) if text.strip() else (None, None)
+        value = json.loads(text) if text.strip() else None
     except (ValueError, UnicodeDecodeError, tarfile.TarError) as exc:
         return None, f"result file {path} is not JSON: {exc}"
+    except RecursionError:
+        return None, too_deep
+    return (None, too_deep) if _deeper_than(value, MAX_RESULT_DEPTH) else (value, None)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects in `value` nest deeper than `limit` (iterative: no stack to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
