@@ -191,10 +191,12 @@ class Report(Struct, kw_only=True):
 
 
 class ReportAnswer(Struct):
-    """The master's answer to a report: the containers to stop, under its epoch."""
+    """The master's answer to a report: the containers to stop, under its epoch, and the jobs pruned
+    lately (their directories on the shared storage go too)."""
 
     epoch: int
     stop: list[str]
+    removed_jobs: list[str] = msgspec.field(default_factory=list)
 
 
 # ---- node -> master ----------------------------------------------------------------------------

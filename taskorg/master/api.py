@@ -280,7 +280,7 @@ def cluster_routes(engine: Engine, contact: ReplicaContact | None = None) -> Blu
         if not engine.role.valid():
             raise NotMaster(engine.not_master_message())
         stop = engine.on_report(report.node, report.containers, report.telemetry, listed=report.listed)
-        return jsonify(epoch=engine.role.epoch, stop=stop)
+        return jsonify(epoch=engine.role.epoch, stop=stop, removed_jobs=engine.jobs.recently_pruned())
 
     @routes.post("/v1/role")
     def role() -> Any:

@@ -9,6 +9,7 @@ holds the lock, commits, ticks and dispatches.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from taskorg.logs import get_logger
@@ -24,12 +25,17 @@ if TYPE_CHECKING:
 log = get_logger("master")
 PRUNE_EVERY = 60.0  # seconds between automatic prunes of finished jobs
 PRUNE_BATCH = 500  # delete changes per commit: a big prune never holds the lock for long at once
+# Pruned job ids are told to every reporting slave for this long (seconds), so each removes the job's
+# directory on its shared storage; at most PRUNED_TOLD ids per answer.
+PRUNED_TOLD_FOR = 60.0
+PRUNED_TOLD = 2000
 
 
 class JobActions:
     def __init__(self, engine: "Engine") -> None:
         self.engine = engine  # read at each call: its pool, role and clock may be swapped (the tick harness does)
         self.pruned_at = 0.0  # wall clock of the last automatic prune
+        self.pruned: deque[tuple[float, str]] = deque(maxlen=PRUNED_TOLD)  # (when, job id), newest last
 
     def cancel(self, task_id: str) -> dict[str, Any]:
         engine = self.engine
@@ -113,9 +119,15 @@ class JobActions:
             for start in range(0, len(changes), PRUNE_BATCH):
                 engine.commit(changes[start:start + PRUNE_BATCH])
             removed = {"jobs": len(jobs), "events": len(events)}
+            self.pruned.extend((now, job_id) for job_id in jobs)
         if jobs or events:
             log.info("pruned finished jobs", extra=removed)
         return removed
+
+    def recently_pruned(self) -> list[str]:
+        """Job ids pruned within PRUNED_TOLD_FOR: each slave removes their directories (answer to a report)."""
+        since = self.engine.clock() - PRUNED_TOLD_FOR
+        return [job_id for when, job_id in self.pruned if when >= since]
 
     def prune_if_due(self) -> None:
         """Prune on the engine's pool if the last automatic prune is PRUNE_EVERY old (called by each tick)."""

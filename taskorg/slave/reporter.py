@@ -35,6 +35,7 @@ from taskorg.protocol import ContainerState, ProtocolError, Report, ReportAnswer
 from taskorg.slave import telemetry
 from taskorg.slave.cadence import Cadence
 from taskorg.slave.fence import EpochFence, Fenced
+from taskorg.slave.job_dirs import JobDirs
 from taskorg.slave.runner import Runner
 
 log = get_logger("slave.reporter")
@@ -51,6 +52,7 @@ class Reporter:
         self.config = config
         self.secret = secret
         self.runner = runner
+        self.job_dirs = JobDirs(config.shared_dir)  # pruned jobs' directories on the shared storage
         self.fence = fence
         self.collect = collect or telemetry.collector(config.advertise_cpus, config.state_dir,
                                                       telemetry.docker_root_of(runner))
@@ -173,6 +175,8 @@ class Reporter:
         if decided.stop:
             removed = self.runner.stop(decided.stop)
             log.info("stopped on master's request", extra={"epoch": decided.epoch, "removed": len(removed)})
+        if decided.removed_jobs:
+            self.job_dirs.remove(decided.removed_jobs)
         return True
 
     def _client(self, address: str) -> ServiceClient:

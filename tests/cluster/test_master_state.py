@@ -57,3 +57,20 @@ def test_jobs_are_listed_cancelled_and_pruned_across_a_failover(cluster_factory:
     cancelled = cluster.client().call("DELETE", f"/v1/jobs/{sleeper['job']}", write=True)
     assert {t["status"] for t in cancelled["tasks"]} == {"cancelled"}
     cluster.start_node(master)
+
+
+def test_a_pruned_jobs_directory_on_the_shared_storage_is_removed(cluster_factory: Any, busybox_image: str) -> None:
+    """Issue 15: job directories are removed when the job is pruned (the slaves hear of it in the answer
+    to their next report)."""
+    cluster: LocalCluster = cluster_factory(2, settings={"retain_finished_jobs": 1})
+    client = cluster.client()
+    shared = cluster.workdir / "shared"
+    first = client.submit(job_text("writer", busybox_image, "sh -c 'mkdir -p /shared/out && echo hi > /shared/out/a'"))
+    wait_task_succeeded(client, first["tasks"][0]["id"], 60)
+    directory = shared / first["job"]
+    assert (directory / "out" / "a").read_text() == "hi\n"  # the last finished job is kept
+    second = client.submit(job_text("later", busybox_image, "true"))
+    wait_task_succeeded(client, second["tasks"][0]["id"], 60)
+    client.prune()  # the writer is no longer the newest finished job: pruned (now or by the automatic prune)
+    assert first["job"] not in {j["id"] for j in client.call("GET", "/v1/jobs")["jobs"]}
+    wait_until(lambda: not directory.exists(), 20, f"{directory} to be removed after its job was pruned")

@@ -66,7 +66,7 @@ def test_a_malformed_cluster_message_is_a_400_naming_the_field(tmp_path: Path) -
     bad = client.post("/v1/reports", data=b'{"node": "node1", "containers": [{"task_id": "t"}]}', headers=auth)
     assert bad.status_code == 400 and "missing field 'containers' (at containers[0].index)" in bad.json["error"]
     good = client.post("/v1/reports", json={"node": "node1", "containers": []}, headers=auth)
-    assert good.status_code == 200 and good.json == {"epoch": 1, "stop": []}
+    assert good.status_code == 200 and good.json == {"epoch": 1, "stop": [], "removed_jobs": []}
     assert client.get("/v1/tasks/t-nope", headers=auth).json == {"error": "no such task: t-nope"}
     harness.close()
 
