@@ -41,6 +41,8 @@ from taskorg.net.server import ApiError, serve
 from taskorg.protocol import Heartbeat, HeartbeatAnswer, Lease, ProtocolError, checked_address
 from taskorg.secret import read_secret
 
+# How far ahead of the arbiter's epoch a heartbeat's replica position may be (see heartbeat).
+MAX_EPOCH_AHEAD = 1000
 log = get_logger("dns")
 TICK_SECONDS = 0.05
 RECORD_CHECK_SECONDS = 1.0
@@ -189,6 +191,11 @@ class DnsService:
                 raise ApiError(404, f"unknown node {node}: register again")
             if member.state == "left":
                 raise ApiError(410, f"{node} has left the cluster: `taskorg node activate {node}` takes it back")
+            if replica[0] > arbiter.epoch + MAX_EPOCH_AHEAD:
+                # An election raises the epoch past every replica's: a forged position must not push it
+                # toward the 64-bit edge. Lost Raft entries put a real replica a few epochs ahead at most.
+                raise ApiError(400, f"heartbeat: replica epoch {replica[0]} is beyond the highest granted "
+                                    f"({arbiter.epoch}) by more than {MAX_EPOCH_AHEAD}")
             if address and address != member.address:
                 self._committed(self.registry.register, member.identity, address, member.labels)
                 self.records.publish()
