@@ -12,7 +12,7 @@ Benchmarks (each also runs alone: `bench/<name>.py --help`):
   failover    master killed -> submission acknowledged; node killed -> tasks running again (local cluster;
               --full adds the multi-host testbed)
   speedup     a job of 12 CPU-bound chunks + merge on 1, 2, 3, 4 nodes of 0.3 CPU each
-  scale       10,000 tasks placed on 100 light nodes, master memory (--quick: 2,000 on 20)
+  scale       10,000 tasks on 30 nodes at the default timings, master memory (--quick: 2,000 on 20)
   steadiness  no false failover: 10 idle minutes, then 10 with both cores busy (--full, or --only steadiness)
   peer        Docker Swarm and taskorg on the same testbed hosts: same failure, creation rate one at a time,
               control-plane idle CPU and PSS, each with its ratio (--full, or --peer)
