@@ -288,6 +288,8 @@ class Engine:
             served = self._served_instances(membership, addresses)
         if served is not None:
             self.names.update(self.role.epoch, served, addresses)
+        else:
+            self.names.retry()  # a push that failed is tried again at each tick
         for node in back:
             # A node alive again (after a false death its tasks run elsewhere too): its duplicates are
             # stopped now, not at its next resync.

@@ -55,8 +55,14 @@ class NamePusher:
             if result.names == self.pushed:
                 return
             self.wanted = (epoch, result.names)
-            if self.pushing:
-                return  # the push under way sends this one next
+        self.retry()
+
+    def retry(self) -> None:
+        """Send the wanted map if the DNS services have not accepted it yet (a failed push, or a new map);
+        the tick calls this when the map itself needs no rebuild."""
+        with self.lock:
+            if self.wanted is None or self.wanted[1] == self.pushed or self.pushing:
+                return  # nothing new, or the push under way sends the newest map next
             self.pushing = True
         try:
             self.pool.submit(self._push)

@@ -78,3 +78,16 @@ def test_names_that_are_not_dns_labels_are_left_out() -> None:
     names.update(1, [("My_Job", "web", "node1", None), ("shop", "web", "node1", None)], ADDRESSES)
     assert dns.sent == [{"epoch": 1, "names": {"web.shop.taskorg.internal": ["10.0.0.2"]}}]
     assert "web.My_Job" in names.warned
+
+
+def test_a_failed_push_is_retried_by_a_tick_that_rebuilds_nothing() -> None:
+    """The tick rebuilds the map only when the state changed; a push that failed is still retried."""
+    names, dns = pusher()
+    dns.down = True
+    names.update(5, [("shop", "db", "node2", None)], ADDRESSES)
+    assert dns.sent == []
+    dns.down = False
+    names.retry()  # an idle tick
+    assert dns.sent == [{"epoch": 5, "names": {"db.shop.taskorg.internal": ["10.0.0.3"]}}]
+    names.retry()  # accepted: nothing more to send
+    assert len(dns.sent) == 1
