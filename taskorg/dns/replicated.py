@@ -332,7 +332,12 @@ class ReplicatedRegistry:
         return found if include_left else [m for m in found if m.state != "left"]
 
     def member(self, node: str) -> Member | None:
-        return next((m for m in self.members(include_left=True) if m.node == node), None)
+        """One member by name, looked up by its number (every heartbeat asks: no scan of all members)."""
+        number = node.removeprefix("node")
+        if not (node.startswith("node") and number.isascii() and number.isdigit()):
+            return None
+        m = self.book.members.get(int(number))
+        return None if m is None else Member(int(number), m["identity"], m["address"], dict(m["labels"]), m["state"])
 
     def election(self) -> tuple[int, str | None]:
         return self.book.epoch, self.book.master
