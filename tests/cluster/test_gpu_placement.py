@@ -23,8 +23,8 @@ from taskorg.devtools.localcluster import LocalCluster
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.cluster
-FAKE_NVIDIA_SMI = "#!/bin/sh\n# a fake GPU for placement tests: name, memory.total [MiB], utilization [%]\n" \
-                  "echo 'Fake GPU 0, 8192, 0'\n"
+FAKE_NVIDIA_SMI = "#!/bin/sh\n# a fake GPU for placement tests: name, memory.total [MiB], memory.used [MiB], " \
+                  "utilization [%]\necho 'Fake GPU 0, 8192, 0, 0'\n"
 
 
 def fake_gpu_path(directory: Path) -> str:
