@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import subprocess
 import threading
 import time
@@ -92,6 +93,21 @@ def test_a_killed_node_is_alerted_within_three_seconds(cluster_factory: Callable
     assert sum(1 for g in receiver.got if g[1]["alert"] == "node_dead" and g[1]["status"] == "firing") == 1
 
 
+def fill_all_but(filler: Path, room: int) -> None:
+    """Fill the filesystem of `filler` until about `room` bytes are left, chunk by chunk: the services write
+    to it meanwhile, so one write sized from an earlier `df` can meet a full disk (CI saw ENOSPC)."""
+    with filler.open("wb", buffering=0) as out:  # unbuffered: a full disk fails the write, not the close
+        while True:
+            stat = os.statvfs(filler.parent)
+            left = stat.f_bavail * stat.f_frsize - room
+            if left <= 0:
+                return
+            try:
+                out.write(b"\0" * min(left, 64 * 1024))
+            except OSError:
+                return  # full already: the alert is due all the same
+
+
 def test_a_full_state_disk_is_alerted_and_resolved(cluster_pool: ClusterPool, receiver: Receiver,
                                                     tmp_path: Path) -> None:
     mounted: list[Path] = []
@@ -107,10 +123,7 @@ def test_a_full_state_disk_is_alerted_and_resolved(cluster_pool: ClusterPool, re
         cluster = cluster_pool.make(3, settings=alert_settings(receiver, tmp_path), before_start=tmpfs_for_node3)
         name = cluster.node_name(3)
         filler = mounted[0] / "filler"
-        free = int(subprocess.run(["df", "--output=avail", "-B1", str(mounted[0])], capture_output=True, text=True,
-                                  check=True).stdout.split()[-1])
-        with filler.open("wb") as out:
-            out.write(b"\0" * max(0, free - 128 * 1024))  # all but 128 KiB: over 90 % of 4 MiB
+        fill_all_but(filler, 128 * 1024)  # over 90 % of 4 MiB
         _, body, signed = wait_until(lambda: receiver.find("disk_full", name), 20, f"a disk_full alert for {name}")
         assert signed and body["value"] >= 90 and body["node"] == name and str(mounted[0]) in body["message"]
         filler.unlink()
