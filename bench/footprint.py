@@ -12,7 +12,8 @@ Two regular nodes are reported: the active master's (it sends reports,
 replication and ticks) and a standby's. Then the same cluster takes 1,000
 tasks that fit no node (a label constraint nobody meets) and the idle
 master's CPU is measured again: its tick must not look at every one of them
-five times a second.
+five times a second. Last, the DNS node's idle CPU with 20 nodes
+heartbeating it (3 full nodes and 17 light ones, as in the scale bench).
 
     .venv/bin/python bench/footprint.py [--quick] [--json PATH]
 """
@@ -42,6 +43,8 @@ NODE_CPU_TARGET_PCT = 1.0
 DNS_PSS_TARGET_MIB = 128
 PENDING_TASKS = 1000
 PENDING_CPU_TARGET_PCT = 2.0
+DNS_WIDE_NODES = 20  # the issue's second DNS figure: the DNS node of a 20-node cluster
+DNS_WIDE_CPU_TARGET_PCT = 3.0
 
 
 def dnsmasq_pid(cluster: BenchCluster) -> int | None:
@@ -156,13 +159,37 @@ def measure_pending(cluster: BenchCluster, window: float, settle: float) -> dict
             "pending_master_cpu_pct": pct}
 
 
+def measure_dns_wide(window: float, settle: float) -> dict[str, Any]:
+    """The DNS node's idle CPU with DNS_WIDE_NODES nodes heartbeating it at the default timings: 3 full
+    nodes and light ones (the scale bench's: the real node and slave services in one process each)."""
+    from bench import scale
+
+    light = {index: scale.LIGHT for index in range(scale.FULL_NODES + 1, DNS_WIDE_NODES + 1)}
+    with bench_cluster(nodes=DNS_WIDE_NODES, settings=dict(scale.RUNNER), node_settings=light,
+                       start_timeout=200, cluster_cls=scale.ScaleCluster) as cluster:
+        time.sleep(settle)
+        pid = cluster.pids["dns"]
+        before, started = cpu_seconds(pid), time.monotonic()
+        time.sleep(window)
+        elapsed = time.monotonic() - started
+        pct = round(100 * (cpu_seconds(pid) - before) / elapsed, 2)
+    log(f"footprint: DNS node of {DNS_WIDE_NODES} nodes: {pct}% of a core")
+    return {"figures": [figure(f"footprint DNS node, {DNS_WIDE_NODES} nodes: idle CPU", pct, "% core",
+                               f"<= {DNS_WIDE_CPU_TARGET_PCT:g}% of a core", pct <= DNS_WIDE_CPU_TARGET_PCT,
+                               f"over {elapsed:.0f} s; the DNS service alone, {DNS_WIDE_NODES} nodes' heartbeats "
+                               "at the default timings (light nodes as in the scale bench)")],
+            "dns_wide_cpu_pct": pct}
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     window, settle = (15.0, 3.0) if quick else (30.0, 10.0)
     with bench_cluster(nodes=3, webview=True) as cluster:
         result = measure(cluster, window=window, settle=settle)
         pending = measure_pending(cluster, window=window, settle=settle)
-    result["figures"] += pending.pop("figures")
+    wide = measure_dns_wide(window, settle)
+    result["figures"] += pending.pop("figures") + wide.pop("figures")
     result.update(pending)
+    result.update(wide)
     return result
 
 
