@@ -26,7 +26,7 @@ from taskorg.dns.api import create_app
 from taskorg.dns.arbiter import Arbiter, Election, Liveness
 from taskorg.dns.autopilot import VOTER_CHECK_SECONDS, Autopilot
 from taskorg.dns.beat_listener import BeatListener
-from taskorg.dns.members import may_be_master
+from taskorg.dns.members import Member, may_be_master
 from taskorg.dns.records import Records
 from taskorg.dns.replicated import NoQuorum, ReplicatedRegistry
 from taskorg.dns.service_names import check_name_map
@@ -163,11 +163,8 @@ class DnsService:
                 log.info("node joined", extra={"node": member.node, "address": address})
             if member.state != "left" and member.node not in arbiter.members:
                 arbiter.heartbeat(member.node, (0, 0), address)  # registering is a sign of life
-            if may_be_master(member):
-                arbiter.ineligible.discard(member.node)
-            else:
-                arbiter.ineligible.add(member.node)
-            election = arbiter.first_master(member.node) if may_be_master(member) else None
+            eligible = self._judge_eligibility(arbiter, member)
+            election = arbiter.first_master(member.node) if eligible else None
             if election:
                 self.commit(election)
             else:
@@ -289,6 +286,16 @@ class DnsService:
             arbiter.request_handover(node)
             return {"master": arbiter.master, "handover_to": arbiter.handover_to, "epoch": arbiter.epoch}
 
+    @staticmethod
+    def _judge_eligibility(arbiter: Arbiter, member: Member) -> bool:
+        """Put the member on the arbiter's ballot or off it, as it is now; whether it may be master."""
+        eligible = may_be_master(member)
+        if eligible:
+            arbiter.ineligible.discard(member.node)
+        else:
+            arbiter.ineligible.add(member.node)
+        return eligible
+
     def set_state(self, node: str, state: str) -> dict[str, Any]:
         with self.lock:
             arbiter = self._arbiter_or_raise()
@@ -297,10 +304,8 @@ class DnsService:
                 raise ApiError(404, f"unknown node {node}")
             self._committed(self.registry.set_state, node, state)
             self._event(f"node_{'drained' if state == 'draining' else state}", node=node)
-            if state == "active" and may_be_master(member):
-                arbiter.ineligible.discard(node)
-            else:
-                arbiter.ineligible.add(node)
+            changed = self.registry.member(node)
+            if changed is None or not self._judge_eligibility(arbiter, changed):
                 if arbiter.master == node:
                     others = [n for n in arbiter.candidates() if n != node]
                     if others:
