@@ -334,8 +334,8 @@ class ReplicatedRegistry:
         key = (id(book), engine.raftLastApplied)
         cached = self._members
         if cached is None or cached[0] != key:
-            cached = self._members = (key, [Member(n, m["identity"], m["address"], dict(m["labels"]), m["state"])
-                                            for n, m in sorted(list(book.members.items()))])  # list(): one GIL step
+            cached = self._members = (key, [_member(n, m) for n, m in sorted(list(book.members.items()))])
+            # (list(): one step under the GIL)
         return list(cached[1]) if include_left else [m for m in cached[1] if m.state != "left"]
 
     def member(self, node: str) -> Member | None:
@@ -343,8 +343,8 @@ class ReplicatedRegistry:
         number = node.removeprefix("node")
         if not (node.startswith("node") and number.isascii() and number.isdigit()):
             return None
-        m = self.book.members.get(int(number))
-        return None if m is None else Member(int(number), m["identity"], m["address"], dict(m["labels"]), m["state"])
+        row = self.book.members.get(int(number))
+        return None if row is None else _member(int(number), row)
 
     def election(self) -> tuple[int, str | None]:
         return self.book.epoch, self.book.master
@@ -364,3 +364,8 @@ class ReplicatedRegistry:
         self.engine.destroy()
         if self._pending is not None and self._pending[0] is not self.engine:
             self._pending[0].destroy()
+
+
+def _member(number: int, row: dict[str, Any]) -> Member:
+    """A member as the book holds it (its labels copied: callers may not change the replica)."""
+    return Member(number, row["identity"], row["address"], dict(row["labels"]), row["state"])

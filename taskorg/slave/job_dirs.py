@@ -10,15 +10,14 @@ slave's own user: such a directory is left, and said once.
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 from typing import Iterable
 
 from taskorg.logs import get_logger
+from taskorg.slave.runner.create_args import is_job_dir_name
 
 log = get_logger("slave.job_dirs")
-JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")  # what shared_job_dir accepts as a directory name
 
 
 class JobDirs:
@@ -34,7 +33,7 @@ class JobDirs:
             self.done.clear()  # bounded: an id told again is only looked at once more
         removed = []
         for job in jobs:
-            if job in self.done or not JOB_ID.fullmatch(job):
+            if job in self.done or not is_job_dir_name(job):
                 continue
             self.done.add(job)
             path = self.root / job

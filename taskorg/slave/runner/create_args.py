@@ -55,11 +55,16 @@ def create_args(order: StartOrder, name: str, site: Site) -> dict[str, Any]:
         raise OrderError(f"order field 'spec': cannot use it: {type(exc).__name__}: {exc}") from None
 
 
+def is_job_dir_name(job: str) -> bool:
+    """Whether a job id may name its directory on the shared storage (letters, digits and '-' only)."""
+    return job.replace("-", "").isalnum()
+
+
 def shared_job_dir(site: Site, order: StartOrder) -> Path | None:
     """The job's directory on the shared storage, or None when there is none to mount."""
     if not site.shared_dir or not order.job:
         return None
-    if not order.job.replace("-", "").isalnum():
+    if not is_job_dir_name(order.job):
         raise OrderError(f"order field 'job': job id {order.job!r} cannot name a directory")
     return Path(site.shared_dir) / order.job
 
