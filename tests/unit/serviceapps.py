@@ -54,8 +54,8 @@ def master_app(tmp_path: Path) -> Iterator[Flask]:
 
 
 @contextlib.contextmanager
-def dns_app(tmp_path: Path) -> Iterator[Flask]:
-    from taskorg.dns.api import create_app
+def dns_service(tmp_path: Path) -> Iterator[Any]:
+    """A real DNS service, its lone voter the arbiter."""
     from taskorg.dns.service import DnsService
 
     service = DnsService(loopback_config(tmp_path), SECRET)
@@ -66,10 +66,18 @@ def dns_app(tmp_path: Path) -> Iterator[Flask]:
 
     try:
         wait_until(took_over, 15, "the lone voter to take over as arbiter", interval=0.05)
-        service.register("aa:01@127.0.0.2", "127.0.0.2", {"zone": "a"})
-        yield create_app(service)
+        yield service
     finally:
         service.registry.close()
+
+
+@contextlib.contextmanager
+def dns_app(tmp_path: Path) -> Iterator[Flask]:
+    from taskorg.dns.api import create_app
+
+    with dns_service(tmp_path) as service:
+        service.register("aa:01@127.0.0.2", "127.0.0.2", {"zone": "a"})
+        yield create_app(service)
 
 
 @contextlib.contextmanager

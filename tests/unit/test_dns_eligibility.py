@@ -7,26 +7,16 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from serviceapps import SECRET, loopback_config
+from serviceapps import dns_service
 
 from taskorg.dns.service import DnsService
 from taskorg.labels import NO_MASTER_SERVICE
-from tests.helpers import wait_until
 
 
 @pytest.fixture()
 def service(tmp_path: Path) -> Iterator[DnsService]:
-    dns = DnsService(loopback_config(tmp_path), SECRET)
-
-    def took_over() -> bool:
-        dns.tick()
-        return dns.is_arbiter()
-
-    try:
-        wait_until(took_over, 15, "the lone voter to take over", interval=0.05)
+    with dns_service(tmp_path) as dns:
         yield dns
-    finally:
-        dns.registry.close()
 
 
 def test_a_drained_node_activated_again_is_on_the_ballot_again(service: DnsService) -> None:

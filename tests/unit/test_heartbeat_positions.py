@@ -29,23 +29,11 @@ def test_a_replica_epoch_far_beyond_the_granted_one_is_refused_naming_it(tmp_pat
 
 def test_a_member_is_found_by_its_name_and_nothing_else_matches(tmp_path: Path) -> None:
     """Every heartbeat looks its node up by number (no scan of all members)."""
-    from serviceapps import loopback_config
+    from serviceapps import dns_service
 
-    from taskorg.dns.service import DnsService
-
-    service = DnsService(loopback_config(tmp_path), SECRET)
-    try:
-        from tests.helpers import wait_until
-
-        def took_over() -> bool:
-            service.tick()
-            return service.is_arbiter()
-
-        wait_until(took_over, 15, "the lone voter to take over", interval=0.05)
+    with dns_service(tmp_path) as service:
         service.register("aa:01@127.0.0.2", "127.0.0.2", {"zone": "a"})
         found = service.registry.member("node1")
         assert found is not None and found.address == "127.0.0.2" and found.labels == {"zone": "a"}
         for name in ("node2", "node", "nodeX", "node١", "1", "xnode1"):
             assert service.registry.member(name) is None
-    finally:
-        service.registry.close()
