@@ -396,9 +396,6 @@ def scale_figures(result: dict[str, Any], error_count: int, first_error: list[st
     failed = f"FAILED: {failure}; " if failure else ""
     target = f"<= {result['target_s']:g} s"
 
-    def met(value: float | None) -> bool:
-        return value is not None and value <= result["target_s"]
-
     def within(value: float | None, limit: float) -> bool:
         return value is not None and value <= limit
 
@@ -415,7 +412,7 @@ def scale_figures(result: dict[str, Any], error_count: int, first_error: list[st
         figure(f"scale: {tasks:,} tasks placed on {nodes} nodes", placed, "s", f"<= {PLACED_TARGET_S:g} s",
                within(placed, PLACED_TARGET_S),
                failed + "from the first submission until no task is pending"),
-        figure(f"scale: {tasks:,} tasks running on {nodes} nodes", running, "s", target, met(running),
+        figure(f"scale: {tasks:,} tasks running on {nodes} nodes", running, "s", target, within(running, result["target_s"]),
                failed + "every slave confirmed" + ("" if not history else
                f"; per node min {result['per_node_min_max'][0]} max {result['per_node_min_max'][1]}; "
                f"{result['instances_placed_more_than_once']} instances placed more than once "
