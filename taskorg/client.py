@@ -20,6 +20,7 @@ rules, in one place:
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 import uuid
@@ -93,6 +94,45 @@ class _Attempts:
         return True
 
 
+class _Workers:
+    """Daemon threads kept for the tries of calls (_Race): a thread started per call cost the client about
+    as much CPU as the request itself (issue 14). A worker idle for IDLE_SECONDS ends; daemon, so a try
+    still stuck on a dead master never holds the process at exit."""
+
+    IDLE_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # workers waiting for a job and not yet claimed by one
+
+    def run(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            claimed = self._idle > 0
+            if claimed:
+                self._idle -= 1
+        self._jobs.put(job)
+        if not claimed:
+            threading.Thread(target=self._serve, daemon=True, name="master-call").start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:  # unclaimed: end (a claimed worker has a job coming)
+                        self._idle -= 1
+                        return
+                continue
+            job()
+            with self._lock:
+                self._idle += 1
+
+
+_WORKERS = _Workers()
+
+
 class _Race:
     """Tries of one call running side by side: the first answer wins; if none answers, the
     newest try's error stands (it speaks of the newest master)."""
@@ -110,7 +150,7 @@ class _Race:
             order = self._started
             self._started += 1
             self._running += 1
-        threading.Thread(target=self._run, args=(order, attempt), daemon=True, name="master-call").start()
+        _WORKERS.run(lambda: self._run(order, attempt))
 
     def _run(self, order: int, attempt: Callable[[], Any]) -> None:
         try:

@@ -9,12 +9,13 @@ master dedupes it by that key.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 
 import pytest
 
-from taskorg.client import Client, ClusterUnavailable, RetryBudget
+from taskorg.client import Client, ClusterUnavailable, RetryBudget, _Workers
 from taskorg.config import Config
 from taskorg.net.client import ServiceError
 from taskorg.net.resolve import ResolveError
@@ -118,3 +119,39 @@ def test_a_write_that_is_not_deduped_is_never_sent_twice_side_by_side() -> None:
     with pytest.raises(ClusterUnavailable):
         client_of(script, tries=1).cancel("t-1")
     assert len(script.sent) == 1
+
+
+
+# ---- the kept worker threads of a call's tries --------------------------------------------------
+def _until(check: Any, seconds: float = 2.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return bool(check())
+
+
+def test_workers_reuse_an_idle_thread_and_run_a_try_beside_a_stuck_one() -> None:
+    workers = _Workers()
+    ran = threading.Event()
+    workers.run(ran.set)
+    assert ran.wait(2)
+    assert _until(lambda: workers._idle == 1)  # kept for the next call, not ended
+    # A try stuck on a dead master must not hold the next one: the second runs beside it.
+    release, second = threading.Event(), threading.Event()
+    workers.run(lambda: release.wait(2))
+    workers.run(second.set)
+    assert second.wait(2)
+    release.set()
+
+
+def test_an_unclaimed_worker_ends_after_its_idle_time() -> None:
+    workers = _Workers()
+    workers.IDLE_SECONDS = 0.3
+    ran = threading.Event()
+    workers.run(ran.set)
+    assert ran.wait(2)
+    assert _until(lambda: workers._idle == 1)
+    assert _until(lambda: workers._idle == 0)  # it ended: the next call starts a thread again
+    again = threading.Event()
+    workers.run(again.set)
+    assert again.wait(2)
