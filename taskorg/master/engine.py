@@ -80,6 +80,7 @@ class Engine:
         # cluster at about 8 starts at a time however many nodes there were.
         self.pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="slave-cmd")
         self.kick = threading.Event()
+        self.role_moved = threading.Event()  # set on every role change but a plain renewal (the member watch)
         self.telemetry_book = TelemetryBook(self.slaves, self.pool, self.kick.set, clock,
                                             config.telemetry_history_step)
         self.telemetry = self.telemetry_book.by_node
@@ -127,7 +128,10 @@ class Engine:
                     and self.replicator.running):
                 # A renewal of the lease we already act on. It must not wait for the engine lock: a long
                 # tick or a submission holds that, and a renewal that came late fenced a valid master.
+                lapsed = not current.valid()
                 self.role = role
+                if lapsed:
+                    self.role_moved.set()  # valid again after a late renewal: the member watch resumes
                 return
         with self.lock:
             if epoch < self.store.fence_epoch() and active:
@@ -135,6 +139,7 @@ class Engine:
                 role = dataclasses.replace(role, active=False)
             with self.role_lock:
                 self.role = role
+            self.role_moved.set()
             needs_activation = active and epoch > self.activated_epoch
             # The same lease again after a lapse (a slow heartbeat): resume streaming.
             resume = active and not needs_activation and not self.replicator.running
@@ -145,6 +150,12 @@ class Engine:
         elif resume:
             self.replicator.start(epoch)
             self.kick.set()
+
+    def membership_moved(self) -> None:
+        """What the master acts on moved (the member watch): plan now, and let the replicator see its
+        standby set again now."""
+        self.kick.set()
+        self.replicator.notify()
 
     def require_active(self) -> None:
         if not self.role.valid():

@@ -24,6 +24,7 @@ log = get_logger("master")
 WATCH_WAIT = 1.5  # seconds the arbiter holds a watch at most (taskorg.dns.watch.MAX_WAIT)
 FRESH_FOR = 4.0  # a view this old or younger is current: a watch answers every 1.5 s at least
 RETRY_AFTER = 0.2  # after a failed watch
+INACTIVE_WAIT = 1.0  # a standby looks at its role on its own this often (a role change wakes it at once)
 
 
 class MemberCache:
@@ -54,12 +55,18 @@ class MemberCache:
         with self.lock:
             return self.fetched_at > 0 and time.monotonic() - self.fetched_at <= FRESH_FOR
 
-    def follow(self, active: Callable[[], bool], changed: Callable[[], None], stop: threading.Event) -> None:
+    def follow(self, active: Callable[[], bool], changed: Callable[[], None], stop: threading.Event,
+               role_moved: threading.Event | None = None) -> None:
         """While `active()` (this master holds the role), keep the view current with long polls;
-        `changed()` when what the master acts on moved. Runs until `stop` is set."""
+        `changed()` when what the master acts on moved. Runs until `stop` is set. A standby waits for
+        `role_moved` (set when its role changes) rather than looking ten times a second."""
         while not stop.is_set():
             if not active():
-                stop.wait(0.1)
+                if role_moved is None:
+                    stop.wait(0.1)
+                else:
+                    role_moved.wait(INACTIVE_WAIT)
+                    role_moved.clear()  # active() is looked at again before anything else
                 continue
             with self.lock:
                 version, arbiter = self.view.get("version"), self.view.get("arbiter")

@@ -30,6 +30,11 @@ from taskorg.protocol import ChangeEntry, ProtocolError, ReplicaPosition, Replic
 
 log = get_logger("master.replication")
 COMMIT_TIMES_KEPT = 4096  # (seq, when) of recent commits: enough to age any lag worth alerting on
+# How long an idle sender or the manager waits before looking again on its own: a commit, a stop and
+# a membership change (`notify`) wake them at once, so this is only a safety net. Each idle wake-up
+# cost a few hundred microseconds of CPU on a virtual machine (docs/bench.md), five times a second
+# per standby before.
+IDLE_WAIT = 1.0
 
 
 class Replicator:
@@ -66,7 +71,8 @@ class Replicator:
             self.cond.notify_all()
 
     def notify(self, seq: int | None = None) -> None:
-        """A change was committed (`seq`, when known: its time ages the standbys' lag)."""
+        """A change was committed (`seq`, when known: its time ages the standbys' lag), or the membership
+        moved (the standby set may have changed: its senders start or end now, not a wait later)."""
         with self.cond:
             if seq is not None:
                 self.commit_times.append((seq, time.monotonic()))
@@ -136,7 +142,7 @@ class Replicator:
                     self.senders[node] = thread
                     thread.start()
             with self.cond:
-                self.cond.wait(0.2)
+                self.cond.wait(IDLE_WAIT)
 
     def _current(self, generation: int) -> bool:
         return self.running and self.generation == generation
@@ -164,7 +170,7 @@ class Replicator:
                         self.acked[node] = acked
                         self.cond.notify_all()  # only on progress: senders share this condition
                     if self.store.position()[1] <= acked and self._current(generation):
-                        self.cond.wait(0.2)
+                        self.cond.wait(IDLE_WAIT)
         finally:
             client.close()
             with self.cond:

@@ -48,7 +48,8 @@ def tick_loop(engine: Engine, stop: threading.Event, beat: sdnotify.Beat | None 
 
 def follow_members(engine: Engine, stop: threading.Event) -> None:
     """The membership watch (taskorg.master.members): while this master is active."""
-    engine.members.follow(lambda: engine.role.valid(), engine.kick.set, stop)  # the role object is replaced on change
+    engine.members.follow(lambda: engine.role.valid(), engine.membership_moved, stop,  # the role object is replaced on change
+                          role_moved=engine.role_moved)
 
 
 def run(config: Config) -> None:

@@ -109,10 +109,11 @@ class Sender(Generic[A]):
         self.path = path
         threading.Thread(target=self._answers, daemon=True, name=name).start()
 
-    def send(self, message: Any) -> None:
-        """Raises ChannelError when the listener is not there (its service not started yet)."""
+    def send(self, message: Any, wait: bool = True) -> None:
+        """Raises ChannelError when the listener is not there (its service not started yet), and, with
+        `wait=False`, when its queue is full instead of waiting for room."""
         try:
-            self.sock.sendto(encode(message), str(self.target))
+            self.sock.sendto(encode(message), 0 if wait else socket.MSG_DONTWAIT, str(self.target))
         except OSError as exc:
             raise ChannelError(f"{self.target}: {exc.strerror or exc}") from None
 

@@ -12,7 +12,11 @@ before it, so nothing queues up behind a slow master.
 The message goes as a datagram on the local role channel (taskorg.net.localchannel:
 microseconds, where an HTTPS request cost more than all else an idle node
 did), and by `POST /v1/role` only when the channel cannot be used (its path
-too long, the master service not listening yet).
+too long, the master service not listening yet). A datagram that can go at
+once (the channel never blocks here: a full queue counts as cannot) is sent
+by the caller itself; only the rest wake the thread. Waking a thread costs
+more than the send on a virtual machine (docs/bench.md), and the heartbeat
+pushes ten times a second.
 """
 
 from __future__ import annotations
@@ -32,27 +36,38 @@ class RolePusher:
         self.on_answer = on_answer
         self.channel = channel  # answers come back through it to on_answer
         self.pending: RolePush | None = None
+        self.sending = False  # the thread holds a message: a newer one must not overtake it
         self.ready = threading.Condition()
         threading.Thread(target=self._run, daemon=True, name="role-push").start()
 
     def push(self, message: RolePush) -> None:
         with self.ready:
+            if self.channel is not None and self.pending is None and not self.sending:  # nothing older on its way
+                try:
+                    self.channel.send(message, wait=False)
+                    return
+                except ChannelError:
+                    pass  # not listening, or its queue is full: the thread takes it
             self.pending = message
             self.ready.notify()
 
     def _run(self) -> None:
         while True:
             with self.ready:
+                self.sending = False
                 while self.pending is None:
                     self.ready.wait()
-                message, self.pending = self.pending, None
-            if self.channel is not None:
-                try:
-                    self.channel.send(message)
-                    continue
-                except ChannelError:
-                    pass  # not listening (yet): this one goes by HTTP
+                message, self.pending, self.sending = self.pending, None, True
+            self._send(message)
+
+    def _send(self, message: RolePush) -> None:
+        if self.channel is not None:
             try:
-                self.on_answer(convert(self.master.post("/v1/role", to_wire(message)), RoleAnswer, "role answer"))
-            except (ServiceUnavailable, ServiceError, ProtocolError):
-                pass  # the master service is restarting: the next renewal tells it again
+                self.channel.send(message)
+                return
+            except ChannelError:
+                pass  # not listening (yet): this one goes by HTTP
+        try:
+            self.on_answer(convert(self.master.post("/v1/role", to_wire(message)), RoleAnswer, "role answer"))
+        except (ServiceUnavailable, ServiceError, ProtocolError):
+            pass  # the master service is restarting: the next renewal tells it again

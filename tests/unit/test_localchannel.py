@@ -75,3 +75,36 @@ def test_no_listener_or_a_path_too_long_is_a_channel_error(folder: Path) -> None
     deep = folder / ("x" * 120) / "role.sock"
     with pytest.raises(ChannelError, match="longer than"):
         Listener(deep, RolePush, lambda push: None, name="test")
+
+
+def test_a_role_push_goes_inline_in_order_and_a_full_queue_falls_back_to_the_thread(folder: Path) -> None:
+    """The heartbeat sends its push itself (no thread woken); when the master's queue is full the
+    pusher's thread takes it, and nothing newer overtakes what the thread holds."""
+    from taskorg.node.role_push import RolePusher
+
+    received: list[int] = []
+    gate = threading.Event()
+    newest_in = threading.Event()
+
+    def handle(push: RolePush) -> RoleAnswer:
+        gate.wait(5)  # a master busy elsewhere: its socket queue fills up meanwhile
+        received.append(push.epoch)
+        if push.epoch == 400:
+            newest_in.set()
+        return RoleAnswer(active=False, replica=ReplicaPosition(epoch=0, seq=0))
+
+    listener = Listener(folder / "role.sock", RolePush, handle, name="test-role")
+    sender = Sender(folder / "answers.sock", folder / "role.sock", RoleAnswer, lambda a: None, name="test-answers")
+    pusher = RolePusher(master=None, on_answer=lambda a: None, channel=sender)  # type: ignore[arg-type]
+    try:
+        for epoch in range(1, 401):
+            pusher.push(RolePush(active=False, epoch=epoch, lease_until_monotonic=0.0, node="node1"))
+        fell_back = pusher.sending or pusher.pending is not None
+        gate.set()
+        assert newest_in.wait(5), "the newest push never arrived"
+        assert fell_back, "the master's queue never filled: the test proved nothing"
+        assert received[0] == 1 and received[-1] == 400
+        assert received == sorted(received), "a newer push overtook an older one"
+    finally:
+        sender.close()
+        listener.close()
