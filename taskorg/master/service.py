@@ -19,6 +19,7 @@ from taskorg.master.store import Store
 from taskorg.net import sdnotify
 from taskorg.net.localchannel import ChannelError, Listener, role_channel_path
 from taskorg.net.server import serve
+from taskorg.net.sharedposition import PositionWriter, position_path
 from taskorg.protocol import RolePush
 from taskorg.secret import read_secret
 
@@ -54,7 +55,8 @@ def follow_members(engine: Engine, stop: threading.Event) -> None:
 
 def run(config: Config) -> None:
     secret = read_secret(config)
-    engine = Engine(config, secret, Store(config.state_path("master", "state.db")))
+    engine = Engine(config, secret, Store(config.state_path("master", "state.db"),
+                                          PositionWriter(position_path(config))))
     stop = threading.Event()
     beat = sdnotify.Beat("the master's tick loop")
     sdnotify.process_watchdog().watch(lambda: beat.stale(TICK_STALE_AFTER))

@@ -17,6 +17,11 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Union
 
+from taskorg.logs import get_logger
+from taskorg.net.sharedposition import PositionWriter
+
+log = get_logger("master.store")
+
 TABLES: dict[str, tuple[str, ...]] = {
     "jobs": ("id", "name", "seed", "source", "submitted_at", "request_id"),
     "tasks": ("id", "job", "name", "spec", "desired", "status", "reason", "result", "created_at", "updated_at",
@@ -134,9 +139,11 @@ def _size(row: dict[str, Any]) -> int:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, position_writer: PositionWriter | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        # Told the position after every commit: the node service's heartbeats carry it (net.sharedposition).
+        self.position_writer = position_writer
         self.lock = threading.RLock()
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
@@ -145,6 +152,8 @@ class Store:
         self.db.executescript(SCHEMA)
         self._migrate()
         self._next_history = (self.db.execute("SELECT MAX(id) FROM history").fetchone()[0] or 0) + 1
+        self._position = (self._meta("epoch"), self._meta("seq"))
+        self._tell_position()
 
     def _migrate(self) -> None:
         """Bring a state file from an older version up to this schema."""
@@ -172,6 +181,17 @@ class Store:
             self._next_history = history
             raise
         self.db.execute("COMMIT")
+        position = (self._meta("epoch"), self._meta("seq"))
+        if position != self._position:
+            self._position = position
+            self._tell_position()
+
+    def _tell_position(self) -> None:
+        if self.position_writer is not None:
+            try:
+                self.position_writer.write(*self._position)
+            except OSError as exc:  # the node service then reports the position it read last
+                log.warning("replica position not written for the node service", extra={"error": str(exc)})
 
     # ---- position -----------------------------------------------------------------
     def _meta(self, key: str, default: int = 0) -> int:
@@ -182,8 +202,9 @@ class Store:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
 
     def position(self) -> tuple[int, int]:
-        with self.lock:
-            return self._meta("epoch"), self._meta("seq")
+        """(epoch, seq) of the last change held: kept from the last commit, not read on every call (the
+        tick, the API and replication ask many times a second)."""
+        return self._position
 
     def fence_epoch(self) -> int:
         """The highest master epoch this store has taken orders from."""

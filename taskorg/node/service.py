@@ -27,6 +27,7 @@ from taskorg.net.localchannel import ChannelError, Sender, role_channel_path
 from taskorg.net.loops import run_every
 from taskorg.net.resolve import ResolveError, resolve_master
 from taskorg.net.server import create_service_app, serve
+from taskorg.net.sharedposition import PositionReader, position_path
 from taskorg.node.beat_sender import BeatRefused, BeatSender
 from taskorg.node.identity import node_identity
 from taskorg.node.role_push import RolePusher
@@ -37,6 +38,7 @@ from taskorg.security.files import write_private
 
 log = get_logger("node")
 BEAT_REPLY_WAIT = 0.2  # at most, for a datagram's reply: a LAN answers in a millisecond; then HTTPS
+ROLE_RESEND = 1.0  # an unchanged role message is pushed again this often (a restarted master service hears it)
 
 
 @dataclass
@@ -67,10 +69,15 @@ class NodeService:
         self.arbiter: str | None = None
         self.beats = self._beat_sender()
         self.master = ServiceClient(config.url(self.address, config.master_port), secret, timeout=0.3)
-        # The replica position each heartbeat carries: the master service's answer to the last role
-        # push (one heartbeat old at most), asked for directly only until the first answer.
+        # The replica position each heartbeat carries: read from the file the master service's store
+        # writes after every commit (taskorg.net.sharedposition); until that file exists, the master
+        # service's answer to the last role push, or asked for directly at most once a second.
+        self.positions = PositionReader(position_path(config)) if config.master_service else None
         self.replica: ReplicaPosition | None = None
         self.replica_asked_after = 0.0  # monotonic time before which the master service is not asked again
+        # The last role message pushed and when: an unchanged one (a standby's, beat after beat) is
+        # pushed again only every ROLE_RESEND seconds, so a restarted master service still hears it.
+        self.last_push: tuple[RolePush, float] | None = None
         # A node without a master service (setting master_service: false) has nobody to tell its role.
         self.pusher = (RolePusher(self.master, self._on_role_answer, self._role_channel())
                        if config.master_service else None)
@@ -153,14 +160,7 @@ class NodeService:
         self.heartbeat_beat.mark()
         if self.node is None:
             return  # not registered yet (a wake-up can come first)
-        if self.replica is None and self.config.master_service and time.monotonic() >= self.replica_asked_after:
-            # At most once a second: a master service that is not up yet costs no request per beat.
-            self.replica_asked_after = time.monotonic() + 1.0
-            try:
-                self.replica = convert(self.master.get("/v1/replica", timeout=0.2), ReplicaPosition, "replica")
-            except (ServiceUnavailable, ServiceError, ProtocolError):
-                pass  # the master service is starting: report no position yet
-        beat = Heartbeat(node=self.node, address=self.address, replica=self.replica or ReplicaPosition(0, 0))
+        beat = Heartbeat(node=self.node, address=self.address, replica=self._replica_position())
         try:
             answer, sent_at, transport = self._send_beat(beat)
         except ServiceError as exc:
@@ -191,6 +191,20 @@ class NodeService:
             # The record is rewritten just before a new holder hears of it: look again.
             stale = lease.holder != (self.role.dns_master == self.address)
         self.check_role(resolve=stale, push=True)
+
+    def _replica_position(self) -> ReplicaPosition:
+        """This machine's replica position, as the master service's store last wrote it."""
+        found = self.positions.read() if self.positions is not None else None
+        if found is not None:
+            return ReplicaPosition(epoch=found[0], seq=found[1])
+        if self.replica is None and self.config.master_service and time.monotonic() >= self.replica_asked_after:
+            # At most once a second: a master service that is not up yet costs no request per beat.
+            self.replica_asked_after = time.monotonic() + 1.0
+            try:
+                self.replica = convert(self.master.get("/v1/replica", timeout=0.2), ReplicaPosition, "replica")
+            except (ServiceUnavailable, ServiceError, ProtocolError):
+                pass  # the master service is starting: report no position yet
+        return self.replica or ReplicaPosition(epoch=0, seq=0)
 
     def _send_beat(self, beat: Heartbeat) -> tuple[HeartbeatAnswer, float, str]:
         """The answer, when the answered request was sent (the lease counts from there) and how it went:
@@ -233,8 +247,19 @@ class NodeService:
                                master=self.role.arbiter_master, master_address=self.role.dns_master, node=self.node)
         if changed:
             log.warning("role changed", extra={"role": "master" if active else "standby", "epoch": message.epoch})
-        if (changed or push) and self.pusher is not None:
+        if (changed or push) and self.pusher is not None and self._worth_pushing(message):
             self.pusher.push(message)
+
+    def _worth_pushing(self, message: RolePush) -> bool:
+        """A message that differs from the last one pushed (a lease renewal always does: it carries the
+        new end), or the same again after ROLE_RESEND seconds. A standby's message stays the same beat
+        after beat, and each push woke the master service's channel thread ten times a second."""
+        now = time.monotonic()
+        with self.lock:
+            if self.last_push and self.last_push[0] == message and now - self.last_push[1] < ROLE_RESEND:
+                return False
+            self.last_push = (message, now)
+            return True
 
     def _on_role_answer(self, answer: RoleAnswer) -> None:
         self.replica = answer.replica
