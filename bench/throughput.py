@@ -69,15 +69,19 @@ def run_config(cluster: BenchCluster, shape: int, clients: int, requests: int) -
 
     def worker(count: int) -> None:
         client = cluster.client(failover_wait=0)
-        text = job_text(shape, uuid.uuid4().hex[:6])
+        tag = uuid.uuid4().hex[:6]
+        # A job name of its own per request: a name that still runs would be taken as an update of that
+        # job (issue 16), "unchanged", with nothing to commit or replicate.
+        texts = [job_text(shape, f"{tag}-{n}") for n in range(count)]
         start_gate.wait()
-        for _ in range(count):
+        for text in texts:
             if time.monotonic() > deadline:
                 break
             began = time.perf_counter()
             try:
                 answer = client.submit(text, source="bench")
-                ok = answer.get("replicated") is True and len(answer["tasks"]) == shape
+                ok = (answer.get("replicated") is True and len(answer["tasks"]) == shape
+                      and "update" not in answer)
             except Exception as exc:  # counted and reported, never retried silently
                 ok, answer = False, {"error": str(exc)}
             elapsed = time.perf_counter() - began

@@ -93,10 +93,13 @@ class Engine:
         # Start answers by the slave's own clock (`answered`), until a report listed after them comes:
         # a report listed before a start cannot show its container, however late it arrives.
         self.start_answers: dict[StartKey, float] = {}
-        self.group_commit = GroupCommit(self.lock, store, self.commit, clock)
+        self.group_commit = GroupCommit(self.lock, store, self.commit_submissions, clock)
         self.jobs = JobActions(self)  # preview, cancel, restart, prune
         self.updates = Updates(self)  # rolling updates: each tick's step, rollbacks
         self.quiet = QuietTicks()  # ticks that may skip planning (nothing changed since one that decided nothing)
+        # Tasks of jobs submitted since the last plan, while nothing else was committed (None: something
+        # else was, so the next plan looks at everything): a tick may plan only these (taskorg.master.quiet).
+        self.fresh_tasks: set[str] | None = set()
         self.names = NamePusher(config, secret, self.pool)  # service names in the cluster DNS
         # The state and living nodes the service names were last built from, and when (monotonic).
         self.served: tuple[Any, float] | None = None
@@ -174,21 +177,33 @@ class Engine:
         return not_master_message(self.config, *self.current_master())
 
     # ---- committing -----------------------------------------------------------------------
-    def commit(self, records: Iterable[Record | state.Change]) -> int:
+    def commit(self, records: Iterable[Record | state.Change], added_tasks: Iterable[str] | None = None) -> int:
+        """Commit records fenced by the lease. `added_tasks`: what they add is only these new tasks (a
+        submission) or nothing that frees room (a tick's own decisions, `()`); None: anything."""
         records = list(records)
         if not records:
             return self.store.position()[1]
         with self.lock:
             self.require_active()
             seq = self.store.commit(state.records_to_changes(self.store, records), self.role.epoch)
+            if added_tasks is None:
+                self.fresh_tasks = None
+            elif self.fresh_tasks is not None:
+                self.fresh_tasks.update(added_tasks)
         self.replicator.notify(seq)
         metrics.count_events(r.event for r in records if isinstance(r, HistoryEvent))
         return seq
 
-    def _commit_with_task_status(self, records: list[Record]) -> None:
+    def commit_submissions(self, records: Iterable[Record | state.Change], only_new_jobs: bool) -> int:
+        """A group commit's records (taskorg.master.submissions): new jobs only, or with updates."""
+        records = list(records)
+        added = [r.id for r in records if isinstance(r, state.Task)] if only_new_jobs else None
+        return self.commit(records, added)
+
+    def _commit_with_task_status(self, records: list[Record], added_tasks: Iterable[str] | None = None) -> None:
         """Commit instance records plus the status of every task they touch."""
         if records:
-            self.commit(state.with_task_status(self.store, records, self.clock()))
+            self.commit(state.with_task_status(self.store, records, self.clock()), added_tasks)
 
     # ---- activation (recovery) -----------------------------------------------------------
     def activate(self, epoch: int) -> None:
@@ -292,8 +307,13 @@ class Engine:
             back = membership.alive - self.membership.alive if self.membership is not None else frozenset()
             self.membership = membership
             starts: list[tuple[str, str, StartOrder]] = []
-            if records or not self.quiet.may_skip(self._tick_inputs(membership), now):
-                starts = self._plan(membership, records, now)
+            inputs = self._tick_inputs(membership)
+            if records or not self.quiet.may_skip(inputs, now):
+                fresh = self.fresh_tasks
+                if not records and fresh is not None and self.quiet.only_position_moved(inputs, now):
+                    starts = self._plan(membership, [], now, only=fresh)
+                else:
+                    starts = self._plan(membership, records, now)
             self.updates.step()  # rolling updates: the next batch, a completion, a rollback
             addresses = {m["node"]: m["address"] for m in self.members.members() if m["node"] in membership.alive}
             served = self._served_instances(membership, addresses)
@@ -310,17 +330,25 @@ class Engine:
             self.pool.submit(self._start, str(node), address, order)
         self.jobs.prune_if_due()
 
-    def _plan(self, membership: Membership, records: list[Record], now: float) -> list[tuple[str, str, StartOrder]]:
-        """Plan and commit one tick (under the lock); the start orders to send."""
-        rows = state.instances_to_plan(self.store, membership.usable)
+    def _plan(self, membership: Membership, records: list[Record], now: float,
+              only: set[str] | None = None) -> list[tuple[str, str, StartOrder]]:
+        """Plan and commit one tick (under the lock); the start orders to send. `only`: plan just these
+        new tasks' instances, the earlier decisions standing (taskorg.master.quiet)."""
+        rows = state.instances_to_plan(self.store, membership.usable, only)
+        self.fresh_tasks = set()
         waiting = {str(r.job) for r in rows if r.status == "waiting"}
         dependencies = state.dependency_states(self.store, waiting)
         decided = plan(rows, membership, dependencies, self._spec_of, self.node_views, now,
                        state.healthy_tasks(self.store, waiting))
+        handed_in = bool(records)
         records = records + decided.records + state.reason_records(self.store, decided.reasons, now)
-        self._commit_with_task_status(records)
-        self.quiet.planned(self._tick_inputs(membership), not records and not decided.placements,
-                           next_due(rows, now), now)
+        # The tick's own decisions take room or say why not; records handed in (a death) may free some.
+        self._commit_with_task_status(records, None if handed_in else ())
+        if only is not None:
+            self.quiet.moved_on(self._tick_inputs(membership))
+        else:
+            self.quiet.planned(self._tick_inputs(membership), not records and not decided.placements,
+                               next_due(rows, now), now)
         return [(str(p.instance.node), p.address, state.start_order(self.store, p.instance, p.spec, self.role.epoch))
                 for p in decided.placements]
 

@@ -10,6 +10,12 @@ time-based change, and at least every RESYNC_SECONDS anyway: an input this key
 does not name (a telemetry field placement may learn to read) then delays a
 decision by at most that long, never forever.
 
+Submissions move the state on every commit. When nothing but new jobs was
+committed since such a tick (the engine keeps their task ids), the earlier
+decisions still hold, since new work takes room and frees none: the tick then
+plans only the new jobs' instances. Before, 1,000 pending tasks that fit
+nowhere were read and weighed again after every submission.
+
 Pure: the engine hands in the inputs and the clock.
 """
 
@@ -70,6 +76,19 @@ class QuietTicks:
             self.inputs, self.until = inputs, min(now + self.resync, due)
         else:
             self.inputs, self.until = None, 0.0
+
+    def only_position_moved(self, inputs: TickInputs, now: float) -> bool:
+        """Whether, since the last tick that decided nothing and within its time, only the state moved
+        (the engine then plans just what was submitted meanwhile, when nothing else was committed)."""
+        return (self.inputs is not None and now < self.until and inputs.membership == self.inputs.membership
+                and inputs.capacity == self.inputs.capacity)
+
+    def moved_on(self, inputs: TickInputs | None) -> None:
+        """After planning only new submissions: the earlier decisions still hold at the new position (new
+        work takes room, it frees none), until the same deadline: a full plan still comes at least every
+        RESYNC_SECONDS."""
+        if self.inputs is not None and inputs is not None:
+            self.inputs = inputs
 
     def forget(self) -> None:
         """Plan on the next tick whatever the inputs (a role change, an activation)."""

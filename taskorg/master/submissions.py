@@ -34,11 +34,11 @@ class Submission:
 
 
 class GroupCommit:
-    def __init__(self, lock: ContextManager[Any], store: Store, commit: Callable[[Iterable[Record]], int],
+    def __init__(self, lock: ContextManager[Any], store: Store, commit: Callable[[Iterable[Record], bool], int],
                  clock: Callable[[], float]) -> None:
         self.lock = lock  # the engine's: a group forms while it is busy
         self.store = store
-        self.commit = commit
+        self.commit = commit  # (records, whether they are new jobs only: no update among them)
         self.clock = clock
         self.waiting_lock = threading.Lock()
         self.waiting: list[Submission] = []
@@ -65,6 +65,7 @@ class GroupCommit:
         records: list[Record] = []
         by_request: dict[str, dict[str, Any]] = {}
         self.updated = {}
+        updates = False
         for sub in batch:
             known = state.job_by_request(self.store, sub.request_id) if sub.request_id else None
             if known:
@@ -73,6 +74,7 @@ class GroupCommit:
             elif sub.request_id in by_request or sub.request_id in self.updated:  # the same request again
                 sub.answer = {**(by_request.get(sub.request_id) or self.updated[sub.request_id]), "repeated": True}
             elif self._as_update(sub, records, now):
+                updates = True
                 continue
             else:
                 job_records, sub.answer = state.job_records(sub.job, sub.source, sub.request_id, now)
@@ -80,7 +82,7 @@ class GroupCommit:
                 if sub.request_id:
                     by_request[sub.request_id] = sub.answer
         try:
-            seq = self.commit(records)
+            seq = self.commit(records, not updates)
         except BaseException as exc:
             for sub in batch:
                 sub.answer, sub.error = None, exc

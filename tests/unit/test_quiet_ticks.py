@@ -88,3 +88,45 @@ def test_a_submission_after_quiet_ticks_is_placed_on_the_next_tick(harness: Tick
     small = harness.submit("name: small\nimage: busybox\n")["tasks"][0]["id"]
     harness.tick()
     assert harness.instances(small)[0].status in ("starting", "running")
+
+
+def test_only_the_position_moved_within_the_quiet_time_and_a_partial_plan_keeps_the_deadline() -> None:
+    quiet = QuietTicks()
+    assert not quiet.only_position_moved(INPUTS, 100.0)  # no quiet tick yet
+    quiet.planned(INPUTS, decided_nothing=True, due=math.inf, now=100.0)
+    moved = TickInputs((1, 12), INPUTS.membership, INPUTS.capacity)
+    assert quiet.only_position_moved(moved, 100.5)
+    assert not quiet.only_position_moved(TickInputs((1, 12), Membership(frozenset(), frozenset()), INPUTS.capacity),
+                                         100.5)
+    quiet.moved_on(moved)
+    assert quiet.may_skip(moved, 100.6)
+    assert not quiet.only_position_moved(moved, 100.0 + RESYNC_SECONDS)  # the full plan still comes
+
+
+def test_after_quiet_ticks_a_submission_is_planned_alone_and_anything_else_plans_everything(
+        harness: TickHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    planned: list[int] = []
+    real = state.instances_to_plan
+
+    def counting(store, usable, only_tasks=None):  # type: ignore[no-untyped-def]
+        rows = real(store, usable, only_tasks)
+        planned.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(state, "instances_to_plan", counting)
+    for n in range(5):
+        harness.submit(f"name: big{n}\nimage: busybox\nresources: {{cpus: 16}}\n")
+    harness.tick()
+    harness.tick()
+    assert planned[0] == 5
+    planned.clear()
+    small = harness.submit("name: small\nimage: busybox\n")["tasks"][0]["id"]
+    harness.tick()
+    assert planned == [1]  # the new one alone: the five still fit nowhere
+    assert harness.instances(small)[0].status in ("starting", "running")
+    planned.clear()
+    harness.engine.telemetry_book.store("node1", Telemetry(cpu_count=128, memory_total=64 * GiB))
+    harness.tick()
+    assert planned and planned[0] >= 5  # a node grew: everything is weighed again, and the big ones fit
+    assert all(harness.instances(t["id"])[0].status in ("starting", "running")
+               for t in harness.engine.store.rows("SELECT id FROM tasks WHERE name LIKE 'big%'"))

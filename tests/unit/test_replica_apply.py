@@ -117,7 +117,7 @@ def test_an_empty_snapshot_does_not_wipe_the_state(harness: TickHarness) -> None
 
 def test_an_older_snapshot_never_replaces_a_newer_state(harness: TickHarness) -> None:
     old = harness.store.snapshot()
-    harness.submit(JOB)
+    harness.submit(JOB.replace("job: demo", "job: demo-2"))  # a new job (the same name would be an update)
     harness.engine.role = Role(active=False, epoch=1)
     before = harness.store.snapshot()
     answer = apply(harness, {"epoch": 1, "snapshot": old})

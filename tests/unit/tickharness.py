@@ -113,9 +113,7 @@ class TickHarness:
     def submit(self, yaml: str) -> dict[str, Any]:
         """Store a job as a submission does (without waiting for standbys: there are none)."""
         job = parse_spec_text(yaml, source="harness.yaml")
-        records, answer = state.job_records(job, "harness.yaml", None, self.now)
-        answer["seq"] = self.engine.commit(records)
-        return answer
+        return self.engine.group_commit.submit(job, "harness.yaml", None)
 
     def tick(self, advance: float = 0.2) -> None:
         self.now += advance
