@@ -1,7 +1,7 @@
 """A job run every few tens of milliseconds, or when it is due, on a thread of its own.
 
 apscheduler suits the slow jobs (seconds apart). For the frequent ones (the
-DNS service's 50 ms tick, a node's heartbeat every 100 ms) each run went from
+DNS service's tick, a node's heartbeat every 100 ms) each run went from
 apscheduler's scheduler thread to a pool thread, with its date arithmetic:
 two wake-ups and a GIL hand-off per run, a visible part of an idle service
 (py-spy). One thread waiting on an event costs one wake-up per run.
