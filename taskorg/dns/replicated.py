@@ -199,6 +199,10 @@ class ReplicatedRegistry:
         return SyncObj(self_node, [f"{v}:{self.port}" for v in voters if v != self.me], conf, consumers=[book]), book
 
     def _state_changed(self, old: int, new: int) -> None:
+        """PySyncObj's onStateChanged (leader, follower, candidate): the arbiter role may have moved."""
+        self._notify()
+
+    def _notify(self) -> None:
         if self.on_change is not None:
             self.on_change()
 
@@ -261,7 +265,7 @@ class ReplicatedRegistry:
                 self.book = pending[1]
                 self._swaps += 1
                 self._pending = None
-                self._state_changed(0, 0)
+                self._notify()  # reads now come from the new replica
             return
         recorded = self.recorded_voters()
         if not recorded:

@@ -66,6 +66,8 @@ class DnsService:
         self.secret = secret
         self.lock = threading.RLock()
         self.wake = threading.Event()  # runs the tick now (taskorg.dns.due: what it waits for)
+        # The spans the tick compares heartbeats against: the lease (candidates), node_dead_after (deaths,
+        # and the wait for a fresher late standby: `wait_for_fresher` in _take_over).
         self.spans = due.thresholds(config.lease_timeout, config.node_dead_after, config.node_dead_after)
         self.registry = ReplicatedRegistry(config.dns_address, voters_of(config), config.raft_port,
                                            Path(config.state_dir) / "dns" / "raft", on_change=self.wake.set)
