@@ -31,6 +31,9 @@ from taskorg.net.server import ApiError
 from taskorg.protocol import BeatDatagram, BeatReply, Heartbeat, HeartbeatAnswer
 
 log = get_logger("dns")
+# The counters' children, looked up once (labels() takes a lock and builds a key on every call).
+_COUNTED = {outcome: metrics.BEAT_DATAGRAMS.labels(outcome) for outcome in ("answered", "challenged", "refused",
+                                                                           "dropped")}
 MAX_NODES = 10_000  # challenges kept at most (only sealed datagrams, from holders of the key, make one)
 
 
@@ -64,21 +67,21 @@ def answer_datagram(data: bytes, key: bytes, challenges: Challenges,
     try:
         datagram = unseal(key, REQUEST, data, BeatDatagram)
     except DatagramError:
-        metrics.BEAT_DATAGRAMS.labels("dropped").inc()
+        _COUNTED["dropped"].inc()
         return None
     node = datagram.beat.node
     if not challenges.valid(node, datagram.proof):
-        metrics.BEAT_DATAGRAMS.labels("challenged").inc()
+        _COUNTED["challenged"].inc()
         return seal(key, REPLY, BeatReply(ask=datagram.ask, challenge=challenges.current_for(node), status=401,
                                           message="prove freshness: send again with this challenge"))
     challenge = challenges.renew(node)
     try:
         result = answer(datagram.beat)
     except ApiError as exc:
-        metrics.BEAT_DATAGRAMS.labels("refused").inc()
+        _COUNTED["refused"].inc()
         return seal(key, REPLY, BeatReply(ask=datagram.ask, challenge=challenge, status=exc.status,
                                           message=exc.message[:300]))
-    metrics.BEAT_DATAGRAMS.labels("answered").inc()
+    _COUNTED["answered"].inc()
     return seal(key, REPLY, BeatReply(ask=datagram.ask, challenge=challenge, answer=result))
 
 

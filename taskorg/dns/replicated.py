@@ -62,7 +62,10 @@ class NoQuorum(Exception):
 class ClusterBook(SyncObjConsumer):
     """The replicated state. Its @replicated methods run on every replica, in log order."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+        # Set before SyncObjConsumer's __init__, which keeps the attributes it finds out of the
+        # replicated state (a callback is this process's, not the cluster's).
+        self._on_change = on_change
         super().__init__()
         self.members: dict[int, dict[str, Any]] = {}
         self.epoch = 0
@@ -130,14 +133,26 @@ class ClusterBook(SyncObjConsumer):
 
     def _changed(self) -> None:
         self.applied += 1
+        if self._on_change is not None:
+            self._on_change()  # on the engine's thread: it only sets an event (the DNS tick's wake-up)
+
+    def _deserialize(self, data: dict[str, Any]) -> None:
+        """The whole state, loaded from a dump or sent by the leader: a change like any other."""
+        super()._deserialize(data)
+        if self._on_change is not None:
+            self._on_change()
 
 
 class ReplicatedRegistry:
     """The registry's interface (`taskorg.dns.store.Registry`) over the replicated book."""
 
-    def __init__(self, me: str, voters: list[str], port: int, workdir: Path, write_timeout: float = 1.0) -> None:
+    def __init__(self, me: str, voters: list[str], port: int, workdir: Path, write_timeout: float = 1.0,
+                 on_change: Callable[[], None] | None = None) -> None:
+        """`on_change` is called (on the engine's thread; keep it short) when this replica applied a
+        change, loaded a whole state, swapped its engine, or its engine's Raft state changed."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.me = me
+        self.on_change = on_change
         self.port = port
         self.workdir = workdir
         self.write_timeout = write_timeout
@@ -147,6 +162,7 @@ class ReplicatedRegistry:
         self.engine, self.book = self._engine(known)
         self._members: tuple[tuple[int, int], list[Member]] | None = None  # (book, applied index) -> members
         self.voting = me in known
+        self._voters: tuple[tuple[frozenset[str], bool], list[str]] | None = None  # (engine's nodes) -> voters
         self._swaps = 0
         self._pending: tuple[SyncObj, ClusterBook] | None = None  # a new engine, until it has caught up
 
@@ -177,16 +193,31 @@ class ReplicatedRegistry:
             dynamicMembershipChange=True,  # dead voters are replaced (taskorg.dns.autopilot)
             journalFile=str(journal) if voting else None,
             fullDumpFile=str(dump) if voting else None,
+            onStateChanged=self._state_changed,  # leader, follower, candidate: the arbiter role may move
         )
-        book = ClusterBook()
+        book = ClusterBook(self.on_change)
         return SyncObj(self_node, [f"{v}:{self.port}" for v in voters if v != self.me], conf, consumers=[book]), book
+
+    def _state_changed(self, old: int, new: int) -> None:
+        """PySyncObj's onStateChanged (leader, follower, candidate): the arbiter role may have moved."""
+        self._notify()
+
+    def _notify(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     # ---- the voter set ---------------------------------------------------------------------
     @property
     def voters(self) -> list[str]:
         """The group's voters as this member's engine knows them, in address order."""
-        found = {node.address.rsplit(":", 1)[0] for node in self.engine.otherNodes}  # a replica may list itself
-        return sorted(found | ({self.me} if self.voting else set()), key=ipaddress.ip_address)
+        found = frozenset(node.address for node in self.engine.otherNodes)
+        key = (found, self.voting)
+        cached = self._voters
+        if cached is None or cached[0] != key:  # every heartbeat asks (is_arbiter): parse on change only
+            addresses = {a.rsplit(":", 1)[0] for a in found}  # a replica may list itself
+            cached = self._voters = (key, sorted(addresses | ({self.me} if self.voting else set()),
+                                                 key=ipaddress.ip_address))
+        return list(cached[1])
 
     def recorded_voters(self) -> list[str]:
         """The voter set last recorded in the replicated state (empty before the first record)."""
@@ -234,6 +265,7 @@ class ReplicatedRegistry:
                 self.book = pending[1]
                 self._swaps += 1
                 self._pending = None
+                self._notify()  # reads now come from the new replica
             return
         recorded = self.recorded_voters()
         if not recorded:

@@ -6,10 +6,14 @@ the consensus group is the arbiter: it grants the master lease and makes
 every decision; the others relay such requests to it (`taskorg.dns.relay`).
 One lock serialises every decision (registration, heartbeat, election), so
 the arbiter's state, the committed epoch and the published record always
-agree. Ticks run every 50 ms on a thread of their own (taskorg.net.loops;
-the slow jobs on apscheduler): election latency is a direct part of failover time, and a replica publishes what it applied on its next
-tick. The HTTP routes are in `taskorg.dns.api`, the publishing of records
-in `taskorg.dns.records`.
+agree. The tick runs on a thread of its own (taskorg.net.loops) when it is
+due, not on a fixed beat (`taskorg.dns.due`): at the next moment time alone
+changes a decision (a lease expiry, a node's death), or at once when a
+change is applied to the replica, a silent node is heard from again, or the
+Raft leadership moves; at least every second. Election latency is a direct
+part of failover time: an expired lease is seen at its expiry. The slow jobs
+run on apscheduler. The HTTP routes are in `taskorg.dns.api`, the
+publishing of records in `taskorg.dns.records`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from taskorg.config import Config
+from taskorg.dns import due
 from taskorg.dns.api import create_app
 from taskorg.dns.arbiter import Arbiter, Election, Liveness
 from taskorg.dns.autopilot import VOTER_CHECK_SECONDS, Autopilot
@@ -36,7 +41,7 @@ from taskorg.dns.watch import MembershipWatch
 from taskorg.logs import get_logger
 from taskorg.metrics import dns as metrics
 from taskorg.net.datagrams import datagram_key
-from taskorg.net.loops import run_every
+from taskorg.net.loops import run_when_due
 from taskorg.net.server import ApiError, serve
 from taskorg.protocol import Heartbeat, HeartbeatAnswer, Lease, ProtocolError, checked_address
 from taskorg.secret import read_secret
@@ -44,7 +49,6 @@ from taskorg.secret import read_secret
 # How far ahead of the arbiter's epoch a heartbeat's replica position may be (see heartbeat).
 MAX_EPOCH_AHEAD = 1000
 log = get_logger("dns")
-TICK_SECONDS = 0.05
 RECORD_CHECK_SECONDS = 1.0
 WITNESS_OFFER_SECONDS = 2.0
 
@@ -61,8 +65,12 @@ class DnsService:
         self.config = config
         self.secret = secret
         self.lock = threading.RLock()
+        self.wake = threading.Event()  # runs the tick now (taskorg.dns.due: what it waits for)
+        # The spans the tick compares heartbeats against: the lease (candidates), node_dead_after (deaths,
+        # and the wait for a fresher late standby: `wait_for_fresher` in _take_over).
+        self.spans = due.thresholds(config.lease_timeout, config.node_dead_after, config.node_dead_after)
         self.registry = ReplicatedRegistry(config.dns_address, voters_of(config), config.raft_port,
-                                           Path(config.state_dir) / "dns" / "raft")
+                                           Path(config.state_dir) / "dns" / "raft", on_change=self.wake.set)
         # Set only while this service is the arbiter (taken over from the committed decision).
         self.arbiter: Arbiter | None = None
         self.records = Records(config, secret, self.registry, self.lock)
@@ -135,7 +143,7 @@ class DnsService:
     # ---- lifecycle ----------------------------------------------------------
     def start(self) -> None:
         self.records.start()
-        run_every(TICK_SECONDS, self.tick, "dns-tick", self.stopping)
+        run_when_due(self.tick, "dns-tick", self.stopping, self.wake)
         self.scheduler.add_job(self.records.check, "interval", args=(lambda: self.arbiter,),
                                seconds=RECORD_CHECK_SECONDS, max_instances=1, coalesce=True)
         self.scheduler.add_job(self.tend_voters, "interval", seconds=VOTER_CHECK_SECONDS, max_instances=1,
@@ -150,6 +158,7 @@ class DnsService:
         if self.beats:
             self.beats.close()
         self.stopping.set()
+        self.wake.set()
         self.scheduler.shutdown(wait=False)
         self.registry.close()
 
@@ -196,6 +205,8 @@ class DnsService:
             if address and address != member.address:
                 self._committed(self.registry.register, member.identity, address, member.labels)
                 self.records.publish()
+            if due.revives(arbiter.members.get(node), self.spans, time.monotonic()):
+                self.wake.set()  # a candidate again, or back from the dead: the tick decides now
             answer = arbiter.heartbeat(node, replica, address)
             metrics.HEARTBEATS.inc()
             if answer.holder:
@@ -214,7 +225,8 @@ class DnsService:
             raise ApiError(400, str(exc)) from None
         return self.heartbeat(beat.node, address, (beat.replica.epoch, beat.replica.seq))
 
-    def tick(self) -> None:
+    def tick(self) -> float:
+        """Take over or step down, decide, publish; the seconds until the next tick is due."""
         with self.lock:
             leading = self.registry.is_arbiter()
             if leading and self.arbiter is None:
@@ -223,14 +235,19 @@ class DnsService:
                 log.warning("arbiter no more: another DNS service leads the consensus group, or none can",
                             extra={"address": self.config.dns_address})
                 self.arbiter = None
-            if self.arbiter is not None:
-                election = self.arbiter.tick()
+            arbiter = self.arbiter
+            if arbiter is not None:
+                election = arbiter.tick()
                 if election:
                     self.commit(election)
                 self._note_deaths()
                 if self.watch.wanted():
                     self.watch.observe(self._membership_key())
             self.records.catch_up()
+            # Settled: the Raft role and the arbiter role agree, so only deadlines and events matter.
+            settled = (self.arbiter is not None) == leading == self.registry.engine._isLeader()
+            now = time.monotonic()
+            return due.delay(due.next_due(self.arbiter, self.spans, now) if self.arbiter else None, now, settled)
 
     def _membership_key(self) -> tuple[Any, ...]:
         """What a master acts on, as one comparable value (taskorg.dns.watch)."""

@@ -48,7 +48,7 @@ def nonce() -> str:
 def seal(key: bytes, label: bytes, message: object) -> bytes:
     """`message` as a datagram: the label, the tag over label and payload, the JSON payload."""
     payload = encode(message)
-    tag = hmac.new(key, label + payload, hashlib.sha256).digest()
+    tag = hmac.digest(key, label + payload, "sha256")  # one C call (hmac.new is several in Python)
     return label + tag + payload
 
 
@@ -57,7 +57,7 @@ def unseal(key: bytes, label: bytes, data: bytes, kind: type[T]) -> T:
     if len(data) > MAX_DATAGRAM or not data.startswith(label) or len(data) < len(label) + TAG_BYTES:
         raise DatagramError("not a taskorg datagram of this kind")
     tag, payload = data[len(label):len(label) + TAG_BYTES], data[len(label) + TAG_BYTES:]
-    if not hmac.compare_digest(tag, hmac.new(key, label + payload, hashlib.sha256).digest()):
+    if not hmac.compare_digest(tag, hmac.digest(key, label + payload, "sha256")):
         raise DatagramError("bad tag: not sealed with this cluster's key")
     try:
         return decode(payload, kind)

@@ -1,7 +1,7 @@
-"""A job run every few tens of milliseconds on a thread of its own.
+"""A job run every few tens of milliseconds, or when it is due, on a thread of its own.
 
 apscheduler suits the slow jobs (seconds apart). For the frequent ones (the
-DNS service's 50 ms tick, a node's heartbeat every 100 ms) each run went from
+DNS service's tick, a node's heartbeat every 100 ms) each run went from
 apscheduler's scheduler thread to a pool thread, with its date arithmetic:
 two wake-ups and a GIL hand-off per run, a visible part of an idle service
 (py-spy). One thread waiting on an event costs one wake-up per run.
@@ -36,6 +36,31 @@ def run_every(interval: float, job: Callable[[], None], name: str, stop: threadi
             due = max(due + interval, time.monotonic())  # late: once at once, then on from now
             if stop.wait(max(0.0, due - time.monotonic())):
                 return
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def run_when_due(job: Callable[[], float], name: str, stop: threading.Event, wake: threading.Event,
+                 retry: float = 0.05) -> threading.Thread:
+    """Start a daemon thread that calls `job`, which returns the seconds until it is next due, and
+    sleeps that long or until `wake` is set (set `wake` too when setting `stop`).
+
+    For a job whose work is known in advance (deadlines) or announced (events):
+    it wakes when there is something to do, not on a fixed beat. `wake` is
+    cleared before each run, so an event during a run brings the next one at
+    once and none is lost. A run that raises is logged and retried after `retry`."""
+
+    def loop() -> None:
+        while not stop.is_set():
+            wake.clear()
+            try:
+                wait = job()
+            except Exception:
+                log.exception("periodic job failed", extra={"job": name})
+                wait = retry
+            wake.wait(max(0.0, wait))
 
     thread = threading.Thread(target=loop, name=name, daemon=True)
     thread.start()

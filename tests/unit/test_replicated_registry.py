@@ -100,3 +100,21 @@ def test_service_names_reach_every_replica_and_an_older_master_cannot_replace_th
     assert not group[1].set_services(2, {})  # a deposed master's late push
     assert group[2].set_services(4, {})  # the next master's
     until(lambda: all(r.services() == {} for r in group))
+
+
+def test_a_lone_voter_announces_its_leadership_and_every_applied_change(tmp_path: Path) -> None:
+    """The DNS tick sleeps until woken (taskorg.dns.due): the registry must announce what moves it,
+    and the callback stays this process's own, out of the replicated state."""
+    block = free_block()
+    calls: list[float] = []
+    registry = ReplicatedRegistry(f"{block}.1", [f"{block}.1"], PORT, tmp_path / "lone",
+                                  on_change=lambda: calls.append(time.monotonic()))
+    try:
+        until(registry.is_arbiter, "the lone voter to lead")
+        assert calls, "becoming leader wakes the tick"
+        before, applied = len(calls), registry.applied
+        registry.register("aa:01@x", "127.0.0.9", {})
+        assert registry.applied > applied and len(calls) > before
+        assert "_on_change" not in registry.book._serialize()
+    finally:
+        registry.close()
