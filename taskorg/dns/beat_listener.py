@@ -14,7 +14,17 @@ arbiter) gets the current challenge back and no lease (status 401); the node
 sends again at once, one round trip more. A rejected proof never changes
 the challenge, so replays cannot knock a live node's next beat out.
 
-`Challenges` is pure; `BeatListener` is the socket and its thread.
+On a busy arbiter the datagrams are answered in small batches: above
+COALESCE_RATE datagrams a second the thread lets LINGER pass after each
+batch, and reads everything that arrived meanwhile in one wake-up. Each
+wake-up of an idle process cost far more than the answer itself (about
+270 against 35 µs of CPU per datagram, measured with 20 nodes beating ten
+times a second), so a wake-up per datagram was most of the DNS node's idle
+cost. A reply then comes up to LINGER later; the lease counts from when the
+node sent its datagram, so a late reply shortens no lease beyond the wait.
+Below the rate, every datagram is answered at once, as before.
+
+`Challenges` and `Coalescing` are pure; `BeatListener` is the socket and its thread.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from __future__ import annotations
 import hmac
 import socket
 import threading
+import time
 from typing import Callable
 
 from taskorg.logs import get_logger
@@ -35,6 +46,8 @@ log = get_logger("dns")
 _COUNTED = {outcome: metrics.BEAT_DATAGRAMS.labels(outcome) for outcome in ("answered", "challenged", "refused",
                                                                            "dropped")}
 MAX_NODES = 10_000  # challenges kept at most (only sealed datagrams, from holders of the key, make one)
+COALESCE_RATE = 100.0  # datagrams a second above which they are read in batches (10 nodes at the default beat)
+LINGER = 0.02  # seconds let pass after a batch, at that rate: well inside a beat's reply wait (50 ms or more)
 
 
 class Challenges:
@@ -85,6 +98,25 @@ def answer_datagram(data: bytes, key: bytes, challenges: Challenges,
     return seal(key, REPLY, BeatReply(ask=datagram.ask, challenge=challenge, answer=result))
 
 
+class Coalescing:
+    """How long to let datagrams gather after a batch: LINGER while the last whole second saw more than
+    COALESCE_RATE of them, else nothing (each is answered at once)."""
+
+    def __init__(self, rate: float = COALESCE_RATE, linger: float = LINGER, window: float = 1.0) -> None:
+        self.rate, self.linger, self.window = rate, linger, window
+        self.started = 0.0
+        self.count = 0
+        self.busy = False
+
+    def after(self, handled: int, now: float) -> float:
+        """Seconds to wait before reading again, after a batch of `handled` datagrams at `now`."""
+        if now - self.started >= self.window:
+            self.busy = self.started > 0 and self.count / (now - self.started) > self.rate
+            self.started, self.count = now, 0
+        self.count += handled
+        return self.linger if self.busy else 0.0
+
+
 class BeatListener:
     """The UDP socket on `address:port` and the thread that answers it, one datagram at a time."""
 
@@ -94,6 +126,7 @@ class BeatListener:
         self.key = key
         self.answer = answer
         self.challenges = Challenges()  # touched by the one serving thread only
+        self.coalescing = Coalescing()
         self.thread = threading.Thread(target=self._serve, name="beat-listener", daemon=True)
 
     def start(self) -> None:
@@ -110,11 +143,26 @@ class BeatListener:
                 data, source = self.sock.recvfrom(MAX_DATAGRAM + 1)
             except OSError:
                 return  # closed
-            try:
-                reply = answer_datagram(data, self.key, self.challenges, self.answer)
-                if reply is not None:
-                    self.sock.sendto(reply, source)
-            except OSError as exc:
-                log.info("heartbeat reply not sent", extra={"to": str(source[0]), "error": str(exc)})
-            except Exception:  # one bad datagram must never stop the listener
-                log.exception("heartbeat datagram failed", extra={"from": str(source[0])})
+            handled = 0
+            while True:  # this one and every one already waiting, in one wake-up
+                self._answer(data, source)
+                handled += 1
+                try:
+                    data, source = self.sock.recvfrom(MAX_DATAGRAM + 1, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    return  # closed
+            linger = self.coalescing.after(handled, time.monotonic())
+            if linger:
+                time.sleep(linger)
+
+    def _answer(self, data: bytes, source: tuple[str, int]) -> None:
+        try:
+            reply = answer_datagram(data, self.key, self.challenges, self.answer)
+            if reply is not None:
+                self.sock.sendto(reply, source)
+        except OSError as exc:
+            log.info("heartbeat reply not sent", extra={"to": str(source[0]), "error": str(exc)})
+        except Exception:  # one bad datagram must never stop the listener
+            log.exception("heartbeat datagram failed", extra={"from": str(source[0])})

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from taskorg.dns.beat_listener import BeatListener, Challenges, answer_datagram
+from taskorg.dns.beat_listener import BeatListener, Challenges, Coalescing, answer_datagram
 from taskorg.net.datagrams import REPLY, REQUEST, DatagramError, datagram_key, seal, unseal
 from taskorg.net.server import ApiError
 from taskorg.node.beat_sender import BeatRefused, BeatSender
@@ -144,3 +144,52 @@ def test_nothing_listening_means_https_this_time() -> None:
         assert sender.send("127.0.0.1", BEAT) is None
     finally:
         sender.close()
+
+
+def test_datagrams_gather_only_while_the_last_second_was_busy() -> None:
+    coalescing = Coalescing(rate=100.0, linger=0.02, window=1.0)
+    assert coalescing.after(1, 10.0) == 0.0  # nothing measured yet
+    for n in range(1, 30):
+        assert coalescing.after(1, 10.0 + n / 30) == 0.0  # 30 a second: each answered at once
+    assert coalescing.after(1, 11.0) == 0.0
+    for n in range(1, 200):
+        coalescing.after(1, 11.0 + n / 200)
+    assert coalescing.after(1, 12.0) == 0.02  # 200 in the last second: gather for 20 ms
+    assert coalescing.after(40, 12.5) == 0.02
+    assert coalescing.after(1, 13.0) == 0.0  # it calmed down (41 in that second)
+
+
+def test_a_busy_listener_answers_every_sender_in_batches(listener: BeatListener) -> None:
+    """Twenty senders beating every 5 ms: the listener is busy and gathers, and each beat is answered."""
+    import threading
+    import time
+
+    listener.coalescing = coalescing = Coalescing(rate=100.0, linger=0.02, window=0.1)
+    lingered: list[float] = []
+    measure = coalescing.after
+    coalescing.after = lambda handled, now: lingered.append(measure(handled, now)) or lingered[-1]  # type: ignore[method-assign]
+    answered: list[float] = []
+    lock = threading.Lock()
+
+    def node(number: int) -> None:
+        sender = sender_to(listener, wait=0.5)
+        beat = Heartbeat(node=f"node{number}", address="127.0.0.1", replica=ReplicaPosition(1, 5))
+        try:
+            for _ in range(40):
+                began = time.monotonic()
+                assert sender.send("127.0.0.1", beat) is not None
+                with lock:
+                    answered.append(time.monotonic() - began)
+                time.sleep(0.005)
+        finally:
+            sender.close()
+
+    threads = [threading.Thread(target=node, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(answered) == 800
+    assert any(lingered)  # it did gather
+    assert len(lingered) < 800  # and read more than one datagram per wake-up
+    assert max(answered) < 0.5  # every reply inside the sender's wait
