@@ -55,6 +55,8 @@ MAX_START_ANSWERS = 50_000
 # Service names are rebuilt at most this often (seconds); a change is published within a tick after it
 # (the issue asks for 1 s).
 NAMES_EVERY = 0.5
+# A node whose slave could not be reached for a start is passed over this long (or until it reports).
+UNREACHABLE_REST = 5.0
 
 
 def parse_spec(text: str) -> TaskSpec:
@@ -100,6 +102,8 @@ class Engine:
         # Tasks of jobs submitted since the last plan, while nothing else was committed (None: something
         # else was, so the next plan looks at everything): a tick may plan only these (taskorg.master.quiet).
         self.fresh_tasks: set[str] | None = set()
+        # Nodes whose slave refused a start order, and until when placement passes them over.
+        self.unreachable: dict[str, float] = {}
         self.names = NamePusher(config, secret, self.pool)  # service names in the cluster DNS
         # The state and living nodes the service names were last built from, and when (monotonic).
         self.served: tuple[Any, float] | None = None
@@ -269,6 +273,7 @@ class Engine:
         with self.lock:
             if not self.role.valid():
                 return []
+            self.unreachable.pop(node, None)  # its slave is there again
             instances = state.instances_of_report(self.store, node, (c.task_id for c in containers), complete)
             result = reconcile(Listing(node, containers, complete, listed), instances, self._spec_of,
                                self.starts_in_flight, self.start_answers, self.clock())
@@ -365,11 +370,22 @@ class Engine:
         return state.served_instances(self.store)
 
     def _tick_inputs(self, membership: Membership) -> TickInputs:
-        return TickInputs(self.store.position(), membership, capacity_key(self.members.placeable(), self.telemetry))
+        return TickInputs(self.store.position(), membership, capacity_key(self._placeable(), self.telemetry))
+
+    def _placeable(self) -> list[dict[str, Any]]:
+        """The members placement may choose: alive, active, and not resting after their slave could not
+        be reached (UNREACHABLE_REST). A revived node whose slave was not up yet drew every task to it
+        (the emptiest node) again and again: one task failed to start 34 times in a row, while two other
+        nodes had room."""
+        now = self.clock()
+        resting = {node for node, until in self.unreachable.items() if until > now}
+        if len(resting) != len(self.unreachable):
+            self.unreachable = {node: self.unreachable[node] for node in resting}
+        return [m for m in self.members.placeable() if m["node"] not in resting]
 
     def node_views(self) -> list[placement.NodeView]:
         """Placeable nodes (alive, active, reporting) with what is already reserved on them."""
-        views, wanted = node_views(self.members.placeable(), self.telemetry)
+        views, wanted = node_views(self._placeable(), self.telemetry)
         for node in wanted:
             self.telemetry_book.ask(node)
         live = [(task_id, node) for task_id, node in state.live_placements(self.store) if node in views]
@@ -422,6 +438,7 @@ class Engine:
             if not inst or inst.node != node or inst.attempt != order.attempt or inst.status != "starting":
                 return
             now = self.clock()
+            self.unreachable[node] = now + UNREACHABLE_REST  # its slave is not there: place elsewhere meanwhile
             records: list[Record] = [inst.but(status="pending", node=None, not_before=now + 1.0, updated_at=now),
                                      HistoryEvent(inst.task_id, inst.idx, "start_failed", node,
                                                   f"slave unreachable: {error}", now)]

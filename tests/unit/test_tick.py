@@ -7,7 +7,9 @@ import json
 
 from tickharness import TickHarness
 
-from taskorg.protocol import ContainerState
+from taskorg.master.engine import UNREACHABLE_REST
+from taskorg.net.client import ServiceUnavailable
+from taskorg.protocol import ContainerState, StartOrder
 
 
 def test_a_submission_is_placed_spread_started_and_running_after_one_tick(harness: TickHarness) -> None:
@@ -120,3 +122,27 @@ def test_a_node_alive_again_is_listed_at_once(harness: TickHarness) -> None:
     harness.set_members({"node1": "active", "node2": "active"})
     harness.tick()
     assert harness.relists.asked == [("node2", 0.0)]
+
+
+def test_a_node_whose_slave_cannot_be_reached_is_passed_over_until_it_rests_or_reports(harness: TickHarness) -> None:
+    """A revived node whose slave is not up yet must not draw every start to itself: the task runs on
+    another node at its next try, and the node takes work again once its rest is over."""
+    answer = harness.slaves.start
+
+    def node2_down(address: str, order: StartOrder) -> ContainerState:
+        if address == "127.0.9.3":  # node2's slave
+            raise ServiceUnavailable("https://127.0.9.3:23334/v1/containers: connection refused")
+        return answer(address, order)
+
+    harness.slaves.start = node2_down  # type: ignore[method-assign]
+    tasks = [harness.submit(f"name: t{n}\nimage: busybox\n")["tasks"][0]["id"] for n in range(2)]
+    harness.tick()
+    assert sorted(harness.instances(t)[0].status for t in tasks) == ["pending", "running"]  # node2's start failed
+    assert "start_failed" in harness.events()
+    harness.tick(advance=1.1)  # past the failed start's delay: placed again, and not on node2
+    assert [(harness.instances(t)[0].status, harness.instances(t)[0].node) for t in tasks] == [("running", "node1")] * 2
+    harness.slaves.start = answer  # type: ignore[method-assign]
+    harness.tick(advance=UNREACHABLE_REST)
+    later = harness.submit("name: later\nimage: busybox\n")["tasks"][0]["id"]
+    harness.tick()
+    assert harness.instances(later)[0].node == "node2"  # rested: the emptier node again
