@@ -44,6 +44,7 @@ from taskorg.master.submissions import GroupCommit, Submission
 from taskorg.master.updates import Updates
 from taskorg.metrics import master as metrics
 from taskorg.net.client import ServiceError, ServiceUnavailable
+from taskorg import protocol
 from taskorg.protocol import (ContainerState, ProtocolError, ReplicaPosition, RoleAnswer, RolePush, StartOrder,
                               Telemetry)
 from taskorg.spec import JobSpec, TaskSpec
@@ -61,6 +62,7 @@ UNREACHABLE_REST = 5.0
 
 def parse_spec(text: str) -> TaskSpec:
     """A stored spec (our own canonical JSON) as a TaskSpec."""
+    protocol.ready(TaskSpec)  # first use from several threads at once crashed msgspec (protocol.ready)
     return msgspec.json.decode(text, type=TaskSpec)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from taskorg import protocol
 from taskorg.logs import get_logger
 from taskorg.master import rollout, state
 from taskorg.master.role import NotMaster
@@ -65,6 +66,7 @@ class Updates:
         for found in state.active_rollouts(store):
             task = state.task(store, found.task_id)
             target = engine.specs.get(task.id, task.spec)
+            protocol.ready(TaskSpec)
             previous = msgspec.json.decode(found.previous_spec, type=TaskSpec)
             decided = rollout.step(found, task, target, previous, state.instances(store, task.id), now)
             records += decided.records
