@@ -16,6 +16,11 @@ Three request shapes, each with 1 and 4 concurrent clients (threads):
 one task per request, a job of 10 tasks, a job of 50 tasks. Reported per
 shape: tasks/s, requests/s and request latency p50 / p99.
 
+Every request submits a job of a name of its own: a name that still runs would be
+taken as an update of that job, `unchanged`, with nothing committed or replicated
+(the figures before 2026-12-03 measured exactly that). An `update` answer counts as
+a failure.
+
 The submitted tasks ask for a node label no node has, so they stay pending
 and start no container: the figure is the API's, not dockerd's. Pending
 tasks stay in the master's scheduling tick (every tick looks at each one),
