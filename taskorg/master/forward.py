@@ -38,9 +38,10 @@ def install_forwarding(app: Flask, engine: "Engine") -> None:
             return None
         if request.headers.get(FORWARDED) or request.headers.get(NO_FORWARD):
             return None
-        if engine.named_master_by_dns():
-            # Elected, and the client found us through DNS, but our role has not arrived yet: forwarding
-            # to the master we knew would wait on a dead host. Answer here once we are active.
+        if engine.still_named() or engine.named_master_by_dns():
+            # Elected, and the client found us through DNS, but our role has not arrived yet (or our lease
+            # is a renewal late): forwarding to the master we knew would wait on a dead host. Answer here
+            # once we are active.
             engine.wait_active(ACTIVATION_WAIT)
             return None
         node, address = engine.current_master()

@@ -23,13 +23,18 @@ class ResolveError(Exception):
     """No cluster DNS server answered, or the answer had no record for the name."""
 
 
+class Unanswered(ResolveError):
+    """No cluster DNS server answered at all (a timeout, an unreachable server): says nothing about
+    the record, unlike an answer without it."""
+
+
 def resolve_at(config: Config, server: str, name: str, timeout: float = 0.5) -> list[str]:
     """Every A record for `name` at one DNS server (a UDP query, no cache)."""
     query = dns.message.make_query(name, dns.rdatatype.A)
     try:
         response = dns.query.udp(query, server, port=config.dns_port, timeout=timeout)
     except (dns.exception.Timeout, OSError) as exc:
-        raise ResolveError(f"cluster DNS {server}:{config.dns_port} did not answer for {name}: {exc}") from None
+        raise Unanswered(f"cluster DNS {server}:{config.dns_port} did not answer for {name}: {exc}") from None
     if response.rcode() != dns.rcode.NOERROR:
         raise ResolveError(f"{name}: {dns.rcode.to_text(response.rcode())} from {server}")
     addresses = [item.address for rrset in response.answer if rrset.rdtype == dns.rdatatype.A for item in rrset]
@@ -40,13 +45,16 @@ def resolve_at(config: Config, server: str, name: str, timeout: float = 0.5) -> 
 
 def resolve_all(config: Config, name: str, timeout: float = 0.5) -> list[str]:
     """Every A record for `name`: from the first DNS server in `config.dns_server_list` that answers."""
-    errors = []
+    errors, answered = [], False
     for server in config.dns_server_list:
         try:
             return resolve_at(config, server, name, timeout)
+        except Unanswered as exc:
+            errors.append(str(exc))
         except ResolveError as exc:
             errors.append(str(exc))
-    raise ResolveError("; ".join(errors))
+            answered = True
+    raise (ResolveError if answered else Unanswered)("; ".join(errors))
 
 
 def resolve_master(config: Config, timeout: float = 0.5) -> str:

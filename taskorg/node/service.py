@@ -25,7 +25,7 @@ from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.datagrams import datagram_key
 from taskorg.net.localchannel import ChannelError, Sender, role_channel_path
 from taskorg.net.loops import run_every
-from taskorg.net.resolve import ResolveError, resolve_master
+from taskorg.net.resolve import ResolveError, Unanswered, resolve_master
 from taskorg.net.server import create_service_app, serve
 from taskorg.net.sharedposition import PositionReader, position_path
 from taskorg.node.beat_sender import BeatRefused, BeatSender
@@ -234,7 +234,13 @@ class NodeService:
         """Decide the role; tell the master service on a change or a lease renewal (`push`)."""
         if resolve:
             try:
-                dns_master = resolve_master(self.config, timeout=0.3)
+                dns_master: str | None = resolve_master(self.config, timeout=0.3)
+            except Unanswered:
+                # No DNS server answered in time (a loaded machine): that says nothing about the record,
+                # so the last answer stands; the lease still bounds the role. Dropping it fenced a valid
+                # master for a beat and refused its clients.
+                with self.lock:
+                    dns_master = self.role.dns_master
             except ResolveError:
                 dns_master = None
             with self.lock:

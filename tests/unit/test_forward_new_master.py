@@ -28,16 +28,22 @@ class Role:
 class StandInEngine:
     """Elected (DNS names it) but its role arrives only after `delay`; it knows a dead old master."""
 
-    def __init__(self, named: bool, delay: float) -> None:
+    def __init__(self, named: bool, delay: float, lapsed: bool = False) -> None:
         self.role = Role()
         self.named = named
+        self.lapsed = lapsed
+        self.dns_asked = 0
         self.forward_attempts = 0
         timer = threading.Timer(delay, lambda: setattr(self.role, "active", True))
         timer.daemon = True
         timer.start()
 
     def named_master_by_dns(self) -> bool:
+        self.dns_asked += 1
         return self.named
+
+    def still_named(self) -> bool:
+        return self.lapsed and not self.role.valid()
 
     def wait_active(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -73,3 +79,12 @@ def test_a_standby_not_named_by_dns_looks_for_the_master_to_forward_to() -> None
     answer = app_for(engine).test_client().post("/v1/jobs")
     assert engine.forward_attempts == 1
     assert answer.get_json()["active"] is False
+
+
+def test_a_master_a_renewal_late_waits_for_it_without_asking_dns() -> None:
+    """Its lease lapsed a moment ago, the arbiter's last word still names it: a DNS look-up timing out on
+    a loaded machine must not turn that into "no master is active" for its client."""
+    engine = StandInEngine(named=False, delay=0.2, lapsed=True)
+    answer = app_for(engine).test_client().post("/v1/jobs")
+    assert answer.status_code == 201 and answer.get_json() == {"served_by": "this node", "active": True}
+    assert engine.forward_attempts == 0 and engine.dns_asked == 0

@@ -130,6 +130,21 @@ def test_a_new_epoch_counts_an_election_and_a_renewal_its_latency(harness: TickH
     assert master_metrics.ELECTIONS._value.get() == elections + 1
 
 
+def test_a_master_the_arbiter_still_names_is_worth_waiting_for_after_a_lapse(harness: TickHarness) -> None:
+    engine = harness.engine
+    engine.activated_epoch = 4
+    engine.role = Role(active=True, epoch=4, lease_until=time.monotonic() - 0.1, master="node1", node="node1")
+    assert not engine.role.valid() and engine.still_named()  # a renewal late: wait for it
+    engine.role = Role(active=False, epoch=4, lease_until=0.0, master="node1", node="node1")
+    assert engine.still_named()  # dropped for a beat by its node service, still named by the arbiter
+    engine.role = Role(active=False, epoch=5, lease_until=0.0, master="node2", node="node1")
+    assert not engine.still_named()  # another master now
+    engine.role = Role(active=False, epoch=5, lease_until=0.0, master="node1", node="node1")
+    assert not engine.still_named()  # named under an epoch it never acted on: activation decides
+    engine.role = Role(active=True, epoch=4, lease_until=time.monotonic() + 1, master="node1", node="node1")
+    assert not engine.still_named()  # valid: nothing to wait for
+
+
 def test_replication_lag_counts_changes_and_ages_the_oldest_missing_one(harness: TickHarness) -> None:
     replicator: Replicator = harness.engine.replicator
     replicator.running = True
