@@ -151,7 +151,7 @@ def client_routes(engine: Engine, streams: StreamSlots) -> Blueprint:
     @routes.get("/v1/jobs/<job_id>")
     def job(job_id: str) -> Any:
         engine.require_active()
-        return jsonify(job_detail(engine.store, job_id))
+        return jsonify(job_detail(engine.store, engine.reasons, job_id))
 
     @routes.post("/v1/jobs/<job_id>/rollback")
     def rollback(job_id: str) -> Any:
@@ -166,12 +166,12 @@ def client_routes(engine: Engine, streams: StreamSlots) -> Blueprint:
     def tasks() -> Any:
         engine.require_active()
         filters = {key: request.args.get(key) for key in ("state", "node", "name", "job")}
-        return jsonify(tasks=task_summaries(engine.store, **filters))
+        return jsonify(tasks=task_summaries(engine.store, engine.reasons, **filters))
 
     @routes.get("/v1/tasks/<task_id>")
     def task(task_id: str) -> Any:
         engine.require_active()
-        return jsonify(task_detail(engine.store, task_id))
+        return jsonify(task_detail(engine.store, engine.reasons, task_id))
 
     @routes.delete("/v1/tasks/<task_id>")
     def cancel(task_id: str) -> Any:

@@ -31,6 +31,7 @@ from taskorg.master.members import MemberCache
 from taskorg.master.names import NamePusher
 from taskorg.master.plan import Membership, membership_events, node_views, plan, reserve
 from taskorg.master.quiet import QuietTicks, TickInputs, capacity_key, next_due
+from taskorg.master.reasons import PendingReasons
 from taskorg.master.reconcile import RUNNING_GRACE, START_GRACE, Listing, reconcile
 from taskorg.master.relist import SLACK, Relister
 from taskorg.master.replication import Replicator
@@ -100,6 +101,7 @@ class Engine:
         self.group_commit = GroupCommit(self.lock, store, self.commit_submissions, clock)
         self.jobs = JobActions(self)  # preview, cancel, restart, prune
         self.updates = Updates(self)  # rolling updates: each tick's step, rollbacks
+        self.reasons = PendingReasons()  # why each pending task waits: in memory, not replicated
         self.quiet = QuietTicks()  # ticks that may skip planning (nothing changed since one that decided nothing)
         # Tasks of jobs submitted since the last plan, while nothing else was committed (None: something
         # else was, so the next plan looks at everything): a tick may plan only these (taskorg.master.quiet).
@@ -356,7 +358,9 @@ class Engine:
         decided = plan(rows, membership, dependencies, self._spec_of, self.node_views, now,
                        state.healthy_tasks(self.store, waiting))
         handed_in = bool(records)
-        records = records + decided.records + state.reason_records(self.store, decided.reasons, now)
+        records = records + decided.records
+        self.reasons.planned({r.task_id for r in rows}, {p.instance.task_id for p in decided.placements},
+                             decided.reasons, full=only is None)
         # The tick's own decisions take room or say why not; records handed in (a death) may free some.
         self._commit_with_task_status(records, None if handed_in else ())
         if only is not None:

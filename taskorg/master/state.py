@@ -271,19 +271,6 @@ def with_task_status(store: Store, records: list[Record], now: float) -> list[Re
     return records + rolled
 
 
-def reason_records(store: Store, reasons: dict[str, str], now: float) -> list[Record]:
-    """Tasks whose reason for not running changed (a pending task explains itself). The reasons stored
-    are read in one query per 500 tasks: a tick that places nothing of 1,000 tasks reads no whole row."""
-    ids = list(reasons)
-    stored: dict[str, str | None] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        for row in store.rows(f"SELECT id, reason FROM tasks WHERE id IN ({', '.join('?' * len(chunk))})", chunk):
-            stored[row["id"]] = row["reason"]
-    changed = [task_id for task_id in ids if task_id in stored and stored[task_id] != reasons[task_id]]
-    return [dataclasses.replace(task(store, task_id), reason=reasons[task_id], updated_at=now) for task_id in changed]
-
-
 def start_order(store: Store, inst: Instance, spec: TaskSpec, epoch: int) -> StartOrder:
     """What a slave needs to start `inst` (already placed): the spec and the task's environment."""
     seed = store.row("SELECT seed FROM jobs WHERE id = ?", (inst.job,)) or {}

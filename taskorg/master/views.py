@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from taskorg.master import history, state
+from taskorg.master.reasons import PendingReasons
 from taskorg.master.states import job_status
 from taskorg.master.store import Store
 
@@ -14,9 +15,11 @@ if TYPE_CHECKING:
     from taskorg.master.engine import Engine
 
 
-def task_summaries(store: Store, **filters: str | None) -> list[dict[str, Any]]:
-    """Tasks matching `filters` (state, node, name, job), newest first, with their instances."""
+def task_summaries(store: Store, reasons: PendingReasons, **filters: str | None) -> list[dict[str, Any]]:
+    """Tasks matching `filters` (state, node, name, job), newest first, with their instances and why
+    each pending one waits."""
     rows = state.task_summaries(store, **filters)
+    reasons.on(rows)
     for row in rows:
         row["instances"] = json.loads(row["instances"] or "[]")
         row["after"] = json.loads(row["after"] or "[]")
@@ -28,9 +31,9 @@ def job_summaries(store: Store, limit: int, before: float | None) -> list[dict[s
     return [job_row(row) for row in state.job_summaries(store, limit, before)]
 
 
-def job_detail(store: Store, job_id: str) -> dict[str, Any]:
+def job_detail(store: Store, reasons: PendingReasons, job_id: str) -> dict[str, Any]:
     """A job's summary, its tasks' summaries and its rolling update's progress (None: never updated)."""
-    return {**job_row(state.job_summary(store, job_id)), "tasks": task_summaries(store, job=job_id),
+    return {**job_row(state.job_summary(store, job_id)), "tasks": task_summaries(store, reasons, job=job_id),
             "update": update_progress(store, job_id)}
 
 
@@ -58,8 +61,9 @@ def job_row(row: dict[str, Any]) -> dict[str, Any]:
             "updated_at": row["updated_at"] or row["submitted_at"]}
 
 
-def task_detail(store: Store, task_id: str) -> dict[str, Any]:
+def task_detail(store: Store, reasons: PendingReasons, task_id: str) -> dict[str, Any]:
     task = state.task_with_job(store, task_id)
+    reasons.on([task])
     task["spec"] = json.loads(task["spec"])
     task["result"] = json.loads(task["result"]) if task["result"] else None
     task["instances"] = [{**i, "index": i.pop("idx")} for i in state.instance_details(store, task_id)]

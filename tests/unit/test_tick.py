@@ -8,6 +8,7 @@ import json
 from tickharness import TickHarness
 
 from taskorg.master.engine import UNREACHABLE_REST
+from taskorg.master.reasons import PendingReasons
 from taskorg.net.client import ServiceUnavailable
 from taskorg.protocol import ContainerState, StartOrder
 
@@ -55,10 +56,29 @@ def test_a_dependant_waits_then_runs_with_the_results_of_what_it_ran_after(harne
 
 def test_a_task_that_fits_nowhere_says_why(harness: TickHarness) -> None:
     task_id = harness.submit("name: big\nimage: busybox\nresources: {cpus: 64}\n")["tasks"][0]["id"]
+    position_after_submit = harness.engine.store.position()[1]
     harness.tick()
     task = harness.task(task_id)
-    assert task.status == "pending" and task.reason is not None and task.reason.startswith("no node fits")
+    reason = harness.engine.reasons.get(task_id)
+    assert task.status == "pending" and reason is not None and reason.startswith("no node fits")
     assert harness.slaves.orders == []
+    # Said by the plan, not committed: a reason is derived and moves with the nodes' free room.
+    assert task.reason is None and harness.engine.store.position()[1] == position_after_submit
+
+
+def test_a_pending_task_s_reason_goes_once_it_is_placed_and_a_backed_off_one_keeps_its_own() -> None:
+    reasons = PendingReasons()
+    reasons.planned({"a", "b"}, set(), {"a": "no node fits: x", "b": "no node fits: y"}, full=True)
+    reasons.planned({"c"}, set(), {"c": "no node fits: z"}, full=False)  # only a new job's tasks
+    assert (reasons.get("a"), reasons.get("c")) == ("no node fits: x", "no node fits: z")
+    reasons.planned({"a", "b", "c"}, {"a"}, {}, full=True)  # a placed; b and c backing off, not weighed
+    assert (reasons.get("a"), reasons.get("b"), reasons.get("c")) == (None, "no node fits: y", "no node fits: z")
+    reasons.planned(set(), set(), {}, full=True)  # nothing to plan: cancelled or finished
+    assert reasons.by_task == {}
+    reasons.planned({"b", "c"}, {"b"}, {"b": "host port(s) in use", "c": "no node fits: z"}, full=False)
+    rows = [{"id": "b", "status": "running"}, {"id": "c", "status": "cancelled"}, {"id": "d", "status": "pending"}]
+    reasons.on(rows)  # b: one replica placed, one waiting for room; c: cancelled since the last plan
+    assert [r["reason"] for r in rows] == ["host port(s) in use", None, None]
 
 
 def test_a_cancelled_task_is_stopped_on_its_nodes(harness: TickHarness) -> None:
