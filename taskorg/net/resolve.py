@@ -49,11 +49,9 @@ def resolve_all(config: Config, name: str, timeout: float = 0.5) -> list[str]:
     for server in config.dns_server_list:
         try:
             return resolve_at(config, server, name, timeout)
-        except Unanswered as exc:
-            errors.append(str(exc))
         except ResolveError as exc:
             errors.append(str(exc))
-            answered = True
+            answered = answered or not isinstance(exc, Unanswered)
     raise (ResolveError if answered else Unanswered)("; ".join(errors))
 
 

@@ -239,8 +239,7 @@ class NodeService:
                 # No DNS server answered in time (a loaded machine): that says nothing about the record,
                 # so the last answer stands; the lease still bounds the role. Dropping it fenced a valid
                 # master for a beat and refused its clients.
-                with self.lock:
-                    dns_master = self.role.dns_master
+                dns_master = self.role.dns_master
             except ResolveError:
                 dns_master = None
             with self.lock:
