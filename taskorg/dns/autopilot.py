@@ -4,10 +4,12 @@ Runs on every DNS service, every VOTER_CHECK_SECONDS:
 - every replica's engine follows the voter set recorded in the replicated
   state (`ReplicatedRegistry.follow`): a machine named there becomes a voter,
   one dropped becomes a read-only replica;
-- a voter that has known no leader for SHUT_OUT_AFTER asks the other DNS
-  services whether it still votes: a voter removed while it was down is
-  refused by the others (PySyncObj drops connections from unknown voters)
-  and would otherwise never hear of it;
+- a voter that has known no leader for SHUT_OUT_AFTER asks the group's
+  leader (through any DNS service) for the voter set, and restarts its engine
+  with it when it differs: a machine that was down while the group changed
+  comes back with the set it last knew (removed meanwhile, or kept while
+  others came and went), and PySyncObj drops connections from voters an
+  engine does not list, so it would otherwise never hear of it;
 - the arbiter (the group's leader) records the next change that
   `taskorg.dns.voters.next_change` decides from who was heard from and when,
   then makes the engine's membership match the record. The record comes
@@ -22,14 +24,14 @@ from typing import Any, Callable
 from taskorg.config import Config
 from taskorg.dns.arbiter import Arbiter
 from taskorg.dns.replicated import ELECTION_MAX, NoQuorum, ReplicatedRegistry
-from taskorg.dns.voters import MAX_VOTERS, Machine, apply, next_change
+from taskorg.dns.voters import MAX_VOTERS, Machine, apply, next_change, rejoin_with
 from taskorg.logs import get_logger
 from taskorg.metrics import dns as metrics
 from taskorg.net.client import ServiceClient
 
 log = get_logger("dns")
 VOTER_CHECK_SECONDS = 0.5
-SHUT_OUT_AFTER = 3.0      # seconds without a leader before a voter asks whether it still votes
+SHUT_OUT_AFTER = 3.0      # seconds without a leader before a voter asks the leader for the voter set
 ASK_EVERY = 2.0           # seconds between such questions, and between probes of a non-voting witness
 PROBE_TIMEOUT = 0.3
 RAFT_ALIVE_WITHIN = ELECTION_MAX  # a voter that answered the leader this recently is alive
@@ -142,16 +144,40 @@ class Autopilot:
         if now - self.leaderless_since < SHUT_OUT_AFTER or now - self.last_asked < ASK_EVERY:
             return
         self.last_asked = now
+        found = self._leaders_voters()
+        if found is None:
+            return
+        leader, voters = found
+        mine = self.registry.voters
+        target = rejoin_with(self.config.dns_address, mine, voters)
+        if target is None:
+            return
+        if self.config.dns_address in target:
+            log.warning("this DNS service knew another voter set than the group's: rejoining as a voter",
+                        extra={"told_by": leader, "voters": target, "known": mine})
+        else:
+            log.warning("this DNS service no longer votes: the group replaced it; following as a replica",
+                        extra={"told_by": leader, "voters": target})
+        self.registry.rejoin(target)
+
+    def _leaders_voters(self) -> tuple[str, list[str]] | None:
+        """The voter set as the group's leader runs it (its own answer: a follower's may lag), and the
+        leader's address; None when no leader answers."""
+        asked: set[str] = set()
         for address in self.config.dns_servers:
-            if address == self.config.dns_address:
+            if address == self.config.dns_address or address in asked:
                 continue
+            asked.add(address)
             view = self._consensus_of(address)
-            voters = view.get("voters") if view and view.get("leader") else None
-            if isinstance(voters, list) and voters and self.config.dns_address not in voters:
-                log.warning("this DNS service no longer votes: the group replaced it; following as a replica",
-                            extra={"told_by": address, "voters": voters})
-                self.registry.rejoin([str(v) for v in voters])
-                return
+            leader = view.get("leader") if view else None
+            if isinstance(leader, str) and leader != address and leader != self.config.dns_address \
+                    and leader not in asked:
+                asked.add(leader)
+                view, address = self._consensus_of(leader), leader
+            voters = view.get("voters") if view and view.get("leader") == address else None
+            if isinstance(voters, list) and voters:
+                return address, [str(v) for v in voters]
+        return None
 
     def _consensus_of(self, address: str) -> dict[str, Any] | None:
         """What the DNS service at `address` sees of the group, or None when it does not answer."""

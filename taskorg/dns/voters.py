@@ -103,3 +103,17 @@ def apply(current: list[str], change: VoterChange) -> list[str]:
     if change.kind == "add":
         return current + [change.address] if change.address not in current else list(current)
     return [a for a in current if a != change.address]
+
+
+def rejoin_with(me: str, mine: list[str], leaders: list[str]) -> list[str] | None:
+    """The voter set this machine's engine must restart with, given the group leader's (`leaders`), or
+    None when it already agrees. An engine that lists other voters than the group's cannot take part:
+    a machine that was down while the group changed comes back with the set it last knew (removed
+    meanwhile, or kept while others came and went), and a voter that does not know the leader drops
+    its connection, so it neither follows nor votes, and the group then fails one loss sooner."""
+    if not leaders:
+        return None
+    if me not in leaders:
+        return list(leaders) if me in mine else None
+    return None if set(mine) == set(leaders) else list(leaders)
+

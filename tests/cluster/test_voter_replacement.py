@@ -115,3 +115,50 @@ def test_the_witness_replaced_while_down_comes_back_and_votes_again(cluster_fact
     assert changes[-4:] == [("voter_removed", witness), ("voter_added", node(3)),
                             ("voter_added", witness), ("voter_removed", node(3))]
     assert submitted(cluster, 1) < 10
+
+
+def test_a_voter_back_in_a_group_that_changed_votes_in_it_and_one_more_loss_leaves_a_majority(
+        cluster_factory: Any) -> None:
+    """The testbed's sequence that once lost the quorum: node3 takes the dead witness's seat; node1's
+    DNS service goes down; the witness comes back, votes again and node3 steps down, all within the
+    grace, so node1 keeps its seat. Back, node1's engine knows the voters of before (node3, no
+    witness) and drops the leader's connection, so the group had two working voters of three: it
+    asks the leader for the set and rejoins with it. Then node2 is lost too, and the two voters left
+    (node1 and the witness) still commit a change."""
+    grace = 12.0  # long enough for the witness's return and node3's step-down while node1 is down
+    cluster: LocalCluster = cluster_factory(3, settings={"voter_grace": grace})
+    witness, node = cluster.dns_address, cluster.node_address
+    living = [node(i) for i in (1, 2, 3)]
+    group = sorted([witness, node(1), node(2)])
+    assert wait_until(lambda: agreed_voters(cluster, [witness] + living), 20, "the first voter set") == group
+
+    cluster.kill_dns_node()
+    wait_until(lambda: agreed_voters(cluster, living) == sorted(living), grace + 20, "node3 in the witness's place")
+    cluster.kill_service("node1/dns")
+    down = time.monotonic()
+    cluster._spawn("dns", "dns", cluster.workdir / "dns" / "taskorg.yaml")
+    others = [witness, node(2), node(3)]
+    wait_until(lambda: agreed_voters(cluster, others) == group, grace + 20, "the witness back, node3 stepped down")
+    changed = time.monotonic() - down
+    assert changed < grace, f"the group changed {changed:.1f} s after node1 went down: past the grace"
+    assert node(1) in consensus(cluster, witness)["voters"]
+    # The witness leads while it lives (the arbiter offers it the role): a voter it never knew.
+    wait_until(lambda: consensus(cluster, witness)["leader"] == witness, 15, "the witness to lead the group")
+
+    cluster.start_service("node1/dns")
+    back = time.monotonic()
+
+    def voting_in_the_group() -> bool:
+        mine = consensus(cluster, node(1))
+        leader = consensus(cluster, mine["leader"]) if mine["leader"] else None
+        return (sorted(mine["voters"]) == group and mine["voting"] and leader is not None
+                and node(1) in leader["reachable"])
+
+    wait_until(voting_in_the_group, 20, "node1 to vote in the group it came back to")
+    print(f"\nnode1 back in a changed group (it went down {changed:.1f} s before the change ended): "
+          f"voting with the leader after {time.monotonic() - back:.1f} s")
+
+    cluster.kill_service("node2/dns")
+    client = cluster.client()
+    assert wait_until(lambda: client.drain(cluster.node_name(3)), 15, "a change with node2 lost")["state"] == "draining"
+    assert client.activate(cluster.node_name(3))["state"] == "active"

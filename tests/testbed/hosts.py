@@ -469,11 +469,13 @@ class Testbed:
         self.inner_ids.update(row["id"] for row in rows)
         return rows
 
-    def dump_journals(self, lines: int = 60) -> None:
-        """Print the taskorg units' recent journal of every host (after a failure)."""
+    def dump_journals(self, lines: int = 60, since: float | None = None) -> None:
+        """Print the taskorg units' recent journal of every host (after a failure): the last `lines`,
+        or everything since the wall-clock time `since` (the hosts share the runner's clock)."""
+        window = f"--since @{since:.3f}" if since is not None else f"-n {lines}"
+        units = "-u 'taskorg-*'" if since is not None else "-u 'taskorg-*' -u dnsmasq"
         for host in self.hosts.values():
-            out = self.exec(host.name, f"journalctl --no-pager -n {lines} -u 'taskorg-*' -u dnsmasq",
-                            check=False, timeout=30)
+            out = self.exec(host.name, f"journalctl --no-pager {window} {units}", check=False, timeout=30)
             print(f"\n===== journal of {host} =====\n{out}", flush=True)
 
     # ---- failures -------------------------------------------------------

@@ -154,6 +154,31 @@ def wait_voting_again(bed: Testbed, dns_host: Host, survivor: Host) -> None:
     wait_for(f"{dns_host} back in the consensus group", back, timeout=90, interval=0.5)
 
 
+def wait_group_whole(bed: Testbed, what: str) -> float:
+    """Every voter of the consensus group answers its leader, and every voter runs the leader's set:
+    the group survives one more loss again. A machine back from a loss rejoins it within seconds
+    (one that knew an older voter set asks the leader for it). Returns the seconds it took."""
+    started = time.monotonic()
+    by_address = {h.address: h for h in bed.hosts.values()}
+
+    def whole() -> bool:
+        try:
+            leader = client(bed, bed.node_hosts[0], 23333).get("/v1/consensus").get("leader")
+            if leader not in by_address:
+                return False
+            view = client(bed, by_address[leader], 23333).get("/v1/consensus")
+            voters = set(view["voters"])
+            if set(view["reachable"]) != voters:
+                return False
+            return all(set(client(bed, by_address[v], 23333).get("/v1/consensus")["voters"]) == voters
+                       for v in voters if v in by_address)
+        except Exception:  # noqa: BLE001 - a DNS service not answering yet
+            return False
+
+    wait_for(f"the consensus group whole again ({what})", whole, timeout=60, interval=0.5)
+    return time.monotonic() - started
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))]
@@ -245,6 +270,8 @@ def test_the_witness_then_the_master_lost(bed: Testbed, steady: dict[str, Any]) 
     wait_no_duplicates(bed, "no instance running twice after both hosts came back", REPLICAS)
     wait_for("every unit active on every host", lambda: assert_all_units_active(bed) or True, timeout=60)
     leases_are_safe(bed, "the witness and then the master lost")
+    whole = wait_group_whole(bed, "both hosts back")
+    log(f"the consensus group whole again {whole:.1f} s after every unit was active")
 
 
 @pytest.mark.parametrize("cut", ["master_alone", "witness_alone", "one_worker_alone"])
@@ -259,13 +286,19 @@ def test_a_partition_keeps_one_master(bed: Testbed, steady: dict[str, Any], cut:
     # the others lose their cable (`docker network disconnect`), as in test_testbed.
     cut_off, restore = (bed.isolate, bed.rejoin) if cut == "master_alone" else (bed.disconnect, bed.connect)
     log(f"{cut}: cutting {isolated} off the cluster (master {master}, epoch {epoch_before})")
-    cut_at = time.monotonic()
+    cut_at, cut_wall = time.monotonic(), time.time()
     cut_off(isolated.name)
     try:
         if cut == "master_alone":
-            new_master = wait_for("the majority to name a new master",
-                                  lambda: (a := master_seen_by(bed, majority[0])) and a != master.address and a,
-                                  timeout=30, interval=0.05)
+            try:
+                new_master = wait_for("the majority to name a new master",
+                                      lambda: (a := master_seen_by(bed, majority[0])) and a != master.address and a,
+                                      timeout=30, interval=0.05)
+            except TimeoutError:
+                for host in majority:
+                    log(f"{host} consensus view: {client(bed, host, 23333).get('/v1/consensus')}")
+                bed.dump_journals(since=cut_wall - 60)  # what led up to it, too
+                raise
             moved = time.monotonic() - cut_at
             times = acknowledge_times(bed, majority, f"{cut}", time.monotonic())
             assert all(t is not None for t in times.values()), f"the majority did not acknowledge: {times}"

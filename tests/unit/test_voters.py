@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from taskorg.dns.voters import Machine, VoterChange, apply, next_change, voter_count
+from taskorg.dns.voters import Machine, VoterChange, apply, next_change, rejoin_with, voter_count
 
 GRACE = 10.0
 WITNESS = "10.0.0.1"
@@ -139,3 +139,26 @@ def test_an_interrupted_replacement_leaves_an_odd_group() -> None:
     """The spare died between the removal and the addition: the even pair gives up its highest seat."""
     final, changes = converge([WITNESS, "10.0.0.2"], machines(2))
     assert final == [WITNESS]
+
+
+# ---- a voter's engine against the group leader's set ---------------------------------------------
+
+W, A, B, C = "10.0.0.10", "10.0.0.11", "10.0.0.12", "10.0.0.13"
+
+
+def test_an_engine_that_agrees_with_the_leader_stays() -> None:
+    assert rejoin_with(C, [A, B, C], [C, B, A]) is None
+
+
+def test_a_voter_kept_while_the_group_changed_rejoins_with_the_groups_set() -> None:
+    # Down while the witness came back and B stepped down: C still votes, but knew A, B and itself,
+    # so the leader (the witness) was a stranger to its engine.
+    assert rejoin_with(C, [A, B, C], [A, C, W]) == [A, C, W]
+
+
+def test_a_voter_removed_while_down_follows_as_a_replica() -> None:
+    assert rejoin_with(C, [A, B, C], [A, B, W]) == [A, B, W]
+
+
+def test_no_leader_answer_changes_nothing() -> None:
+    assert rejoin_with(C, [A, B, C], []) is None
