@@ -22,8 +22,11 @@ COUNT = 100  # numbered lines, one every 100 ms: ten seconds of output
 
 
 def cli(cluster: LocalCluster, *argv: str) -> subprocess.Popen[str]:
+    """The CLI as a person runs it, Ctrl-C included: a suite started in the background by a script
+    (`cmd &`) inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt."""
     return subprocess.Popen([sys.executable, "-m", "taskorg", "--config", str(cluster.client_config_path), *argv],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def counter_spec(tmp_path: Path, node: str) -> Path:
