@@ -25,7 +25,8 @@ from taskorg.master.members import MemberCache
 from taskorg.master.role import Role
 from taskorg.master.standbys import choose_standbys, eligible
 from taskorg.master.store import Store, check_entries, check_row
-from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
+from taskorg.net.client import ServiceError, ServiceUnavailable
+from taskorg.net.peer import PeerConnection
 from taskorg.protocol import ChangeEntry, ProtocolError, ReplicaPosition, ReplicationBatch, Snapshot, convert, encode
 
 log = get_logger("master.replication")
@@ -148,7 +149,7 @@ class Replicator:
         return self.running and self.generation == generation
 
     def _send_loop(self, generation: int, node: str, address: str) -> None:
-        client = ServiceClient(self.config.url(address, self.config.master_port), self.secret, timeout=2)
+        client = PeerConnection(self.config.url(address, self.config.master_port), self.secret, timeout=2)
         acked: int | None = None
         try:
             while self._current(generation) and node in self.standbys():
@@ -176,7 +177,7 @@ class Replicator:
             with self.cond:
                 self.acked.pop(node, None)
 
-    def _handshake(self, client: ServiceClient) -> int:
+    def _handshake(self, client: PeerConnection) -> int:
         """Where to stream from: the standby's seq if it is a prefix of our log, else a snapshot."""
         position = convert(client.get("/v1/replica"), ReplicaPosition, "replica position")
         their_epoch, their_seq = position.epoch, position.seq
@@ -190,20 +191,20 @@ class Replicator:
                                                           "their_seq": their_seq, "our": self.store.position()})
         return self._send_snapshot(client)
 
-    def _send_snapshot(self, client: ServiceClient) -> int:
+    def _send_snapshot(self, client: PeerConnection) -> int:
         """The whole state, part by part (each about CHUNK_BYTES): the standby swaps it in with the last."""
         seq = 0
         for part in self.store.snapshot_parts():
             seq = self._send(client, ReplicationBatch(epoch=self.epoch, snapshot=Snapshot(**part)), timeout=30)
         return seq
 
-    def _send(self, client: ServiceClient, batch: ReplicationBatch, timeout: float | None = None) -> int:
+    def _send(self, client: PeerConnection, batch: ReplicationBatch, timeout: float | None = None) -> int:
         """Send a batch; the standby's new seq."""
-        answer = client.post("/v1/replica/apply", data=encode(batch), timeout=timeout,
+        answer = client.post("/v1/replica/apply", encode(batch), timeout=timeout,
                              headers={"Content-Type": "application/json"})
         return convert(answer, ReplicaPosition, "replication answer").seq
 
-    def _push(self, client: ServiceClient, acked: int) -> int:
+    def _push(self, client: PeerConnection, acked: int) -> int:
         while True:
             entries = self.store.changes_since(acked)
             if entries is None:

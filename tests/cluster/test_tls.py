@@ -27,6 +27,7 @@ from taskorg.client import Client
 from taskorg.devtools.localcluster import LocalCluster
 from taskorg.net.client import ServiceClient, ServiceError, ServiceUnavailable
 from taskorg.net.httpd import HEADER_DEADLINE, PER_SOURCE_LIMIT, GuardedServer, make_server
+from taskorg.net.peer import PeerConnection
 from taskorg.net.server import create_service_app
 from taskorg.security import ca
 from taskorg.security.tls import TlsMaterial
@@ -90,6 +91,11 @@ def test_a_server_without_this_clusters_certificate_for_its_address_is_refused(
             client = ServiceClient(cluster.config.url(imposter_address, port), cluster.secret)
             with pytest.raises(ServiceUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
                 client.get("/v1/status")
+            # The replication stream's kept connection (urllib3, not requests) refuses it the same way.
+            stream = PeerConnection(cluster.config.url(imposter_address, port), cluster.secret)
+            with pytest.raises(ServiceUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+                stream.get("/v1/status")
+            stream.close()
 
 
 def test_a_user_token_never_opens_an_internal_endpoint(cluster: LocalCluster, tokens: dict[str, str]) -> None:
