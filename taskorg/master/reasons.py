@@ -27,7 +27,14 @@ class PendingReasons:
         """A plan read the instances of the `seen` tasks, placed some of `placed`'s and could not place
         those in `reasons`. A full plan read every task that may need a reason: the others' go (placed
         by now, cancelled, finished). A task seen but not weighed (a restart's back-off) keeps its own."""
-        kept = {t: r for t, r in self.by_task.items() if (t in seen or not full) and t not in placed}
+        if full:
+            kept = {t: r for t, r in self.by_task.items() if t in seen and t not in placed}
+        else:
+            # A quiet plan (new jobs only) after each submission: a C-level copy, not a filter in Python
+            # over every pending task's reason, which grew with the backlog (py-spy, issue 14).
+            kept = dict(self.by_task)
+            for task in placed:
+                kept.pop(task, None)
         kept.update(reasons)
         self.by_task = kept
 
