@@ -59,14 +59,23 @@ def exchange(address: str, port: int, data: bytes, key: bytes, timeout: float = 
 
 
 def test_heartbeats_go_as_datagrams(cluster: LocalCluster) -> None:
+    """On a quiet cluster every heartbeat goes as a datagram. A fresh cluster is not quiet at once:
+    the arbiter may still move (the witness is offered the role), and a reply later than 0.2 s on a
+    loaded start rests a node's datagram path for 5 s (HTTPS meanwhile, by design). So it looks at
+    2 s windows, at most five, until one is quiet; every window is shown if none is."""
     cluster.wait_master()
-    before = {i: answers(cluster, i) for i in (1, 2, 3)}
-    time.sleep(2.0)
-    for index in (1, 2, 3):
-        datagrams, https = answers(cluster, index)
-        # Heartbeats every 0.15 s: about 13 in 2 s; every one by datagram on a quiet cluster.
-        assert datagrams - before[index][0] >= 6, (index, before[index], datagrams, https)
-        assert https - before[index][1] <= 1, (index, before[index], datagrams, https)
+    windows = []
+    for _ in range(5):
+        before = {i: answers(cluster, i) for i in (1, 2, 3)}
+        time.sleep(2.0)
+        after = {i: answers(cluster, i) for i in (1, 2, 3)}
+        counted = {i: (after[i][0] - before[i][0], after[i][1] - before[i][1]) for i in (1, 2, 3)}
+        windows.append(counted)
+        # Heartbeats every 0.1 s: about 20 in 2 s; every one by datagram on a quiet cluster.
+        if all(datagrams >= 6 and https <= 1 for datagrams, https in counted.values()):
+            return
+    raise AssertionError(f"no 2 s window with every node's heartbeats as datagrams: "
+                         f"{[{i: f'{d} datagrams, {h} https' for i, (d, h) in w.items()} for w in windows]}")
 
 
 def test_a_foreign_or_replayed_datagram_renews_nothing(cluster: LocalCluster) -> None:
