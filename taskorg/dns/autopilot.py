@@ -4,7 +4,7 @@ Runs on every DNS service, every VOTER_CHECK_SECONDS:
 - every replica's engine follows the voter set recorded in the replicated
   state (`ReplicatedRegistry.follow`): a machine named there becomes a voter,
   one dropped becomes a read-only replica;
-- a voter that has known no leader for SHUT_OUT_AFTER asks the group's
+- a voter or replica that has known no leader for SHUT_OUT_AFTER asks the group's
   leader (through any DNS service) for the voter set, and restarts its engine
   with it when it differs: a machine that was down while the group changed
   comes back with the set it last knew (removed meanwhile, or kept while
@@ -136,7 +136,7 @@ class Autopilot:
     # ---- every voter -------------------------------------------------------------------------------
     def _rejoin_if_shut_out(self) -> None:
         now = self.clock()
-        if not self.registry.voting or self.registry.leader_address() is not None:
+        if self.registry.leader_address() is not None:
             self.leaderless_since = None
             return
         if self.leaderless_since is None:
@@ -155,9 +155,12 @@ class Autopilot:
         if self.config.dns_address in target:
             log.warning("this DNS service knew another voter set than the group's: rejoining as a voter",
                         extra={"told_by": leader, "voters": target, "known": mine})
-        else:
+        elif self.registry.voting:
             log.warning("this DNS service no longer votes: the group replaced it; following as a replica",
                         extra={"told_by": leader, "voters": target})
+        else:
+            log.warning("this DNS service followed voters that no longer lead: following the group's",
+                        extra={"told_by": leader, "voters": target, "known": mine})
         self.registry.rejoin(target)
 
     def _leaders_voters(self) -> tuple[str, list[str]] | None:

@@ -107,13 +107,12 @@ def apply(current: list[str], change: VoterChange) -> list[str]:
 
 def rejoin_with(me: str, mine: list[str], leaders: list[str]) -> list[str] | None:
     """The voter set this machine's engine must restart with, given the group leader's (`leaders`), or
-    None when it already agrees. An engine that lists other voters than the group's cannot take part:
-    a machine that was down while the group changed comes back with the set it last knew (removed
-    meanwhile, or kept while others came and went), and a voter that does not know the leader drops
-    its connection, so it neither follows nor votes, and the group then fails one loss sooner."""
+    None when it already agrees. `mine` is the voter set its engine runs with (itself among them when
+    it votes). An engine that lists other voters than the group's cannot take part: a machine that was
+    down while the group changed comes back with the set it last knew (removed meanwhile, kept while
+    others came and went, or named a voter an instant before it went down, so it comes back as a
+    read-only replica of voters that no longer lead), and an engine drops connections from a voter it
+    does not list, so it neither follows nor votes, and the group then fails one loss sooner."""
     if not leaders:
         return None
-    if me not in leaders:
-        return list(leaders) if me in mine else None
     return None if set(mine) == set(leaders) else list(leaders)
-

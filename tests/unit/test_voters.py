@@ -160,5 +160,16 @@ def test_a_voter_removed_while_down_follows_as_a_replica() -> None:
     assert rejoin_with(C, [A, B, C], [A, B, W]) == [A, B, W]
 
 
+def test_a_replica_named_a_voter_just_before_it_went_down_rejoins_as_one() -> None:
+    # Added to the group an instant before its kill, C came back as a read-only replica of A and B,
+    # while the witness leads and A stepped down: it heard from no leader and followed nothing.
+    assert rejoin_with(C, [A, B], [B, C, W]) == [B, C, W]
+
+
+def test_a_replica_of_voters_that_changed_follows_the_groups_set() -> None:
+    assert rejoin_with(C, [A, B], [B, W]) == [B, W]
+    assert rejoin_with(C, [A, B], [B, A]) is None
+
+
 def test_no_leader_answer_changes_nothing() -> None:
     assert rejoin_with(C, [A, B, C], []) is None
