@@ -149,7 +149,7 @@ class Autopilot:
             return
         leader, voters = found
         mine = self.registry.voters
-        target = rejoin_with(self.config.dns_address, mine, voters)
+        target = rejoin_with(mine, voters)
         if target is None:
             return
         if self.config.dns_address in target:

@@ -105,7 +105,7 @@ def apply(current: list[str], change: VoterChange) -> list[str]:
     return [a for a in current if a != change.address]
 
 
-def rejoin_with(me: str, mine: list[str], leaders: list[str]) -> list[str] | None:
+def rejoin_with(mine: list[str], leaders: list[str]) -> list[str] | None:
     """The voter set this machine's engine must restart with, given the group leader's (`leaders`), or
     None when it already agrees. `mine` is the voter set its engine runs with (itself among them when
     it votes). An engine that lists other voters than the group's cannot take part: a machine that was

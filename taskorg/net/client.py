@@ -8,6 +8,7 @@ configured at start (`taskorg.security.tls`), or the `tls` given here.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +27,16 @@ class ServiceError(Exception):
         self.status = status
         self.message = message
         self.payload = payload or {}
+
+
+def service_error(status: int, body: bytes) -> ServiceError:
+    """An error answer as the service put it: its JSON `error` (and the whole payload), else its text."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = {"error": body.decode(errors="replace").strip()[:500]}
+    message = payload.get("error", "error") if isinstance(payload, dict) else str(payload)
+    return ServiceError(status, message, payload if isinstance(payload, dict) else None)
 
 
 class ServiceUnavailable(Exception):
@@ -78,13 +89,9 @@ class ServiceClient:
             raise ServiceUnavailable(f"{url}: {type(exc).__name__}: {exc}") from None
         if response.status_code >= 400:
             try:
-                payload = response.json()
-            except ValueError:
-                payload = {"error": response.text.strip()[:500]}
+                raise service_error(response.status_code, response.content)
             finally:
                 response.close()
-            message = payload.get("error", "error") if isinstance(payload, dict) else str(payload)
-            raise ServiceError(response.status_code, message, payload if isinstance(payload, dict) else None)
         return response
 
     def get(self, path: str, **kwargs: Any) -> Any:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import urllib3
 
 from taskorg.net import listeners
-from taskorg.net.client import CONNECT_TIMEOUT, ServiceError, ServiceUnavailable
+from taskorg.net.client import CONNECT_TIMEOUT, ServiceUnavailable, service_error
 from taskorg.security import tls as tls_material
 
 
@@ -67,12 +67,7 @@ class PeerConnection:
         data = response.data
         is_json = response.headers.get("Content-Type", "").startswith("application/json")
         if response.status >= 400:
-            try:
-                payload = json.loads(data)
-            except ValueError:
-                payload = {"error": data.decode(errors="replace").strip()[:500]}
-            message = payload.get("error", "error") if isinstance(payload, dict) else str(payload)
-            raise ServiceError(response.status, message, payload if isinstance(payload, dict) else None)
+            raise service_error(response.status, data)
         if not data:
             return None
         return json.loads(data) if is_json else data.decode(errors="replace")

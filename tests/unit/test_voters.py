@@ -147,29 +147,29 @@ W, A, B, C = "10.0.0.10", "10.0.0.11", "10.0.0.12", "10.0.0.13"
 
 
 def test_an_engine_that_agrees_with_the_leader_stays() -> None:
-    assert rejoin_with(C, [A, B, C], [C, B, A]) is None
+    assert rejoin_with([A, B, C], [C, B, A]) is None
 
 
 def test_a_voter_kept_while_the_group_changed_rejoins_with_the_groups_set() -> None:
     # Down while the witness came back and B stepped down: C still votes, but knew A, B and itself,
     # so the leader (the witness) was a stranger to its engine.
-    assert rejoin_with(C, [A, B, C], [A, C, W]) == [A, C, W]
+    assert rejoin_with([A, B, C], [A, C, W]) == [A, C, W]
 
 
 def test_a_voter_removed_while_down_follows_as_a_replica() -> None:
-    assert rejoin_with(C, [A, B, C], [A, B, W]) == [A, B, W]
+    assert rejoin_with([A, B, C], [A, B, W]) == [A, B, W]
 
 
 def test_a_replica_named_a_voter_just_before_it_went_down_rejoins_as_one() -> None:
     # Added to the group an instant before its kill, C came back as a read-only replica of A and B,
     # while the witness leads and A stepped down: it heard from no leader and followed nothing.
-    assert rejoin_with(C, [A, B], [B, C, W]) == [B, C, W]
+    assert rejoin_with([A, B], [B, C, W]) == [B, C, W]
 
 
 def test_a_replica_of_voters_that_changed_follows_the_groups_set() -> None:
-    assert rejoin_with(C, [A, B], [B, W]) == [B, W]
-    assert rejoin_with(C, [A, B], [B, A]) is None
+    assert rejoin_with([A, B], [B, W]) == [B, W]
+    assert rejoin_with([A, B], [B, A]) is None
 
 
 def test_no_leader_answer_changes_nothing() -> None:
-    assert rejoin_with(C, [A, B, C], []) is None
+    assert rejoin_with([A, B, C], []) is None
