@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, Playwright, expect
+from playwright.sync_api import Browser, Error, Page, Playwright, expect
 
 # A busy 2-core CI machine runs a whole cluster beside the browser: give
 # every expectation 15 s instead of Playwright's 5 s before calling it a failure.
@@ -30,8 +30,25 @@ def launch(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+def goto(page: Page, url: str, attempts: int = 3) -> None:
+    """Open `url`, again when Chromium dropped the navigation because an interface came or went.
+
+    Chromium aborts a page load with ERR_NETWORK_CHANGED whenever the host's
+    network interfaces change, and other tests on this machine create and
+    remove Docker networks; a person would press reload.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            page.goto(url)
+            return
+        except Error as exc:
+            if "ERR_NETWORK_CHANGED" not in str(exc) or attempt == attempts:
+                raise
+            page.wait_for_timeout(500)
+
+
 def log_in(page: Page, base_url: str, secret: str) -> None:
-    page.goto(base_url + "/")
+    goto(page, base_url + "/")
     page.wait_for_selector("#secret")
     page.fill("#secret", secret)
     page.click("form button[type=submit]")

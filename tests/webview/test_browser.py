@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 from taskorg.client import Client
 from taskorg.devtools.localcluster import LocalCluster
 from tests.conftest import ClusterPool
-from tests.webview.browser import (LAPTOP, PHONE, horizontal_overflow, launch, log_in, screenshot,
+from tests.webview.browser import (LAPTOP, PHONE, goto, horizontal_overflow, launch, log_in, screenshot,
                                   screenshot_path)
 
 pytestmark = pytest.mark.cluster
@@ -119,14 +119,14 @@ def other_index(cluster: LocalCluster, index: int) -> int:
 
 
 def submit_spec(page: Page, base: str, text: str, action: str = "#submit-button") -> None:
-    page.goto(base + "/submit")
+    goto(page, base + "/submit")
     page.fill("#spec", text)
     page.click(action)
 
 
 def test_login(cluster: LocalCluster, page: Page) -> None:
     base = cluster.webview_url(1)
-    page.goto(base + "/tasks")
+    goto(page, base + "/tasks")
     expect(page).to_have_url(re.compile(r"/login\?next=/tasks"))
     page.fill("#secret", "not-the-secret-at-all")
     page.click("form button[type=submit]")
@@ -134,7 +134,7 @@ def test_login(cluster: LocalCluster, page: Page) -> None:
     page.fill("#secret", cluster.secret)
     page.click("form button[type=submit]")
     expect(page).to_have_url(base + "/tasks")
-    page.goto(base + "/")
+    goto(page, base + "/")
     expect(page.locator("table.members tbody tr")).to_have_count(3)
     master = cluster.client().dns_members()["master"]
     expect(page.locator("#summary-master")).to_have_text(master)
@@ -176,9 +176,9 @@ def test_submit_running_then_cancel(cluster: LocalCluster, page: Page) -> None:
     expect(page.locator(STATUS)).to_have_text("cancelled", timeout=15_000)
     assert Client(cluster.config, cluster.secret).task(task_id)["status"] == "cancelled"
     # The task list filters by state and shows it.
-    page.goto(base + "/tasks?state=cancelled")
+    goto(page, base + "/tasks?state=cancelled")
     expect(page.locator(f"tr[data-task='{task_id}']")).to_be_visible()
-    page.goto(base + "/tasks?state=running")
+    goto(page, base + "/tasks?state=running")
     expect(page.locator(f"tr[data-task='{task_id}']")).to_have_count(0)
 
 
@@ -274,7 +274,7 @@ def test_task_page_shows_the_result(cluster: LocalCluster, page: Page) -> None:
     merge = next(t["id"] for t in job["tasks"] if t["name"] == "merge")
     base = cluster.webview_url(1)
     log_in(page, base, cluster.secret)
-    page.goto(f"{base}/tasks/{merge}")
+    goto(page, f"{base}/tasks/{merge}")
     expect(page.locator(STATUS)).to_have_text("succeeded", timeout=60_000)
     page.reload()
     expect(page.locator("#task-result")).to_contain_text('"pi": 3.1')
@@ -285,7 +285,7 @@ def test_job_page_draws_the_dependency_graph(cluster: LocalCluster, page: Page) 
     ids = {t["name"]: t["id"] for t in job["tasks"]}
     base = cluster.webview_url(2)
     log_in(page, base, cluster.secret)
-    page.goto(base + "/jobs")
+    goto(page, base + "/jobs")
     page.locator(f"tr[data-job='{job['job']}'] a").click()
     expect(page).to_have_url(f"{base}/jobs/{job['job']}")
     graph = page.locator("#job-graph .pic-wide")
@@ -392,12 +392,12 @@ def test_kill_master_and_the_page_recovers(cluster: LocalCluster, page: Page) ->
     expect(page.locator(f"#member-{old_name} .health.down")).to_be_visible(timeout=10_000)
     screenshot(page, "dashboard-after-failover")
     # Every page works against the new master, and the notice follows the user.
-    page.goto(base + "/tasks")
+    goto(page, base + "/tasks")
     expect(page.locator(f"tr[data-task='{job['tasks'][0]['id']}']")).to_be_visible()
     expect(page.locator("#master-changed")).to_be_visible()
     assert "Traceback" not in page.content()
     # The timeline of this failover: elected, placed again, back running; the picture shows the dead node.
-    page.goto(base + "/failover")
+    goto(page, base + "/failover")
     summary = page.locator("#timeline-summary")
     expect(summary).to_contain_text(f"{old_name} → {new_name}: every task back", timeout=30_000)
     for kind in ("heard", "elected", "rescheduled", "back"):
