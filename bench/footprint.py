@@ -8,8 +8,10 @@ between the processes that map them, so PSS sums are what the node really
 uses). Idle CPU: CPU seconds (user + system) each process used over a
 window (30 s; 15 s in quick mode), as a percentage of one core.
 
-Two regular nodes are reported: the active master's (it sends reports,
-replication and ticks) and a standby's. Then the same cluster takes 1,000
+Three regular nodes are reported: the active master's (it sends reports,
+replication and ticks), a standby's, and one whose DNS service keeps a
+read-only replica of the consensus group instead of voting (in a cluster of
+more than five machines, most nodes are that one). Then the same cluster takes 1,000
 tasks that fit no node (a label constraint nobody meets) and the idle
 master's CPU is measured again: its tick must not look at every one of them
 five times a second. Last, the DNS node's idle CPU with 20 nodes
@@ -34,6 +36,7 @@ if __package__ in (None, ""):
 
 from bench.common import BenchCluster, CpuWatch, bench_cluster, figure, log, print_figures  # noqa: E402
 from taskorg.devtools.localcluster import NODE_SERVICES  # noqa: E402
+from taskorg.net.client import ServiceClient  # noqa: E402
 
 MiB = 2**20
 # The lean control plane's targets (issue 14): a Raspberry Pi is 3-4 times slower per core than
@@ -55,13 +58,28 @@ def dnsmasq_pid(cluster: BenchCluster) -> int | None:
         return None
 
 
+def votes(cluster: BenchCluster, index: int) -> bool:
+    """Whether node `index`'s DNS service is a voter of the consensus group (else a read-only replica)."""
+    config = cluster.config
+    api = ServiceClient(config.url(cluster.node_address(index), config.dns_api_port), cluster.secret, timeout=2)
+    try:
+        return bool(api.get("/v1/consensus")["voting"])
+    finally:
+        api.close()
+
+
 def groups(cluster: BenchCluster, master: int) -> dict[str, dict[str, int]]:
-    standby = next(i for i in range(1, cluster.nodes + 1) if i != master)
+    others = [i for i in range(1, cluster.nodes + 1) if i != master]
+    replica = next((i for i in reversed(others) if not votes(cluster, i)), None)
+    standby = next(i for i in others if i != replica)
     found = {
         f"regular node, active master (node{master})": {s: cluster.pids[f"node{master}/{s}"] for s in NODE_SERVICES},
         f"regular node, standby (node{standby})": {s: cluster.pids[f"node{standby}/{s}"] for s in NODE_SERVICES},
-        "DNS node": {"dns service": cluster.pids["dns"]},
     }
+    if replica is not None:
+        found[f"regular node, standby, non-voting (node{replica})"] = {
+            s: cluster.pids[f"node{replica}/{s}"] for s in NODE_SERVICES}
+    found["DNS node"] = {"dns service": cluster.pids["dns"]}
     pid = dnsmasq_pid(cluster)
     if pid:
         found["DNS node"]["dnsmasq"] = pid

@@ -52,6 +52,15 @@ ELECTION_MAX = 1.0
 # Followers elect no new leader before ELECTION_MIN of silence, so any lease it grants ends
 # before a successor can even exist; the successor then waits lease + margin on top.
 LEADERSHIP_WINDOW = ELECTION_MIN / 2
+# How long the engine's loop sleeps when no message comes: its timers run no finer. Every message
+# wakes it at once, so only timers pay for a longer sleep. The leader keeps PySyncObj's 50 ms: its
+# beats (every APPEND_ENTRIES_PERIOD) must not drift toward LEADERSHIP_WINDOW. A follower's one timer
+# is its election deadline (0.5-1 s of silence), which 0.1 s delays by 0.05 s on average; the
+# leader's beats wake it ten times a second anyway. A read-only replica has no election or beat to
+# time (a redial of a dropped link waits up to its sleep).
+LEADER_TICK = 0.05
+FOLLOWER_TICK = 0.1
+REPLICA_TICK = 0.5
 EVENTS_KEPT = 2000
 
 
@@ -184,6 +193,7 @@ class ReplicatedRegistry:
         conf = SyncObjConf(
             appendEntriesPeriod=APPEND_ENTRIES_PERIOD, raftMinTimeout=ELECTION_MIN, raftMaxTimeout=ELECTION_MAX,
             leaderFallbackTimeout=LEADERSHIP_WINDOW,
+            autoTickPeriod=FOLLOWER_TICK if voting else REPLICA_TICK,
             # Followers send each other nothing: their idle link drops after connectionTimeout and
             # is redialled only after connectionRetryTime (5 s by default, which stalled elections).
             connectionTimeout=3.5, connectionRetryTime=0.2,
@@ -193,13 +203,16 @@ class ReplicatedRegistry:
             dynamicMembershipChange=True,  # dead voters are replaced (taskorg.dns.autopilot)
             journalFile=str(journal) if voting else None,
             fullDumpFile=str(dump) if voting else None,
-            onStateChanged=self._state_changed,  # leader, follower, candidate: the arbiter role may move
         )
+        # Leader, follower, candidate: the arbiter role may move, and the loop's sleep follows the state
+        # (PySyncObj reads autoTickPeriod from its conf on every turn of its loop).
+        conf.onStateChanged = lambda old, new: self._state_changed(conf, new)
         book = ClusterBook(self.on_change)
         return SyncObj(self_node, [f"{v}:{self.port}" for v in voters if v != self.me], conf, consumers=[book]), book
 
-    def _state_changed(self, old: int, new: int) -> None:
-        """PySyncObj's onStateChanged (leader, follower, candidate): the arbiter role may have moved."""
+    def _state_changed(self, conf: SyncObjConf, new: int) -> None:
+        """PySyncObj's onStateChanged (0 follower, 1 candidate, 2 leader): the arbiter role may have moved."""
+        conf.autoTickPeriod = FOLLOWER_TICK if new == 0 else LEADER_TICK
         self._notify()
 
     def _notify(self) -> None:

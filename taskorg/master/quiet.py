@@ -8,7 +8,10 @@ clock (a restart delay that runs out). So after a tick that decided nothing,
 later ticks skip planning while those inputs are unchanged, until the earliest
 time-based change, and at least every RESYNC_SECONDS anyway: an input this key
 does not name (a telemetry field placement may learn to read) then delays a
-decision by at most that long, never forever.
+decision by at most that long, never forever. A unit test holds the key to
+every telemetry field the node views read (`tests/unit/test_quiet_ticks.py`),
+so the resync is a backstop, not a clock decisions wait for: 10 s, where 2 s
+cost an idle master with 1,000 pending tasks a full plan every 2 s.
 
 Submissions move the state on every commit. When nothing but new jobs was
 committed since such a tick (the engine keeps their task ids), the earlier
@@ -28,10 +31,11 @@ from typing import Any, Iterable, Mapping
 from taskorg.master.plan import Membership
 from taskorg.master.state import Instance
 
-RESYNC_SECONDS = 2.0
+RESYNC_SECONDS = 10.0
 # Telemetry a placement decision reads: capacity, not the load of the moment (the load only ranks
 # the nodes that fit, and nothing is placed while the inputs stand still).
 CAPACITY_FIELDS = ("cpu_count", "memory_total", "speed", "gpus", "gpu_count", "arch", "hostname")
+RANKING_FIELDS = ("cpu_percent",)  # read by placement to order the nodes that fit, never to decide a fit
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ from tickharness import GiB, TickHarness
 
 from taskorg.master import state
 from taskorg.master.plan import Membership
-from taskorg.master.quiet import RESYNC_SECONDS, QuietTicks, TickInputs, capacity_key, next_due
+from taskorg.master.plan import node_views
+from taskorg.master.quiet import (CAPACITY_FIELDS, RANKING_FIELDS, RESYNC_SECONDS, QuietTicks, TickInputs,
+                                  capacity_key, next_due)
 from taskorg.protocol import Telemetry
 
 MEMBERS = [{"node": "node1", "address": "10.0.0.1", "labels": {"zone": "a"}}]
@@ -53,6 +55,33 @@ def test_capacity_counts_what_placement_reads_and_not_the_load_of_the_moment() -
     assert capacity_key(MEMBERS, {}) != capacity_key(MEMBERS, {"node1": base})  # telemetry arrived
     relabelled = [{**MEMBERS[0], "labels": {"zone": "b"}}]
     assert capacity_key(MEMBERS, {"node1": base}) != capacity_key(relabelled, {"node1": base})
+
+
+class ReadFields(dict):  # type: ignore[type-arg]
+    """A node's telemetry that notes which fields are read."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: object = None) -> object:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> object:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_the_key_names_every_telemetry_field_the_node_views_read() -> None:
+    """A field placement reads to decide a fit but the key leaves out would wait for the resync: the
+    resync can be long (RESYNC_SECONDS) only because no such field exists."""
+    sample = Telemetry(cpu_count=4, memory_total=8 * GiB)
+    telemetry = ReadFields({name: getattr(sample, name) for name in Telemetry.__struct_fields__})
+    node_views(MEMBERS, {"node1": telemetry})
+    assert telemetry.read, "the node views read no telemetry: this test no longer looks where placement reads"
+    unnamed = telemetry.read - set(CAPACITY_FIELDS) - set(RANKING_FIELDS)
+    assert not unnamed, f"placement reads {sorted(unnamed)}, which the quiet ticks' key does not name"
 
 
 def test_next_due_is_the_earliest_restart_delay_still_running() -> None:

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from taskorg.dns.replicated import NoQuorum, ReplicatedRegistry
+from taskorg.dns.replicated import FOLLOWER_TICK, LEADER_TICK, REPLICA_TICK, NoQuorum, ReplicatedRegistry
 from tests.helpers import wait_until
 
 PORT = 24411
@@ -78,6 +78,27 @@ def test_a_change_through_any_service_reaches_every_replica(group: list[Replicat
 def test_exactly_one_voter_is_arbiter_and_never_a_read_only_replica(group: list[ReplicatedRegistry]) -> None:
     until(lambda: sum(r.is_arbiter() for r in group) == 1)
     assert not group[3].is_arbiter()
+
+
+def tick_of(replica: ReplicatedRegistry) -> float:
+    """How long this member's engine loop sleeps when no message comes."""
+    return float(replica.engine._SyncObj__conf.autoTickPeriod)
+
+
+def test_each_engine_sleeps_as_long_as_its_role_allows_and_a_new_leader_takes_the_short_sleep(
+        group: list[ReplicatedRegistry]) -> None:
+    """The leader's beats keep the 50 ms loop; followers time only an election; the read-only replica
+    times nothing. Leadership moving swaps the leader's and a follower's sleeps."""
+    leader = group[0].leader_address()
+    until(lambda: all(tick_of(r) == (LEADER_TICK if r.me == leader else FOLLOWER_TICK) for r in group[:3]),
+          "the voters' loops to follow their roles")
+    assert tick_of(group[3]) == REPLICA_TICK
+    successor = next(r for r in group[:3] if r.me != leader)
+    next(r for r in group[:3] if r.me == leader).offer_leadership(successor.me)
+    until(lambda: all(r.leader_address() == successor.me for r in group), "the successor to lead")
+    until(lambda: tick_of(successor) == LEADER_TICK
+          and all(tick_of(r) == FOLLOWER_TICK for r in group[:3] if r is not successor),
+          "the loops to follow the new roles")
 
 
 def test_a_minority_refuses_changes_at_once_naming_why(group: list[ReplicatedRegistry]) -> None:
