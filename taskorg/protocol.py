@@ -282,6 +282,18 @@ class ReplicationBatch(Struct, kw_only=True, omit_defaults=True):
     snapshot: Snapshot | None = None
 
 
+def encode_entries(epoch: int, rows: list[tuple[int, int, str, str, str]]) -> bytes:
+    """`ReplicationBatch(epoch=epoch, entries=...)` on the wire, from change-log rows (seq, epoch, table,
+    row as the JSON text the log stores, op): the stored text goes out as it is. Decoding every row to
+    re-encode it cost the active master a tenth of its time on 50-task jobs, once per standby; the
+    standby still decodes and checks the batch as a ReplicationBatch."""
+    text = msgspec.json.encode
+    entries = b",".join(b'{"seq":%d,"epoch":%d,"table":%s,"row":%s,"op":%s}'
+                        % (seq, entry_epoch, text(table), row.encode(), text(op))
+                        for seq, entry_epoch, table, row, op in rows)
+    return b'{"epoch":%d,"entries":[%s]}' % (epoch, entries)
+
+
 # The answer to a replication batch is the standby's new ReplicaPosition.
 
 # ---- node <-> DNS service ----------------------------------------------------------------------

@@ -27,7 +27,8 @@ from taskorg.master.standbys import choose_standbys, eligible
 from taskorg.master.store import Store, check_entries, check_row
 from taskorg.net.client import ServiceError, ServiceUnavailable
 from taskorg.net.peer import PeerConnection
-from taskorg.protocol import ChangeEntry, ProtocolError, ReplicaPosition, ReplicationBatch, Snapshot, convert, encode
+from taskorg.protocol import (ProtocolError, ReplicaPosition, ReplicationBatch, Snapshot, convert, encode,
+                              encode_entries)
 
 log = get_logger("master.replication")
 COMMIT_TIMES_KEPT = 4096  # (seq, when) of recent commits: enough to age any lag worth alerting on
@@ -200,19 +201,22 @@ class Replicator:
 
     def _send(self, client: PeerConnection, batch: ReplicationBatch, timeout: float | None = None) -> int:
         """Send a batch; the standby's new seq."""
-        answer = client.post("/v1/replica/apply", encode(batch), timeout=timeout,
-                             headers={"Content-Type": "application/json"})
+        return self._post(client, encode(batch), timeout)
+
+    def _post(self, client: PeerConnection, body: bytes, timeout: float | None = None) -> int:
+        """Send an encoded ReplicationBatch; the standby's new seq."""
+        answer = client.post("/v1/replica/apply", body, timeout=timeout, headers={"Content-Type": "application/json"})
         return convert(answer, ReplicaPosition, "replication answer").seq
 
     def _push(self, client: PeerConnection, acked: int) -> int:
         while True:
-            entries = self.store.changes_since(acked)
-            if entries is None:
+            rows = self.store.logged_since(acked)
+            if rows is None:
                 return self._send_snapshot(client)
-            if not entries:
+            if not rows:
                 return acked
             try:
-                acked = self._send(client, ReplicationBatch(epoch=self.epoch, entries=[ChangeEntry(**e) for e in entries]))
+                acked = self._post(client, encode_entries(self.epoch, rows))
             except ServiceError as exc:
                 if exc.payload.get("gap"):
                     return self._send_snapshot(client)

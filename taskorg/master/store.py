@@ -273,6 +273,14 @@ class Store:
     def changes_since(self, seq: int, limit: int = 2000, max_bytes: int | None = None) -> list[dict[str, Any]] | None:
         """Log entries after `seq` (at most `limit`, and past the first at most `max_bytes` of rows);
         None when they were pruned (send a snapshot)."""
+        rows = self.logged_since(seq, limit, max_bytes)
+        if rows is None:
+            return None
+        return [{"seq": r[0], "epoch": r[1], "table": r[2], "row": json.loads(r[3]), "op": r[4]} for r in rows]
+
+    def logged_since(self, seq: int, limit: int = 2000,
+                     max_bytes: int | None = None) -> list[tuple[int, int, str, str, str]] | None:
+        """What `changes_since` returns, as the log stores it: (seq, epoch, table, row's JSON text, op)."""
         max_bytes = CHUNK_BYTES if max_bytes is None else max_bytes
         with self.lock:
             cursor = self.db.execute("SELECT seq, epoch, tbl, row, op FROM changelog WHERE seq > ? ORDER BY seq "
@@ -288,7 +296,7 @@ class Store:
                 return None
             if not rows and seq < self._meta("seq"):
                 return None
-        return [{"seq": r[0], "epoch": r[1], "table": r[2], "row": json.loads(r[3]), "op": r[4]} for r in rows]
+        return rows
 
     def apply_replicated(self, entries: list[dict[str, Any]], fence: int = 0) -> tuple[int, int]:
         """Apply a master's log entries (all checked first), raising the fence to `fence` in the same

@@ -17,10 +17,12 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+import msgspec
 import pytest
 
 from taskorg.master import store as store_module
-from taskorg.master.store import Change, GapError, Store
+from taskorg.master.store import Change, Delete, GapError, Store
+from taskorg.protocol import ChangeEntry, ReplicationBatch, decode, encode_entries
 
 
 # ---- rows ------------------------------------------------------------------------------------
@@ -387,3 +389,21 @@ def test_a_deleted_job_takes_its_rows_along_on_every_replica(master: Store, repl
     assert master.changes_since(master.position()[1] - 1)[0]["op"] == "delete"
     replicate(master, replica)
     assert content(replica) == content(master)
+
+
+def test_a_batch_built_from_the_logged_text_is_the_typed_batch(master: Store, replica: Store) -> None:
+    """The active master sends the change log's stored row text as it is (protocol.encode_entries): a
+    standby decodes exactly the batch that decoding and re-encoding every row gave, deletes and
+    text that needs escaping included, and a replica that applies it ends identical."""
+    fill(master)
+    master.commit([task("t-3", 'quote " backslash \\ tab \t ünïcode ✓'), Delete("instances", {"task_id": "t-2", "idx": 0})],
+                  epoch=3)
+    rows = master.logged_since(0)
+    assert rows is not None
+    spliced = decode(encode_entries(3, rows), ReplicationBatch)
+    assert spliced == ReplicationBatch(epoch=3, entries=[ChangeEntry(**e) for e in master.changes_since(0) or []])
+    assert spliced.entries[-1].op == "delete"
+    replica.apply_replicated([msgspec.structs.asdict(e) for e in spliced.entries], fence=3)
+    assert content(replica) == content(master)
+    assert master.logged_since(0, limit=2) == rows[:2]
+    assert master.logged_since(len(rows)) == []
