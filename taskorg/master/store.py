@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Union
 
+import msgspec
+
 from taskorg.logs import get_logger
 from taskorg.net.sharedposition import PositionWriter
 
@@ -138,6 +140,13 @@ def _size(row: dict[str, Any]) -> int:
     return sum(len(v) if isinstance(v, str) else 8 for v in row.values()) + 16 * len(row)
 
 
+def log_text(row: dict[str, Any]) -> str:
+    """A change's row as the change log keeps it: the JSON the replication stream sends as it is
+    (protocol.encode_entries), so it is written the way the typed messages are (msgspec: a float that
+    is not a number becomes null, as it did on the wire when rows were decoded and encoded again)."""
+    return msgspec.json.encode(row).decode()
+
+
 class Store:
     def __init__(self, path: Path, position_writer: PositionWriter | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -234,7 +243,7 @@ class Store:
                 seq += 1
                 op = self._apply(change)
                 self.db.execute("INSERT INTO changelog VALUES (?,?,?,?,?)",
-                                (seq, epoch, change[0], json.dumps(change[1]), op))
+                                (seq, epoch, change[0], log_text(change[1]), op))
             self._set_meta("seq", seq)
             self._set_meta("epoch", epoch)
             if seq % 1000 == 0:
@@ -315,7 +324,7 @@ class Store:
                 change: Change = Delete(table, row) if op == "delete" else (table, row)
                 self._apply(change)
                 self.db.execute("INSERT OR REPLACE INTO changelog VALUES (?,?,?,?,?)",
-                                (entry["seq"], entry["epoch"], entry["table"], json.dumps(entry["row"]), op))
+                                (entry["seq"], entry["epoch"], entry["table"], log_text(entry["row"]), op))
                 seq, epoch = entry["seq"], entry["epoch"]
             self._set_meta("seq", seq)
             self._set_meta("epoch", epoch)

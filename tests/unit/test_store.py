@@ -407,3 +407,14 @@ def test_a_batch_built_from_the_logged_text_is_the_typed_batch(master: Store, re
     assert content(replica) == content(master)
     assert master.logged_since(0, limit=2) == rows[:2]
     assert master.logged_since(len(rows)) == []
+
+
+def test_the_log_keeps_a_row_as_the_wire_would_carry_it(master: Store) -> None:
+    """A float that is not a number is null in the log, as it was on the wire when the sender decoded
+    and encoded rows (json.dumps would have written NaN, which a standby's typed decoding refuses)."""
+    master.commit([("history", {"id": 1, "task_id": "t-1", "idx": None, "event": "placed", "node": None,
+                                "detail": "ünïcode ✓", "time": float("nan")})], epoch=1)
+    rows = master.logged_since(0)
+    assert rows is not None and json.loads(rows[0][3])["time"] is None
+    entry = decode(encode_entries(1, rows), ReplicationBatch).entries[0]
+    assert entry.row["time"] is None and entry.row["detail"] == "ünïcode ✓"
