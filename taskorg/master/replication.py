@@ -182,10 +182,10 @@ class Replicator:
         """Where to stream from: the standby's seq if it is a prefix of our log, else a snapshot."""
         position = convert(client.get("/v1/replica"), ReplicaPosition, "replica position")
         their_epoch, their_seq = position.epoch, position.seq
-        entries = self.store.changes_since(their_seq - 1, limit=1) if their_seq > 0 else []
-        if their_seq == 0 and self.store.changes_since(0, limit=1) is not None:
+        logged = self.store.logged_since(their_seq - 1, limit=1) if their_seq > 0 else []
+        if their_seq == 0 and self.store.logged_since(0, limit=1) is not None:
             return 0
-        if entries and entries[0]["seq"] == their_seq and entries[0]["epoch"] == their_epoch:
+        if logged and logged[0][0] == their_seq and logged[0][1] == their_epoch:
             log.info("streaming to standby", extra={"standby": client.base_url, "from_seq": their_seq})
             return their_seq
         log.info("sending a snapshot to standby", extra={"standby": client.base_url, "their_epoch": their_epoch,

@@ -292,8 +292,10 @@ class Store:
         """What `changes_since` returns, as the log stores it: (seq, epoch, table, row's JSON text, op)."""
         max_bytes = CHUNK_BYTES if max_bytes is None else max_bytes
         with self.lock:
-            cursor = self.db.execute("SELECT seq, epoch, tbl, row, op FROM changelog WHERE seq > ? ORDER BY seq "
-                                     "LIMIT ?", (seq, limit))
+            cursor = self.db.cursor()
+            cursor.row_factory = None  # plain tuples: these rows go out as they are, never by column name
+            cursor.execute("SELECT seq, epoch, tbl, row, op FROM changelog WHERE seq > ? ORDER BY seq LIMIT ?",
+                           (seq, limit))
             rows, size = [], 0
             for r in cursor:
                 if rows and size + len(r[3]) > max_bytes:
